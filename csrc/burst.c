@@ -1,0 +1,363 @@
+/* Copy-mode burst TX/RX for both roles (memif-protocol.md section 5, "Ownership").
+ *
+ * Trust rules: our own index (client head, server tail) is kept in the queue and only ever
+ * stored to the ring; the peer's index is read once per burst with acquire ordering and checked
+ * for plausibility; every descriptor the peer could have written is copied to a local once and
+ * validated against the region table before any buffer is touched. */
+#include "memif_ct.h"
+
+#include <string.h>
+
+static inline uint16_t load_acquire(_Atomic uint16_t *p) { return atomic_load_explicit(p, memory_order_acquire); }
+
+static inline void store_release(_Atomic uint16_t *p, uint16_t v)
+{
+    atomic_store_explicit(p, v, memory_order_release);
+}
+
+/* One read of a descriptor the peer may be rewriting: fields are read once, through volatile,
+ * so the validated values are the ones used. */
+static inline memif_ct_desc_t desc_read(const memif_ct_desc_t *p)
+{
+    const volatile memif_ct_desc_t *v = p;
+    memif_ct_desc_t d;
+    d.flags = v->flags;
+    d.region = v->region;
+    d.length = v->length;
+    d.offset = v->offset;
+    d.metadata = 0;
+    return d;
+}
+
+/* Address of [offset, offset + length) in region, or NULL if that is not wholly mapped. */
+static inline uint8_t *buffer_at(const memif_ct_queue_t *q, uint16_t region, uint32_t offset, uint32_t length)
+{
+    if (region >= q->num_regions)
+        return NULL;
+    const memif_ct_region_t *r = &q->regions[region];
+    if (!r->base || (uint64_t)offset + length > r->size)
+        return NULL;
+    return r->base + offset;
+}
+
+/* ---- TX ---- */
+
+/* Lengths are checked before anything is published so a bad burst changes nothing. */
+static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const uint32_t *lengths, uint32_t n_pkts)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < n_pkts; i++) {
+        if (lengths[i] == 0 || lengths[i] > data_size - total)
+            return MEMIF_CT_ERR_ARG;
+        total += lengths[i];
+        /* A client chain longer than the ring could never be published. */
+        if (q->role == MEMIF_CT_ROLE_CLIENT &&
+            ((uint64_t)lengths[i] + q->buffer_size - 1) / q->buffer_size > q->ring_size)
+            return MEMIF_CT_ERR_ARG;
+    }
+    return MEMIF_CT_OK;
+}
+
+/* Client on S2M: the client owns every buffer of the ring, so descriptors are written from its
+ * own slot arithmetic and nothing is read back from shared memory but the server's tail. */
+static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *lengths, uint32_t n_pkts)
+{
+    memif_ct_ring_t *ring = q->ring;
+    uint16_t head = q->last_head;
+    uint16_t tail = load_acquire(&ring->tail);
+    uint16_t used = (uint16_t)(head - tail);
+    if (used > q->ring_size) {
+        q->stats.bad_ring++;
+        return 0;
+    }
+    uint32_t free_slots = q->ring_size - used;
+    const uint32_t bsize = q->buffer_size;
+    uint8_t *region_base = q->regions[q->buffer_region].base;
+    uint32_t sent = 0;
+    size_t pos = 0;
+    for (; sent < n_pkts; sent++) {
+        uint32_t len = lengths[sent];
+        uint32_t slots = (len + bsize - 1) / bsize;
+        if (slots > free_slots) {
+            q->stats.no_space++;
+            break;
+        }
+        uint32_t left = len;
+        while (left) {
+            uint16_t slot = head & q->mask;
+            uint32_t n = left < bsize ? left : bsize;
+            uint64_t off = q->buffer_offset + (uint64_t)slot * bsize;
+            memcpy(region_base + off, data + pos, n);
+            memif_ct_desc_t *d = &ring->desc[slot];
+            d->region = q->buffer_region;
+            d->offset = (uint32_t)off;
+            d->length = n;
+            left -= n;
+            pos += n;
+            d->flags = left ? MEMIF_CT_DESC_FLAG_NEXT : 0;
+            head++;
+        }
+        free_slots -= slots;
+        q->stats.packets++;
+        q->stats.bytes += len;
+        q->stats.chains += slots > 1;
+    }
+    if (head != q->last_head) {
+        store_release(&ring->head, head);
+        q->last_head = head;
+    }
+    return (int)sent;
+}
+
+/* Server on M2S: fills buffers the client posted. A bad posted descriptor is handed back
+ * empty (length 0, no NEXT) without touching its buffer, together with any slots already
+ * planned for the packet, and the packet is retried on the following slots. */
+static int server_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *lengths, uint32_t n_pkts)
+{
+    memif_ct_ring_t *ring = q->ring;
+    uint16_t tail = q->last_tail;
+    uint16_t head = load_acquire(&ring->head);
+    uint16_t avail = (uint16_t)(head - tail);
+    if (avail > q->ring_size) {
+        q->stats.bad_ring++;
+        return 0;
+    }
+    uint32_t sent = 0;
+    size_t pos = 0;
+    while (sent < n_pkts) {
+        uint32_t len = lengths[sent];
+        /* Plan: find how many posted slots carry len bytes, validating each. */
+        uint64_t capacity = 0;
+        uint16_t k = 0;
+        int bad = 0;
+        while (capacity < len && k < avail) {
+            memif_ct_desc_t d = desc_read(&ring->desc[(uint16_t)(tail + k) & q->mask]);
+            k++;
+            if (d.length == 0 || !buffer_at(q, d.region, d.offset, d.length)) {
+                bad = 1;
+                break;
+            }
+            capacity += d.length;
+        }
+        if (bad) {
+            for (uint16_t i = 0; i < k; i++) {
+                memif_ct_desc_t *d = &ring->desc[(uint16_t)(tail + i) & q->mask];
+                d->length = 0;
+                d->flags = 0;
+            }
+            q->stats.bad_desc++;
+            tail = (uint16_t)(tail + k);
+            avail = (uint16_t)(avail - k);
+            continue;
+        }
+        if (capacity < len) {
+            q->stats.no_space++;
+            break;
+        }
+        /* Fill: re-read each descriptor once more and re-validate; a peer that changed one
+         * between the passes gets an empty slot, and the packet's bytes are simply cut short. */
+        uint32_t left = len;
+        for (uint16_t i = 0; i < k; i++) {
+            memif_ct_desc_t *dp = &ring->desc[(uint16_t)(tail + i) & q->mask];
+            memif_ct_desc_t d = desc_read(dp);
+            uint8_t *buf = buffer_at(q, d.region, d.offset, d.length);
+            uint32_t n = 0;
+            if (buf && d.length) {
+                n = left < d.length ? left : d.length;
+                memcpy(buf, data + pos + (len - left), n);
+            } else {
+                q->stats.bad_desc++;
+            }
+            left -= n;
+            dp->length = n;
+            dp->flags = (i + 1 < k) ? MEMIF_CT_DESC_FLAG_NEXT : 0;
+        }
+        pos += len;
+        tail = (uint16_t)(tail + k);
+        avail = (uint16_t)(avail - k);
+        sent++;
+        q->stats.packets++;
+        q->stats.bytes += len;
+        q->stats.chains += k > 1;
+    }
+    if (tail != q->last_tail) {
+        store_release(&ring->tail, tail);
+        q->last_tail = tail;
+    }
+    return (int)sent;
+}
+
+int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size, const uint32_t *lengths,
+                      uint32_t n_pkts)
+{
+    if (!q || !q->ring || (n_pkts && (!data || !lengths)))
+        return MEMIF_CT_ERR_NULL;
+    if (!q->tx)
+        return MEMIF_CT_ERR_DIRECTION;
+    int rc = check_tx_lengths(q, data_size, lengths, n_pkts);
+    if (rc != MEMIF_CT_OK)
+        return rc;
+    if (n_pkts > INT32_MAX)
+        n_pkts = INT32_MAX;
+    return q->role == MEMIF_CT_ROLE_CLIENT ? client_tx(q, data, lengths, n_pkts) : server_tx(q, data, lengths, n_pkts);
+}
+
+/* ---- RX ---- */
+
+int memif_ct_refill(memif_ct_queue_t *q)
+{
+    if (!q || !q->ring)
+        return MEMIF_CT_ERR_NULL;
+    if (q->role != MEMIF_CT_ROLE_CLIENT || q->type != MEMIF_CT_RING_TYPE_M2S)
+        return MEMIF_CT_ERR_DIRECTION;
+    memif_ct_ring_t *ring = q->ring;
+    uint16_t head = q->last_head;
+    uint16_t n = (uint16_t)(q->ring_size - (uint16_t)(head - q->last_tail));
+    for (uint16_t i = 0; i < n; i++) {
+        uint16_t slot = (uint16_t)(head + i) & q->mask;
+        memif_ct_desc_t *d = &ring->desc[slot];
+        d->flags = 0;
+        d->region = q->buffer_region;
+        d->length = q->buffer_size;
+        d->offset = (uint32_t)(q->buffer_offset + (uint64_t)slot * q->buffer_size);
+    }
+    if (n) {
+        head = (uint16_t)(head + n);
+        store_release(&ring->head, head);
+        q->last_head = head;
+    }
+    return n;
+}
+
+enum chain_state { CHAIN_OK, CHAIN_BAD, CHAIN_TOO_BIG, CHAIN_INCOMPLETE };
+
+/* Consume whole packets from slots [start, start + avail). Returns the slots consumed and
+ * stores the packet count in *n_out. One pass per chain: bytes are copied while walking, and a
+ * chain that turns out bad, too big or unfinished is abandoned without advancing out_pos. */
+static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, uint8_t *out, size_t out_size,
+                          uint32_t *lengths, uint32_t max_pkts, uint32_t *n_out)
+{
+    memif_ct_ring_t *ring = q->ring;
+    uint16_t consumed = 0;
+    size_t out_pos = 0;
+    uint32_t n = 0;
+    while (n < max_pkts && consumed < avail) {
+        uint16_t left = (uint16_t)(avail - consumed);
+        uint16_t k = 0;
+        uint64_t total = 0;
+        enum chain_state state = CHAIN_OK;
+        for (;;) {
+            if (k == left) {
+                /* NEXT on the last published slot: the rest may still come, unless the whole
+                 * ring is this one chain, which can never end. */
+                state = (left == q->ring_size) ? CHAIN_BAD : CHAIN_INCOMPLETE;
+                break;
+            }
+            memif_ct_desc_t d = desc_read(&ring->desc[(uint16_t)(start + consumed + k) & q->mask]);
+            k++;
+            if (state == CHAIN_OK) {
+                const uint8_t *buf = buffer_at(q, d.region, d.offset, d.length);
+                if (!buf) {
+                    state = CHAIN_BAD;
+                    q->stats.bad_desc++;
+                } else if (d.length > out_size - out_pos - total) {
+                    state = CHAIN_TOO_BIG;
+                } else {
+                    memcpy(out + out_pos + total, buf, d.length);
+                    total += d.length;
+                }
+            }
+            if (!(d.flags & MEMIF_CT_DESC_FLAG_NEXT))
+                break;
+        }
+        if (state == CHAIN_INCOMPLETE)
+            break;
+        if (state == CHAIN_TOO_BIG && out_pos > 0)
+            break; /* may fit into an empty buffer on the next call */
+        consumed = (uint16_t)(consumed + k);
+        if (state == CHAIN_OK && total == 0) {
+            q->stats.bad_desc++; /* an empty packet: VPP rejects these too */
+            state = CHAIN_BAD;
+        }
+        if (state != CHAIN_OK) {
+            q->stats.drops++;
+            continue;
+        }
+        lengths[n++] = (uint32_t)total;
+        out_pos += total;
+        q->stats.packets++;
+        q->stats.bytes += total;
+        q->stats.chains += k > 1;
+    }
+    *n_out = n;
+    return consumed;
+}
+
+int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths, uint32_t max_pkts)
+{
+    if (!q || !q->ring || (max_pkts && (!out || !lengths)))
+        return MEMIF_CT_ERR_NULL;
+    if (q->tx)
+        return MEMIF_CT_ERR_DIRECTION;
+    if (max_pkts > INT32_MAX)
+        max_pkts = INT32_MAX;
+    memif_ct_ring_t *ring = q->ring;
+    uint32_t n = 0;
+    if (q->role == MEMIF_CT_ROLE_SERVER) {
+        /* S2M: the client publishes up to head; we release by storing tail. */
+        uint16_t head = load_acquire(&ring->head);
+        uint16_t avail = (uint16_t)(head - q->last_tail);
+        if (avail > q->ring_size) {
+            q->stats.bad_ring++;
+            return 0;
+        }
+        uint16_t used = rx_chains(q, q->last_tail, avail, out, out_size, lengths, max_pkts, &n);
+        if (used) {
+            q->last_tail = (uint16_t)(q->last_tail + used);
+            store_release(&ring->tail, q->last_tail);
+        }
+        return (int)n;
+    }
+    /* M2S: the server publishes up to tail, never beyond what we posted; we release by
+     * re-posting buffers (advancing head). */
+    uint16_t tail = load_acquire(&ring->tail);
+    uint16_t avail = (uint16_t)(tail - q->last_tail);
+    if (avail > (uint16_t)(q->last_head - q->last_tail)) {
+        q->stats.bad_ring++;
+        return 0;
+    }
+    uint16_t used = rx_chains(q, q->last_tail, avail, out, out_size, lengths, max_pkts, &n);
+    q->last_tail = (uint16_t)(q->last_tail + used);
+    memif_ct_refill(q);
+    return (int)n;
+}
+
+/* ---- ring occupancy ---- */
+
+uint32_t memif_ct_queue_pending(const memif_ct_queue_t *q)
+{
+    if (!q || !q->ring)
+        return 0;
+    memif_ct_ring_t *ring = q->ring;
+    uint16_t n;
+    if (q->type == MEMIF_CT_RING_TYPE_S2M)
+        n = (uint16_t)(load_acquire(&ring->head) - load_acquire(&ring->tail));
+    else if (q->role == MEMIF_CT_ROLE_CLIENT)
+        n = (uint16_t)(load_acquire(&ring->tail) - q->last_tail);
+    else
+        return 0; /* server TX on M2S: what the client has not consumed is not visible to us */
+    return n > q->ring_size ? 0 : n;
+}
+
+uint32_t memif_ct_queue_free(const memif_ct_queue_t *q)
+{
+    if (!q || !q->ring || !q->tx)
+        return 0;
+    memif_ct_ring_t *ring = q->ring;
+    if (q->role == MEMIF_CT_ROLE_CLIENT) {
+        uint16_t used = (uint16_t)(q->last_head - load_acquire(&ring->tail));
+        return used > q->ring_size ? 0 : q->ring_size - used;
+    }
+    uint16_t posted = (uint16_t)(load_acquire(&ring->head) - q->last_tail);
+    return posted > q->ring_size ? 0 : posted;
+}

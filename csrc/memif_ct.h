@@ -1,0 +1,282 @@
+/*
+ * memif_ct.h - the memif-ct data path: shared-memory ring layout and copy-mode burst TX/RX.
+ *
+ * Wire facts come from memif-protocol.md (memif v2.0). This library knows nothing of sockets:
+ * the control plane (Python, or your C program) creates or maps the regions, then hands ring
+ * and region addresses to a memif_ct_queue_t and moves whole bursts through it.
+ *
+ * Thread model: one thread per queue at a time. Nothing here allocates, locks or makes system
+ * calls, except memif_ct_eventfd_signal()/memif_ct_eventfd_clear(), which exist for C users.
+ */
+#ifndef MEMIF_CT_H
+#define MEMIF_CT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#error "memif-ct needs Linux (memfd, eventfd, SOCK_SEQPACKET)"
+#endif
+
+#ifdef MEMIF_CT_BUILDING
+#define MEMIF_CT_API __attribute__((visibility("default")))
+#else
+#define MEMIF_CT_API
+#endif
+
+/* Bumped whenever a struct layout or a function signature below changes. */
+#define MEMIF_CT_ABI_VERSION 1
+#define MEMIF_CT_VERSION_STRING "0.1.0"
+
+/* Cache-line size is part of the ring ABI (memif-protocol.md section 5): 64 on x86-64,
+ * 128 where VPP and libmemif use it (aarch64). Override with -DMEMIF_CT_CACHELINE_SIZE=N. */
+#ifndef MEMIF_CT_CACHELINE_SIZE
+#if defined(__aarch64__)
+#define MEMIF_CT_CACHELINE_SIZE 128
+#else
+#define MEMIF_CT_CACHELINE_SIZE 64
+#endif
+#endif
+
+/* ---- protocol constants (memif-protocol.md section 2); Python twin: memif_ct/constants.py ---- */
+#define MEMIF_CT_COOKIE 0x3E31F20u
+#define MEMIF_CT_VERSION 0x0200u
+#define MEMIF_CT_MSG_SIZE 128
+#define MEMIF_CT_MSG_TYPE_NONE 0
+#define MEMIF_CT_MSG_TYPE_ACK 1
+#define MEMIF_CT_MSG_TYPE_HELLO 2
+#define MEMIF_CT_MSG_TYPE_INIT 3
+#define MEMIF_CT_MSG_TYPE_ADD_REGION 4
+#define MEMIF_CT_MSG_TYPE_ADD_RING 5
+#define MEMIF_CT_MSG_TYPE_CONNECT 6
+#define MEMIF_CT_MSG_TYPE_CONNECTED 7
+#define MEMIF_CT_MSG_TYPE_DISCONNECT 8
+#define MEMIF_CT_RING_TYPE_S2M 0
+#define MEMIF_CT_RING_TYPE_M2S 1
+#define MEMIF_CT_MODE_ETHERNET 0
+#define MEMIF_CT_MODE_IP 1
+#define MEMIF_CT_MODE_PUNT_INJECT 2
+#define MEMIF_CT_ADD_RING_FLAG_S2M 1
+#define MEMIF_CT_DESC_FLAG_NEXT 1
+#define MEMIF_CT_RING_FLAG_MASK_INT 1
+#define MEMIF_CT_SECRET_SIZE 24
+#define MEMIF_CT_NAME_SIZE 32
+#define MEMIF_CT_DISCONNECT_STRING_SIZE 96
+#define MEMIF_CT_DESC_SIZE 16
+#define MEMIF_CT_MIN_LOG2_RING_SIZE 1
+#define MEMIF_CT_MAX_LOG2_RING_SIZE 14
+#define MEMIF_CT_MAX_REGIONS 255
+#define MEMIF_CT_MAX_RINGS_PER_DIRECTION 255
+#define MEMIF_CT_MIN_BUFFER_SIZE 64
+#define MEMIF_CT_MAX_BUFFER_SIZE 0xFFFF
+
+/* Roles of the side that drives a queue. */
+#define MEMIF_CT_ROLE_CLIENT 0
+#define MEMIF_CT_ROLE_SERVER 1
+
+/* ---- error codes; memif_ct_strerror() names each ---- */
+typedef enum {
+    MEMIF_CT_OK = 0,
+    MEMIF_CT_ERR_ARG = -1,         /* an argument is out of range */
+    MEMIF_CT_ERR_NULL = -2,        /* a required pointer is NULL */
+    MEMIF_CT_ERR_LAYOUT = -3,      /* a ring or buffer lies outside its region */
+    MEMIF_CT_ERR_COOKIE = -4,      /* ring header does not carry MEMIF_CT_COOKIE */
+    MEMIF_CT_ERR_DIRECTION = -5,   /* the call does not fit this queue's role and ring type */
+    MEMIF_CT_ERR_OVERFLOW = -6     /* a size computation overflowed */
+} memif_ct_error_t;
+
+/* ---- shared-memory structures (memif-protocol.md section 5) ---- */
+
+/* One 16-byte descriptor. Written by the producer of its ring, read by the consumer. */
+typedef struct {
+    uint16_t flags;    /* MEMIF_CT_DESC_FLAG_NEXT: the packet continues in the next slot */
+    uint16_t region;   /* index of the region the buffer lives in */
+    uint32_t length;   /* bytes of data (or, posted by the M2S client, buffer capacity) */
+    uint32_t offset;   /* buffer offset from the start of the region */
+    uint32_t metadata; /* unused by every known peer */
+} memif_ct_desc_t;
+
+/* Ring header followed by (1 << log2_ring_size) descriptors. head and tail each sit alone on
+ * their cache line; each is written by one side only and read with acquire semantics. */
+typedef struct {
+    uint32_t cookie;               /* MEMIF_CT_COOKIE, written by the client at init */
+    _Atomic uint16_t flags;        /* MEMIF_CT_RING_FLAG_MASK_INT, owned by the receiver */
+    _Atomic uint16_t head;         /* written only by the client */
+    uint8_t pad0[MEMIF_CT_CACHELINE_SIZE - 8];
+    _Atomic uint16_t tail;         /* written only by the server */
+    uint8_t pad1[MEMIF_CT_CACHELINE_SIZE - 2];
+    memif_ct_desc_t desc[];
+} memif_ct_ring_t;
+
+_Static_assert(sizeof(memif_ct_desc_t) == MEMIF_CT_DESC_SIZE, "descriptor is 16 bytes");
+_Static_assert(offsetof(memif_ct_desc_t, flags) == 0, "desc.flags at 0");
+_Static_assert(offsetof(memif_ct_desc_t, region) == 2, "desc.region at 2");
+_Static_assert(offsetof(memif_ct_desc_t, length) == 4, "desc.length at 4");
+_Static_assert(offsetof(memif_ct_desc_t, offset) == 8, "desc.offset at 8");
+_Static_assert(offsetof(memif_ct_desc_t, metadata) == 12, "desc.metadata at 12");
+_Static_assert(sizeof(_Atomic uint16_t) == 2, "atomic u16 is a plain 16-bit word");
+_Static_assert(offsetof(memif_ct_ring_t, cookie) == 0, "ring.cookie at 0");
+_Static_assert(offsetof(memif_ct_ring_t, flags) == 4, "ring.flags at 4");
+_Static_assert(offsetof(memif_ct_ring_t, head) == 6, "ring.head at 6");
+_Static_assert(offsetof(memif_ct_ring_t, tail) == MEMIF_CT_CACHELINE_SIZE, "ring.tail at CL");
+_Static_assert(offsetof(memif_ct_ring_t, desc) == 2 * MEMIF_CT_CACHELINE_SIZE, "desc at 2*CL");
+_Static_assert(sizeof(memif_ct_ring_t) == 2 * MEMIF_CT_CACHELINE_SIZE, "ring header is 2*CL");
+_Static_assert(MEMIF_CT_CACHELINE_SIZE >= 64 && (MEMIF_CT_CACHELINE_SIZE & (MEMIF_CT_CACHELINE_SIZE - 1)) == 0,
+               "cache-line size is a power of two >= 64");
+
+/* ---- process-local structures ---- */
+
+/* A mapped region as this process sees it. */
+typedef struct {
+    uint8_t *base; /* NULL for a region not (yet) mapped: any descriptor naming it is bad */
+    uint64_t size; /* bytes mapped */
+} memif_ct_region_t;
+
+/* Layout of one non-zero-copy region holding every ring, then every buffer (the VPP/DPDK
+ * layout, memif-protocol.md section 5). All offsets are from the region start. */
+typedef struct {
+    uint32_t num_s2m;        /* S2M (client to server) rings */
+    uint32_t num_m2s;        /* M2S (server to client) rings */
+    uint32_t log2_ring_size; /* descriptors per ring = 1 << log2_ring_size */
+    uint32_t buffer_size;    /* bytes per buffer slot */
+    uint64_t ring_bytes;     /* bytes of one ring: 2*CL + 16 * ring size */
+    uint64_t buffers_offset; /* offset of buffer slot 0 (= all rings' bytes) */
+    uint64_t total_size;     /* bytes of the whole region */
+} memif_ct_layout_t;
+
+/* Per-queue counters. Only the thread driving the queue writes them. */
+typedef struct {
+    uint64_t packets;   /* packets moved */
+    uint64_t bytes;     /* payload bytes moved */
+    uint64_t chains;    /* packets that spanned more than one buffer */
+    uint64_t bad_desc;  /* descriptors rejected by validation (skipped, never dereferenced) */
+    uint64_t bad_ring;  /* times the peer's head/tail index was impossible */
+    uint64_t drops;     /* packets dropped: too large for the caller's buffer or a bad chain */
+    uint64_t no_space;  /* burst calls that stopped early because the ring was full or empty of buffers */
+} memif_ct_stats_t;
+
+/* One end of one ring, as driven by one side. Caller-allocated (memif_ct_queue_sizeof()
+ * tells FFI users its size); initialise with memif_ct_queue_init(). */
+typedef struct {
+    memif_ct_ring_t *ring;
+    const memif_ct_region_t *regions; /* caller-owned table; must outlive the queue */
+    uint16_t num_regions;
+    uint16_t ring_size;       /* 1 << log2_ring_size */
+    uint16_t mask;            /* ring_size - 1 */
+    uint8_t log2_ring_size;
+    uint8_t role;             /* MEMIF_CT_ROLE_* of the side driving this queue */
+    uint8_t type;             /* MEMIF_CT_RING_TYPE_* of the ring */
+    uint8_t tx;               /* 1 if this side produces on the ring, 0 if it consumes */
+    uint16_t last_head;       /* client: our head; server: last head seen */
+    uint16_t last_tail;       /* server: our tail; client: last tail consumed */
+    uint16_t buffer_region;   /* client: region of this ring's buffers */
+    uint32_t buffer_size;     /* client: bytes per buffer slot */
+    uint64_t buffer_offset;   /* client: offset of this ring's slot 0 buffer */
+    memif_ct_stats_t stats;
+} memif_ct_queue_t;
+
+/* ---- library identity ---- */
+
+/* ABI version of the loaded library (MEMIF_CT_ABI_VERSION it was built with). */
+MEMIF_CT_API uint32_t memif_ct_abi_version(void);
+/* Library version string, e.g. "0.1.0". */
+MEMIF_CT_API const char *memif_ct_version(void);
+/* Cache-line size the ring layout was built for (64 or 128). */
+MEMIF_CT_API uint32_t memif_ct_cacheline_size(void);
+/* Compiler and flags the library was built with, for bug reports. */
+MEMIF_CT_API const char *memif_ct_build_info(void);
+/* Human-readable text of a memif_ct_error_t; never NULL. */
+MEMIF_CT_API const char *memif_ct_strerror(int err);
+/* Table of every protocol constant above as (name, value) pairs; *count receives its length.
+ * Lets bindings prove their own constants agree with this header. */
+typedef struct {
+    const char *name;
+    uint64_t value;
+} memif_ct_constant_t;
+MEMIF_CT_API const memif_ct_constant_t *memif_ct_constants(size_t *count);
+/* sizeof(memif_ct_queue_t), for FFI users that allocate queues themselves. */
+MEMIF_CT_API size_t memif_ct_queue_sizeof(void);
+
+/* ---- layout math ---- */
+
+/* Bytes of one ring (header + descriptors) of 1 << log2_ring_size slots; 0 if out of range. */
+MEMIF_CT_API uint64_t memif_ct_ring_bytes(uint32_t log2_ring_size);
+/* Fill *layout for a single region holding all rings then all buffers. Returns MEMIF_CT_OK or
+ * MEMIF_CT_ERR_ARG (counts 1..255, log2 1..14, buffer size 64..65535). */
+MEMIF_CT_API int memif_ct_layout_init(memif_ct_layout_t *layout, uint32_t num_s2m, uint32_t num_m2s,
+                                      uint32_t log2_ring_size, uint32_t buffer_size);
+/* Offset of ring `index` of `type` within the region laid out by *layout; UINT64_MAX if out of range. */
+MEMIF_CT_API uint64_t memif_ct_layout_ring_offset(const memif_ct_layout_t *layout, uint32_t type, uint32_t index);
+/* Offset of the first buffer owned by ring `index` of `type`; UINT64_MAX if out of range. */
+MEMIF_CT_API uint64_t memif_ct_layout_buffer_offset(const memif_ct_layout_t *layout, uint32_t type,
+                                                    uint32_t index);
+
+/* ---- ring setup ---- */
+
+/* Client: write a fresh ring header (cookie, flags 0, head = tail = 0) and point descriptor s at
+ * buffer_offset + s * buffer_size in buffer_region, length buffer_size. The ring must have
+ * memif_ct_ring_bytes(log2_ring_size) writable bytes. */
+MEMIF_CT_API int memif_ct_ring_init(void *ring, uint32_t log2_ring_size, uint16_t buffer_region,
+                                    uint64_t buffer_offset, uint32_t buffer_size);
+/* Bind *q to a ring. role/type say who drives which ring; regions[0..num_regions) is the
+ * caller's table of mapped regions used to validate every descriptor. buffer_* describe the
+ * client's own buffers and are ignored for a server. Checks the ring cookie and that the ring
+ * and (client) buffers lie inside their regions. */
+MEMIF_CT_API int memif_ct_queue_init(memif_ct_queue_t *q, void *ring, uint32_t log2_ring_size, uint32_t role,
+                                     uint32_t type, const memif_ct_region_t *regions, uint16_t num_regions,
+                                     uint16_t buffer_region, uint64_t buffer_offset, uint32_t buffer_size);
+
+/* ---- burst data path (copy mode) ---- */
+
+/* Transmit up to n_pkts packets stored back to back in data (data_size bytes), packet i having
+ * lengths[i] bytes; lengths of 0, or summing past data_size, are MEMIF_CT_ERR_ARG.
+ * Client on S2M: fills its own buffers, chaining packets longer than one buffer. Server on M2S:
+ * fills buffers the client posted, after validating each descriptor. A packet that does not fit
+ * in the free slots is not started: no partial chain is ever published. Returns the number of
+ * packets queued (0..n_pkts), or a negative memif_ct_error_t for a wrong call. */
+MEMIF_CT_API int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
+                                   const uint32_t *lengths, uint32_t n_pkts);
+/* Receive up to max_pkts packets into out (capacity out_size bytes) back to back, storing each
+ * length in lengths[]. Chains are reassembled; bad descriptors are counted and skipped; a
+ * packet larger than out_size is dropped and counted; a chain still missing its last slot is
+ * left for the next call. A client re-posts the consumed buffers before returning. Returns the
+ * number of packets received, or a negative memif_ct_error_t. */
+MEMIF_CT_API int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths,
+                                   uint32_t max_pkts);
+/* Client on M2S: post every free buffer to the server (advances head). Returns slots posted. */
+MEMIF_CT_API int memif_ct_refill(memif_ct_queue_t *q);
+
+/* Slots published and not yet consumed: on S2M, head - tail; for an M2S client, what an
+ * rx_burst could read now. 0 for a server's M2S queue, whose consumption it cannot see. */
+MEMIF_CT_API uint32_t memif_ct_queue_pending(const memif_ct_queue_t *q);
+/* Free slots a producer could fill now (0 for a consumer queue). */
+MEMIF_CT_API uint32_t memif_ct_queue_free(const memif_ct_queue_t *q);
+
+/* ---- interrupts (memif-protocol.md section 5, "Interrupts") ---- */
+
+/* Receiver: set (1) or clear (0) MASK_INT on the ring it reads; set means "I poll, don't signal". */
+MEMIF_CT_API void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling);
+/* Transmitter: 1 if the peer wants an eventfd signal after this burst (MASK_INT clear), else 0. */
+MEMIF_CT_API int memif_ct_queue_needs_signal(const memif_ct_queue_t *q);
+/* Write the value 1 to an eventfd. Returns 0 or -errno. One system call. */
+MEMIF_CT_API int memif_ct_eventfd_signal(int fd);
+/* Read (and so clear) an eventfd; returns the counter read, 0 if none was pending, or -errno. */
+MEMIF_CT_API int64_t memif_ct_eventfd_clear(int fd);
+
+/* ---- statistics ---- */
+
+/* Copy the queue's counters to *out. */
+MEMIF_CT_API void memif_ct_queue_stats(const memif_ct_queue_t *q, memif_ct_stats_t *out);
+/* Zero the queue's counters. */
+MEMIF_CT_API void memif_ct_queue_stats_reset(memif_ct_queue_t *q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMIF_CT_H */

@@ -1,0 +1,42 @@
+"""memif-ct: the memif shared-memory packet interface for Python.
+
+Wire-compatible with DPDK's net/memif PMD, FD.io VPP and libmemif. Importing the package loads
+its C data-path library (built at install time) and checks its ABI version.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from .errors import (
+    ConfigError,
+    MemifError,
+    NativeLibraryError,
+    NotConnectedError,
+    PeerDisconnected,
+    ProtocolError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "MemifError",
+    "NativeLibraryError",
+    "NotConnectedError",
+    "PeerDisconnected",
+    "ProtocolError",
+    "__version__",
+    "library_info",
+]
+
+
+def library_info() -> dict[str, object]:
+    """Facts about the loaded C library: path, versions, cache-line size, build flags."""
+    return {
+        "package_version": __version__,
+        "library_version": _native.library_version(),
+        "abi_version": _native.abi_version(),
+        "library_path": str(_native.LIBRARY_PATH),
+        "cacheline_size": _native.cacheline_size(),
+        "build_info": _native.build_info(),
+    }
