@@ -7,6 +7,8 @@ its C data-path library (built at install time) and checks its ABI version.
 from __future__ import annotations
 
 from . import _native
+from .config import InterfaceConfig
+from .control import Socket
 from .errors import (
     ConfigError,
     MemifError,
@@ -15,11 +17,15 @@ from .errors import (
     PeerDisconnected,
     ProtocolError,
 )
+from .interface import Interface
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Interface",
+    "InterfaceConfig",
+    "Socket",
     "MemifError",
     "NativeLibraryError",
     "NotConnectedError",

@@ -55,10 +55,10 @@ MAX_RINGS_PER_DIRECTION: Final = 255
 MAX_BUFFER_SIZE: Final = 0xFFFF  # descriptors carry u32 lengths; we cap buffers at 64 KiB - 1
 MIN_BUFFER_SIZE: Final = 64
 
-# DPDK defaults (net/memif devargs).
+# Defaults shared by both configuration forms (config.py documents where they differ).
 DEFAULT_BUFFER_SIZE: Final = 2048
 DEFAULT_LOG2_RING_SIZE: Final = 10
-DEFAULT_SOCKET: Final = "/tmp/memif.sock"
+DEFAULT_SOCKET: Final = "/tmp/memif.sock"  # keyword form (libmemif-like); devargs use DPDK's /run/memif.sock
 DEFAULT_ID: Final = 0
 
 ROLE_CLIENT: Final = 0

@@ -1,0 +1,474 @@
+"""Interface configuration: one frozen dataclass, built from keywords or from DPDK devargs.
+
+A user who already drives DPDK writes ``net_memif0,role=server,socket=/run/x.sock`` and must get
+the interface DPDK would have built from the same string, so :meth:`InterfaceConfig.from_devargs`
+applies DPDK's defaults (``drivers/net/memif/rte_eth_memif.c``, ``rte_pmd_memif_probe``):
+
+* ``role`` defaults to **client** (``enum memif_role_t role = MEMIF_ROLE_CLIENT``; ``master`` and
+  ``slave`` are still accepted as deprecated spellings of server and client);
+* ``socket`` defaults to ``/run/memif.sock`` (``ETH_MEMIF_DEFAULT_SOCKET_FILENAME``) and
+  ``socket-abstract`` to **yes** ("use abstract address by default"), so the default DPDK socket
+  is the *abstract* name ``/run/memif.sock`` (memif-protocol.md section 6);
+* ``mac`` defaults to a random locally administered unicast address (``rte_eth_random_addr``);
+* ``zero-copy=yes`` on a server is silently dropped (``memif_create``: "Zero-copy flag irrelevant
+  to server"): the client owns and lays out the shared memory, a server only maps it.
+
+The keyword form (:meth:`InterfaceConfig.from_kwargs`) follows libmemif instead: the socket is a
+filesystem path unless it starts with ``@`` (section 1), default ``/tmp/memif.sock``.
+
+We are stricter than DPDK, whose parsers use ``strtoul``/``strstr`` and silently accept garbage
+(``id=abc`` is id 0, ``zero-copy=nope`` is "no"): every bad key or value raises ConfigError
+naming the key, the value and what is allowed. Keys DPDK does not have (``rx-queues``, ``mode``,
+``interrupt``, ``reconnect`` ...) are ours; :meth:`InterfaceConfig.to_devargs` can leave them out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from memif_ct import constants
+from memif_ct.errors import ConfigError
+from memif_ct.frames import mac_to_str, random_local_mac, str_to_mac
+
+__all__ = ["DEFAULT_NAME", "DPDK_DEFAULT_SOCKET", "InterfaceConfig", "Role"]
+
+_log = logging.getLogger(__name__)
+
+Role = Literal["client", "server"]
+
+DPDK_DEFAULT_SOCKET: Final = "/run/memif.sock"  # rte_eth_memif.h, abstract by default
+DEFAULT_NAME: Final = "memif-ct"
+SOCKET_PATH_MAX: Final = 107  # sockaddr_un.sun_path is 108 bytes; a path needs its NUL
+SOCKET_ABSTRACT_MAX: Final = 107  # 108 minus the leading NUL; no trailing NUL (section 1)
+SECRET_MAX: Final = constants.SECRET_SIZE - 1
+NAME_MAX: Final = constants.NAME_SIZE - 1
+
+_ROLES: Final[dict[str, Role]] = {
+    "client": "client",
+    "server": "server",
+    "slave": "client",
+    "master": "server",
+}
+_MODES: Final = {
+    "ethernet": constants.MODE_ETHERNET,
+    "ip": constants.MODE_IP,
+    "punt-inject": constants.MODE_PUNT_INJECT,
+}
+_MODE_NAMES: Final = {v: k for k, v in _MODES.items()}
+_TRUE: Final = frozenset({"yes", "true", "on", "1"})
+_FALSE: Final = frozenset({"no", "false", "off", "0"})
+
+
+def _show(value: object) -> str:
+    """A value as the user typed it: devargs text verbatim, anything else as its repr."""
+    if isinstance(value, str):
+        return value if value and value.strip() == value else repr(value)
+    if isinstance(value, bytes) and len(value) == 6:
+        return mac_to_str(value)
+    return repr(value)
+
+
+def _fail(key: str, value: object, problem: str, expected: str) -> ConfigError:
+    return ConfigError(f"{key}={_show(value)} {problem}: {expected}", key=key, value=value)
+
+
+# --- one coercer per kind of value: (spelt key, raw value) -> typed, checked value ----------
+
+_Coerce = Callable[[str, object], Any]
+
+
+def _int_range(lo: int, hi: int, what: str) -> _Coerce:
+    expected = f"{what} must be {lo}..{hi}"
+
+    def coerce(key: str, raw: object) -> int:
+        if isinstance(raw, str):
+            text = raw.strip()
+            if not text.isdigit():  # decimal only, like DPDK's strtoul(value, NULL, 10)
+                raise _fail(key, raw, "is not a decimal integer", expected)
+            value = int(text)
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        else:
+            raise _fail(key, raw, "is not an integer", expected)
+        if not lo <= value <= hi:
+            raise _fail(key, raw, "is out of range", expected)
+        return value
+
+    return coerce
+
+
+def _float_range(lo: float, hi: float, what: str) -> _Coerce:
+    expected = f"{what} must be {lo:g}..{hi:g} seconds"
+
+    def coerce(key: str, raw: object) -> float:
+        if isinstance(raw, str):
+            try:
+                value = float(raw)
+            except ValueError:
+                raise _fail(key, raw, "is not a number", expected) from None
+        elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        else:
+            raise _fail(key, raw, "is not a number", expected)
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise _fail(key, raw, "is out of range", expected)
+        return value
+
+    return coerce
+
+
+def _bool(key: str, raw: object) -> bool:
+    """yes/no as DPDK spells it; true/false/on/off/1/0 too, since users type them anyway."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        text = raw.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise _fail(key, raw, "is not a boolean", "expected yes or no")
+
+
+def _role(key: str, raw: object) -> Role:
+    role = _ROLES.get(raw.strip().lower()) if isinstance(raw, str) else None
+    if role is None:
+        raise _fail(key, raw, "is not a role", "expected client or server")
+    return role
+
+
+def _mode(key: str, raw: object) -> int:
+    if isinstance(raw, str):
+        mode = _MODES.get(raw.strip().lower().replace("_", "-"))
+    elif isinstance(raw, int) and not isinstance(raw, bool) and raw in _MODE_NAMES:
+        mode = raw
+    else:
+        mode = None
+    if mode is None:
+        raise _fail(key, raw, "is not a mode", "expected ethernet, ip or punt-inject")
+    return mode
+
+
+def _mac(key: str, raw: object) -> bytes:
+    expected = "expected a unicast MAC address like 02:00:00:00:00:01"
+    if raw is None:
+        return random_local_mac()  # what DPDK does without mac=
+    if isinstance(raw, str):
+        try:
+            mac = str_to_mac(raw.strip())
+        except ValueError:
+            raise _fail(key, raw, "is not a MAC address", expected) from None
+    elif isinstance(raw, (bytes, bytearray)) and len(raw) == 6:
+        mac = bytes(raw)
+    else:
+        raise _fail(key, raw, "is not a MAC address", expected)
+    if mac[0] & 0x01:
+        raise _fail(key, raw, "is a multicast address", expected)
+    if mac == bytes(6):
+        raise _fail(key, raw, "is the all-zero address", expected)
+    return mac
+
+
+def _secret(key: str, raw: object) -> str | None:
+    """At most 23 printable ASCII characters: the 24-byte wire field needs its NUL (gomemif)."""
+    expected = f"a secret is at most {SECRET_MAX} printable ASCII characters"
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{key} is a {type(raw).__name__}, not a string: {expected}", key=key, value=raw)
+    # The message never echoes the secret itself: error messages end up in logs.
+    if not all(" " <= c <= "~" for c in raw):
+        raise ConfigError(
+            f"{key} has a character that is not printable ASCII: {expected}", key=key, value=raw
+        )
+    if len(raw) > SECRET_MAX:
+        raise ConfigError(f"{key} is {len(raw)} characters long: {expected}", key=key, value=raw)
+    return raw
+
+
+def _wire_name(what: str) -> _Coerce:
+    expected = f"{what} must be 1..{NAME_MAX} bytes of UTF-8 without NUL"
+
+    def coerce(key: str, raw: object) -> str:
+        if not isinstance(raw, str) or not raw or "\0" in raw:
+            raise _fail(key, raw, "is not a valid name", expected)
+        if len(raw.encode()) > NAME_MAX:
+            raise _fail(key, raw, f"is {len(raw.encode())} bytes long", expected)
+        return raw
+
+    return coerce
+
+
+def _socket(key: str, raw: object) -> str:
+    """Text only here; the length limit depends on socket_abstract, checked in __post_init__."""
+    if not isinstance(raw, str) or raw in ("", "@") or "\0" in raw:
+        raise _fail(
+            key, raw, "is not a socket", "expected a filesystem path, or @name for an abstract socket"
+        )
+    return raw
+
+
+@dataclass(frozen=True)
+class _Option:
+    attr: str  # python field name
+    key: str | None  # devargs spelling; None for the name, which is devargs' leading token
+    coerce: _Coerce
+    dpdk: bool = False  # DPDK net/memif knows this key
+
+
+_OPTIONS: Final = (
+    _Option("id", "id", _int_range(0, 0xFFFFFFFF, "interface id"), dpdk=True),
+    _Option("role", "role", _role, dpdk=True),
+    _Option(
+        "buffer_size",
+        "bsize",
+        _int_range(constants.MIN_BUFFER_SIZE, constants.MAX_BUFFER_SIZE, "buffer size"),
+        dpdk=True,
+    ),
+    _Option(
+        "log2_ring_size",
+        "rsize",
+        _int_range(constants.MIN_LOG2_RING_SIZE, constants.MAX_LOG2_RING_SIZE, "log2 ring size"),
+        dpdk=True,
+    ),
+    _Option("socket", "socket", _socket, dpdk=True),
+    _Option("socket_abstract", "socket-abstract", _bool, dpdk=True),
+    _Option("mac", "mac", _mac, dpdk=True),
+    _Option("secret", "secret", _secret, dpdk=True),
+    _Option("zero_copy", "zero-copy", _bool, dpdk=True),
+    _Option("rx_queues", "rx-queues", _int_range(1, constants.MAX_RINGS_PER_DIRECTION, "queue count")),
+    _Option("tx_queues", "tx-queues", _int_range(1, constants.MAX_RINGS_PER_DIRECTION, "queue count")),
+    _Option("mode", "mode", _mode),
+    _Option("interrupt", "interrupt", _bool),
+    _Option("name", None, _wire_name("an interface name")),
+    _Option("app_name", "app-name", _wire_name("an application name")),
+    _Option("reconnect", "reconnect", _bool),
+    _Option("reconnect_interval_s", "reconnect-interval", _float_range(0.01, 3600.0, "reconnect interval")),
+    _Option("handshake_timeout_s", "handshake-timeout", _float_range(0.1, 600.0, "handshake timeout")),
+)
+_BY_ATTR: Final = {o.attr: o for o in _OPTIONS}
+_BY_KEY: Final = {o.key: o for o in _OPTIONS if o.key is not None}
+_KWARG_ALIASES: Final = {"bsize": "buffer_size", "rsize": "log2_ring_size"}
+
+
+def _unknown(key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return ConfigError(f"unknown key {key!r}: {hint}known keys are {', '.join(known)}", key=key, value=None)
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    """Everything needed to create one memif interface, validated on construction.
+
+    Construct it directly with python names, or through :meth:`from_kwargs` (adds the ``@`` rule
+    and DPDK aliases) or :meth:`from_devargs` (DPDK's string form and defaults). After
+    construction ``socket`` never starts with ``@`` and ``socket_abstract`` says which kind it
+    is; a ``socket`` starting with ``@`` always means abstract. Errors raise ConfigError.
+    """
+
+    id: int = constants.DEFAULT_ID
+    role: Role = "client"
+    buffer_size: int = constants.DEFAULT_BUFFER_SIZE
+    log2_ring_size: int = constants.DEFAULT_LOG2_RING_SIZE
+    socket: str = constants.DEFAULT_SOCKET
+    socket_abstract: bool = False
+    mac: bytes = field(default_factory=random_local_mac)
+    secret: str | None = field(default=None, repr=False)  # kept out of logs
+    zero_copy: bool = False
+    rx_queues: int = 1
+    tx_queues: int = 1
+    mode: int = constants.MODE_ETHERNET
+    interrupt: bool = True
+    name: str = DEFAULT_NAME
+    app_name: str = DEFAULT_NAME
+    reconnect: bool = True
+    reconnect_interval_s: float = 1.0
+    handshake_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for option in _OPTIONS:
+            value = option.coerce(option.key or option.attr, getattr(self, option.attr))
+            object.__setattr__(self, option.attr, value)
+        if self.socket.startswith("@"):  # libmemif's spelling of an abstract name
+            object.__setattr__(self, "socket", self.socket[1:])
+            object.__setattr__(self, "socket_abstract", True)
+        size = len(self.socket.encode())
+        if self.socket_abstract and size > SOCKET_ABSTRACT_MAX:
+            raise _fail(
+                "socket",
+                self.socket,
+                f"is {size} bytes long",
+                f"an abstract socket name is at most {SOCKET_ABSTRACT_MAX} bytes",
+            )
+        if not self.socket_abstract and size > SOCKET_PATH_MAX:
+            raise _fail(
+                "socket",
+                self.socket,
+                f"is {size} bytes long",
+                f"a socket path is at most {SOCKET_PATH_MAX} bytes ({SOCKET_PATH_MAX + 1} with its NUL)",
+            )
+        if self.zero_copy and self.role == "server":
+            # Mirror DPDK memif_create(): the client owns the memory; a server only maps it.
+            _log.info(
+                "zero-copy ignored on server interface %r: only a client can provide zero-copy memory",
+                self.name,
+            )
+            object.__setattr__(self, "zero_copy", False)
+
+    # --- constructors --------------------------------------------------------------------
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> InterfaceConfig:
+        """Build from python names (``bsize``/``rsize`` accepted as aliases).
+
+        ``socket_abstract=None`` (the default) means "abstract iff the socket starts with @";
+        ``mac=None`` means a random locally administered address; ``secret=None`` or ``""``
+        means no secret. Values may also be given as devargs strings (``zero_copy="yes"``).
+        """
+        known = sorted([*_BY_ATTR, *_KWARG_ALIASES])
+        values: dict[str, Any] = {}
+        spelt: dict[str, str] = {}
+        for key, raw in kwargs.items():
+            attr = _KWARG_ALIASES.get(key, key)
+            if attr not in _BY_ATTR:
+                raise _unknown(key, known)
+            if attr in spelt:
+                raise ConfigError(
+                    f"{key} and {spelt[attr]} both set {attr}: give only one", key=key, value=raw
+                )
+            spelt[attr] = key
+            if raw is None and attr == "socket_abstract":
+                continue  # "decide for me": abstract iff the socket starts with @
+            values[attr] = _BY_ATTR[attr].coerce(key, raw)
+        cls._check_at_rule(
+            values, spelt.get("socket", "socket"), spelt.get("socket_abstract", "socket_abstract")
+        )
+        return cls(**values)
+
+    @classmethod
+    def from_devargs(cls, devargs: str) -> InterfaceConfig:
+        """Parse DPDK ``--vdev`` arguments, e.g. ``net_memif0,role=server,socket=/tmp/x.sock``.
+
+        A leading token without ``=`` is the interface name. DPDK's defaults apply (see the
+        module docstring): client role, abstract socket ``/run/memif.sock``, random MAC.
+        Duplicate keys are rejected (DPDK would silently keep the last one).
+        """
+        tokens = devargs.strip().split(",")
+        values: dict[str, Any] = {"socket": DPDK_DEFAULT_SOCKET}
+        seen: set[str] = set()
+        if tokens and "=" not in tokens[0]:
+            if tokens[0].strip():
+                values["name"] = _BY_ATTR["name"].coerce("name", tokens[0].strip())
+            tokens = tokens[1:]
+        for token in tokens:
+            if not token.strip():
+                continue  # tolerate "a=1,,b=2" and a trailing comma
+            key, eq, text = token.partition("=")
+            key = key.strip()
+            option = _BY_KEY.get(key)
+            if option is None:
+                raise _unknown(key, list(_BY_KEY))
+            if key in seen:
+                raise ConfigError(f"{key} is given twice: give each key once", key=key, value=text)
+            seen.add(key)
+            if not eq or not text:
+                raise ConfigError(f"{key} has no value: write {key}=VALUE", key=key, value=None)
+            values[option.attr] = option.coerce(key, text)
+        if "socket-abstract" not in seen and not values["socket"].startswith("@"):
+            values["socket_abstract"] = True  # DPDK: "use abstract address by default"
+        cls._check_at_rule(values, "socket", "socket-abstract")
+        return cls(**values)
+
+    @staticmethod
+    def _check_at_rule(values: dict[str, Any], socket_key: str, abstract_key: str) -> None:
+        """'@name' means abstract; an explicit "not abstract" next to it is a contradiction."""
+        socket = values.get("socket")
+        if isinstance(socket, str) and socket.startswith("@") and values.get("socket_abstract") is False:
+            raise ConfigError(
+                f"{socket_key}={socket} names an abstract socket but {abstract_key} is no: "
+                f"drop the @ for a filesystem path, or drop {abstract_key}",
+                key=abstract_key,
+                value=False,
+            )
+
+    # --- derived views -------------------------------------------------------------------
+
+    @property
+    def is_server(self) -> bool:
+        return self.role == "server"
+
+    @property
+    def role_code(self) -> int:
+        """constants.ROLE_CLIENT or constants.ROLE_SERVER, for the C side."""
+        return constants.ROLE_SERVER if self.is_server else constants.ROLE_CLIENT
+
+    @property
+    def socket_display(self) -> str:
+        """The socket in libmemif's spelling (``@name`` when abstract), for logs and messages."""
+        return f"@{self.socket}" if self.socket_abstract else self.socket
+
+    def socket_address(self) -> str | bytes:
+        """What ``socket.bind``/``connect`` take: ``b"\\0" + name`` (no trailing NUL) or the path.
+
+        Python sizes an abstract address by the bytes given, which yields the address length
+        ``2 + 1 + len(name)`` that libmemif, VPP and DPDK use (memif-protocol.md section 1).
+        """
+        if self.socket_abstract:
+            return b"\0" + self.socket.encode()
+        return self.socket
+
+    def to_devargs(self, *, dpdk_only: bool = False) -> str:
+        """The devargs string that :meth:`from_devargs` turns back into an equal config.
+
+        Every key is written, including the MAC, so the round trip is exact. With
+        ``dpdk_only=True`` only keys DPDK net/memif knows are written and the leading token is a
+        DPDK vdev name (ours if it starts with ``net_memif``, else ``net_memif0``): a string to
+        hand to ``--vdev=``. Raises ConfigError for a value devargs cannot carry (a comma).
+        """
+        name = self.name
+        if dpdk_only and not name.startswith("net_memif"):
+            name = "net_memif0"
+        parts = [name]
+        for option in _OPTIONS:
+            if option.key is None or (dpdk_only and not option.dpdk):
+                continue
+            value = getattr(self, option.attr)
+            if value is None:
+                continue
+            parts.append(f"{option.key}={self._format(option.attr, value)}")
+        if "=" in name:
+            raise ConfigError(
+                f"name={name} contains '=', which a devargs leading token cannot carry",
+                key="name",
+                value=name,
+            )
+        for part in parts:
+            if "," in part:
+                key = part.partition("=")[0] if part is not name else "name"
+                raise ConfigError(f"{key} contains a comma, which devargs cannot carry", key=key, value=part)
+        return ",".join(parts)
+
+    @staticmethod
+    def _format(attr: str, value: object) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if attr == "mac" and isinstance(value, bytes):
+            return mac_to_str(value)
+        if attr == "mode" and isinstance(value, int):
+            return _MODE_NAMES[value]
+        return repr(value) if isinstance(value, float) else str(value)
+
+    def replace(self, **changes: Any) -> InterfaceConfig:
+        """A copy with some fields changed (python names), validated like the original.
+
+        ``socket_abstract`` is carried over unless given: replacing an abstract socket with a
+        path needs ``socket_abstract=False`` too (a ``@name`` always switches to abstract).
+        """
+        return dataclasses.replace(self, **changes)

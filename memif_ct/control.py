@@ -1,0 +1,705 @@
+"""The control channel's I/O: Unix sockets, SCM_RIGHTS, timers, and one thread per Socket.
+
+protocol.py decides; this module moves bytes and file descriptors and owns every resource a
+handshake creates until it becomes a link (interface.py) or is torn down. All of it runs on the
+Socket's control thread, which sleeps in select() and wakes only for control events, timers or
+commands from user threads (memif-protocol.md sections 1 and 4).
+"""
+
+from __future__ import annotations
+
+import array
+import errno
+import heapq
+import itertools
+import logging
+import os
+import queue
+import selectors
+import socket as _socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+from . import _native, constants as c, protocol as p
+from .errors import ConfigError, MemifError, ProtocolError
+from .region import Region
+
+if TYPE_CHECKING:
+    from .interface import Interface
+
+__all__ = ["Socket", "LinkResources", "QueueRing"]
+
+log = logging.getLogger(__name__)
+
+_ANCILLARY_SIZE = _socket.CMSG_SPACE(4 * 4) + _socket.CMSG_SPACE(3 * 4)  # a few fds + ucred
+_T = TypeVar("_T")
+
+
+# ---- what a finished handshake hands to the interface ------------------------------------
+
+
+@dataclass
+class QueueRing:
+    """One ring as this side drives it: the C queue plus the ring's interrupt eventfd."""
+
+    native: _native.NativeQueue
+    eventfd: int
+
+
+@dataclass
+class LinkResources:
+    """Everything one connected link owns: released together by close()."""
+
+    regions: list[Region]
+    table: _native.RegionTable
+    rx: list[QueueRing]
+    tx: list[QueueRing]
+    log2_ring_size: int
+    buffer_size: int | None  # known only to the client (the server learns it from descriptors)
+    peer_name: str
+    peer_if_name: str
+    eventfds: list[int] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.table.clear()
+        for region in self.regions:
+            region.close()
+        for fd in self.eventfds:
+            _close_fd(fd)
+        self.eventfds.clear()
+        self.regions.clear()
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _eventfd() -> int:
+    return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+
+
+# ---- one control connection ---------------------------------------------------------------
+
+
+class _Connection:
+    """One SOCK_SEQPACKET control connection and the handshake running on it."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, owner: Socket, sock: _socket.socket, machine: p.ClientHandshake | p.ServerHandshake,
+                 interface: Interface | None) -> None:
+        self.number = next(self._ids)
+        self.owner = owner
+        self.sock = sock
+        self.machine = machine
+        self.interface = interface  # client: always; server: once INIT named one
+        self.is_client = isinstance(machine, p.ClientHandshake)
+        # Resources being built; they become a LinkResources once established.
+        self.regions: list[Region] = []
+        self.region_fds: dict[int, tuple[int, int]] = {}  # server: index -> (fd, size)
+        self.rings: list[tuple[p.RingAdded, int]] = []  # server: ring and its eventfd
+        self.client_rings: list[tuple[int, int, int, int, int]] = []  # type, index, offset, bufoff, efd
+        self.eventfds: list[int] = []
+        self.layout: _native.Layout | None = None
+        self.link: LinkResources | None = None
+        self.closed = False
+        self.deadline = time.monotonic() + (interface.config.handshake_timeout_s if interface else 5.0)
+
+    def __repr__(self) -> str:
+        side = "client" if self.is_client else "server"
+        return f"<connection {self.number} {side} {self.owner.display}>"
+
+    def release_pending(self) -> None:
+        """Free what a handshake built but never handed over (or a torn-down link's rest)."""
+        for region in self.regions:
+            region.close()
+        self.regions.clear()
+        for fd, _size in self.region_fds.values():
+            _close_fd(fd)
+        self.region_fds.clear()
+        for _ring, fd in self.rings:
+            _close_fd(fd)
+        self.rings.clear()
+        for fd in self.eventfds:
+            _close_fd(fd)
+        self.eventfds.clear()
+
+
+# ---- the Socket --------------------------------------------------------------------------
+
+
+_Command = Callable[[], None]
+_Timer = tuple[float, int, Callable[[], None]]
+
+
+class Socket:
+    """A memif control socket and the thread that serves it.
+
+    Several interfaces may share one Socket, told apart by their id: pass the same Socket object
+    to each. Server interfaces make it listen (binding the address, replacing a stale socket
+    file left by a dead process); client interfaces connect from it. An Interface given a socket
+    path instead of a Socket gets a private Socket that closes with it.
+    """
+
+    def __init__(self, path: str = c.DEFAULT_SOCKET, *, abstract: bool | None = None) -> None:
+        if not isinstance(path, str) or not path or path == "@":
+            raise ConfigError(f"socket={path!r} must be a non-empty path or @name", key="socket", value=path)
+        if abstract is None:
+            abstract = path.startswith("@")
+        name = path[1:] if path.startswith("@") else path
+        limit = 107
+        if len(name.encode()) > limit:
+            raise ConfigError(
+                f"socket={path!r} is {len(name.encode())} bytes: a {'abstract name' if abstract else 'path'} "
+                f"may have at most {limit}", key="socket", value=path,
+            )
+        self.name = name
+        self.abstract = abstract
+        self.address: str | bytes = b"\0" + name.encode() if abstract else name
+        self.display = ("@" + name) if abstract else name
+        self._interfaces: list[Interface] = []
+        self._listener: _socket.socket | None = None
+        self._connections: dict[int, _Connection] = {}
+        self._selector = selectors.DefaultSelector()
+        self._wakeup = _eventfd()
+        self._selector.register(self._wakeup, selectors.EVENT_READ, None)
+        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._timers: list[_Timer] = []
+        self._timer_seq = itertools.count()
+        self._stopping = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"memif-ct control {self.display}", daemon=True)
+        self._thread.start()
+
+    # -- public --
+
+    @property
+    def listening(self) -> bool:
+        """True while a server interface keeps this socket bound and listening."""
+        return self._listener is not None
+
+    def close(self) -> None:
+        """Disconnect every interface on this socket, stop listening and stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("Socket.close() called from its own control thread")
+        try:
+            self.call(self._shutdown)
+        finally:
+            self._stopping = True
+            self._wake()
+            self._thread.join(timeout=10)
+            self._selector.close()
+            _close_fd(self._wakeup)
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<memif_ct.Socket {self.display} interfaces={len(self._interfaces)}>"
+
+    # -- used by Interface (any thread) --
+
+    def call(self, fn: Callable[[], _T], timeout_s: float = 30.0) -> _T:
+        """Run fn on the control thread and return its result (or raise its exception)."""
+        if threading.current_thread() is self._thread:
+            return fn()
+        if not self._thread.is_alive():
+            raise MemifError(f"control thread of socket {self.display} is not running")
+        fut: Future[_T] = Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # handed to the caller
+                fut.set_exception(exc)
+
+        self._commands.put(run)
+        self._wake()
+        return fut.result(timeout=timeout_s)
+
+    def add_interface(self, intf: Interface) -> None:
+        self.call(lambda: self._add_interface(intf))
+
+    def remove_interface(self, intf: Interface, reason: str = "interface closed") -> None:
+        if self._closed and not self._thread.is_alive():
+            return
+        self.call(lambda: self._remove_interface(intf, reason))
+
+    def disconnect_interface(self, intf: Interface, reason: str) -> None:
+        self.call(lambda: self._disconnect_interface(intf, reason))
+
+    # -- control thread --
+
+    def _wake(self) -> None:
+        try:
+            os.eventfd_write(self._wakeup, 1)
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        while not self._stopping:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            try:
+                events = self._selector.select(timeout)
+            except (OSError, ValueError):
+                if self._stopping:
+                    break
+                raise
+            for key, _mask in events:
+                try:
+                    if key.data is None:
+                        os.eventfd_read(self._wakeup)
+                    else:
+                        key.data()
+                except Exception:  # one broken connection must not stop the thread
+                    log.exception("memif-ct control thread %s: unexpected error", self.display)
+            self._run_commands()
+            self._run_timers()
+        self._run_commands()
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            cmd()
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            try:
+                fn()
+            except Exception:
+                log.exception("memif-ct control thread %s: timer failed", self.display)
+
+    def _after(self, delay_s: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_seq), fn))
+
+    def _shutdown(self) -> None:
+        for intf in list(self._interfaces):
+            self._remove_interface(intf, "socket closed")
+        self._stop_listening()
+
+    # -- interfaces --
+
+    def _add_interface(self, intf: Interface) -> None:
+        cfg = intf.config
+        for other in self._interfaces:
+            if other.config.id == cfg.id and other.config.role == cfg.role:
+                raise ConfigError(
+                    f"id={cfg.id} is already used by a {cfg.role} interface on socket {self.display}",
+                    key="id", value=cfg.id,
+                )
+        if cfg.role == "server" and self._listener is None:
+            self._listen()
+        self._interfaces.append(intf)
+        if cfg.role == "client":
+            self._connect(intf)
+
+    def _remove_interface(self, intf: Interface, reason: str) -> None:
+        if intf not in self._interfaces:
+            return
+        self._interfaces.remove(intf)
+        intf._closing = True
+        self._disconnect_interface(intf, reason)
+        if not any(i.config.role == "server" for i in self._interfaces):
+            self._stop_listening()
+
+    def _disconnect_interface(self, intf: Interface, reason: str) -> None:
+        for conn in list(self._connections.values()):
+            if conn.interface is intf:
+                self._drop(conn, conn.machine.disconnect(reason))
+
+    # -- server side --
+
+    def _listen(self) -> None:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
+            try:
+                sock.bind(self.address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or self.abstract:
+                    raise self._bind_error(exc) from exc
+                self._replace_stale_socket_file()
+                try:
+                    sock.bind(self.address)
+                except OSError as exc2:
+                    raise self._bind_error(exc2) from exc2
+            sock.listen(16)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self._listener = sock
+        self._selector.register(sock, selectors.EVENT_READ, self._accept)
+        log.info("memif-ct: listening on %s", self.display)
+
+    def _bind_error(self, exc: OSError) -> ConfigError:
+        if exc.errno == errno.EADDRINUSE:
+            msg = (f"socket={self.display}: a live memif server already listens there (to put several "
+                   "interfaces on one socket in one process, pass them the same memif_ct.Socket)")
+        else:
+            msg = f"socket={self.display}: cannot listen: {exc.strerror}"
+        return ConfigError(msg, key="socket", value=self.display)
+
+    def _replace_stale_socket_file(self) -> None:
+        """A socket file nobody accepts on is left by a dead server: replace it (protocol s1)."""
+        path = self.name
+        st = os.lstat(path)
+        if not stat.S_ISSOCK(st.st_mode):
+            raise ConfigError(f"socket={path} exists and is not a socket; refusing to replace it",
+                              key="socket", value=path)
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(path)
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise self._bind_error(exc) from exc
+            log.warning("memif-ct: replacing stale socket file %s", path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        finally:
+            probe.close()
+        raise self._bind_error(OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)))
+
+    def _stop_listening(self) -> None:
+        if self._listener is None:
+            return
+        for conn in list(self._connections.values()):
+            if not conn.is_client:
+                self._drop(conn, conn.machine.disconnect("server socket closed"))
+        self._selector.unregister(self._listener)
+        self._listener.close()
+        self._listener = None
+        if not self.abstract:
+            try:
+                os.unlink(self.name)
+            except FileNotFoundError:
+                pass
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        try:
+            sock, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(False)
+        machine = p.ServerHandshake(app_name=self._server_app_name(), cacheline_size=_native.cacheline_size())
+        conn = _Connection(self, sock, machine, None)
+        self._register(conn)
+        self._process(conn, machine.start())
+
+    def _server_app_name(self) -> str:
+        for intf in self._interfaces:
+            if intf.config.role == "server":
+                return intf.config.app_name
+        return "memif-ct"
+
+    def _find_server(self, interface_id: int) -> Interface | None:
+        for intf in self._interfaces:
+            if intf.config.role == "server" and intf.config.id == interface_id:
+                return intf
+        return None
+
+    # -- client side --
+
+    def _connect(self, intf: Interface) -> None:
+        if intf not in self._interfaces or intf._closing:
+            return
+        if any(conn.interface is intf for conn in self._connections.values()):
+            return
+        cfg = intf.config
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(self.address)
+        except OSError as exc:
+            sock.close()
+            intf._note_disconnect(f"connect to {self.display} failed: {exc.strerror}", local=True)
+            self._schedule_reconnect(intf)
+            return
+        sock.setblocking(False)
+        machine = p.ClientHandshake(
+            id=cfg.id, mode=cfg.mode, secret=cfg.secret, app_name=cfg.app_name, if_name=cfg.name,
+            num_s2m=cfg.tx_queues, num_m2s=cfg.rx_queues, log2_ring_size=cfg.log2_ring_size,
+        )
+        self._register(_Connection(self, sock, machine, intf))
+
+    def _schedule_reconnect(self, intf: Interface) -> None:
+        if intf.config.reconnect and intf in self._interfaces and not intf._closing:
+            self._after(intf.config.reconnect_interval_s, lambda: self._connect(intf))
+
+    def _client_memory(self, conn: _Connection, neg: p.Negotiated) -> list[p.Event]:
+        """Create the shared memory for a negotiated link (protocol s5): one region, rings first."""
+        assert conn.interface is not None and isinstance(conn.machine, p.ClientHandshake)
+        cfg = conn.interface.config
+        layout = _native.Layout.compute(neg.num_s2m, neg.num_m2s, neg.log2_ring_size, cfg.buffer_size)
+        region = Region.create(layout.total_size, name=f"memif-ct {cfg.name}")
+        conn.regions.append(region)
+        conn.layout = layout
+        rings: list[p.RingSpec] = []
+        for ring_type, count in ((c.RING_TYPE_S2M, neg.num_s2m), (c.RING_TYPE_M2S, neg.num_m2s)):
+            for i in range(count):
+                offset = layout.ring_offset(ring_type, i)
+                buf = layout.buffer_offset(ring_type, i)
+                _native.ring_init(region.address + offset, neg.log2_ring_size, 0, buf, cfg.buffer_size)
+                efd = _eventfd()
+                conn.eventfds.append(efd)
+                conn.client_rings.append((ring_type, i, offset, buf, efd))
+                rings.append(p.RingSpec(ring_type, i, 0, offset, neg.log2_ring_size, efd))
+        return conn.machine.setup([p.RegionSpec(0, layout.total_size, region.fd)], rings)
+
+    def _client_link(self, conn: _Connection, peer_if_name: str) -> LinkResources:
+        assert conn.layout is not None and conn.interface is not None
+        layout, region = conn.layout, conn.regions[0]
+        table = _native.RegionTable(1)
+        table.set(0, region.address, region.size)
+        rx: list[QueueRing] = []
+        tx: list[QueueRing] = []
+        for ring_type, index, offset, buf, efd in conn.client_rings:
+            native = _native.NativeQueue(
+                region.address + offset, layout.log2_ring_size, role=c.ROLE_CLIENT, ring_type=ring_type,
+                regions=table, buffer_region=0, buffer_offset=buf, buffer_size=layout.buffer_size,
+            )
+            (tx if ring_type == c.RING_TYPE_S2M else rx).append(QueueRing(native, efd))
+            del index
+        machine = conn.machine
+        assert isinstance(machine, p.ClientHandshake) and machine.negotiated is not None
+        link = LinkResources(
+            regions=conn.regions, table=table, rx=rx, tx=tx, log2_ring_size=layout.log2_ring_size,
+            buffer_size=layout.buffer_size, peer_name=machine.negotiated.peer_name, peer_if_name=peer_if_name,
+            eventfds=conn.eventfds,
+        )
+        conn.regions, conn.eventfds = [], []
+        return link
+
+    def _server_link(self, conn: _Connection, peer_if_name: str) -> LinkResources:
+        """Map the client's regions and bind every ring (protocol s5: accept any layout)."""
+        machine = conn.machine
+        assert isinstance(machine, p.ServerHandshake)
+        for index in sorted(conn.region_fds):
+            fd, size = conn.region_fds.pop(index)
+            conn.regions.append(Region.from_peer(fd, size, index=index))
+        table = _native.RegionTable(len(conn.regions))
+        for region in conn.regions:
+            table.set(region.index, region.address, region.size)
+        rx: dict[int, QueueRing] = {}
+        tx: dict[int, QueueRing] = {}
+        for ring, efd in conn.rings:
+            address = conn.regions[ring.region].address + ring.offset
+            try:
+                native = _native.NativeQueue(address, ring.log2_ring_size, role=c.ROLE_SERVER,
+                                             ring_type=ring.type, regions=table)
+            except ValueError as exc:
+                kind = "S2M" if ring.type == c.RING_TYPE_S2M else "M2S"
+                reason = "cookie mismatch" if "cookie" in str(exc) else "outside its region"
+                table.clear()
+                raise ProtocolError(f"{kind} ring {ring.index}: {reason}") from exc
+            (rx if ring.type == c.RING_TYPE_S2M else tx)[ring.index] = QueueRing(native, efd)
+        eventfds = [efd for _ring, efd in conn.rings]
+        conn.rings.clear()
+        link = LinkResources(
+            regions=conn.regions, table=table, rx=[rx[i] for i in sorted(rx)], tx=[tx[i] for i in sorted(tx)],
+            log2_ring_size=machine.log2_ring_size, buffer_size=None, peer_name=machine.peer_name or "",
+            peer_if_name=peer_if_name, eventfds=eventfds,
+        )
+        conn.regions = []
+        return link
+
+    # -- connection I/O --
+
+    def _register(self, conn: _Connection) -> None:
+        self._connections[conn.number] = conn
+        self._selector.register(conn.sock, selectors.EVENT_READ, lambda: self._readable(conn))
+        timeout = conn.interface.config.handshake_timeout_s if conn.interface else 5.0
+        self._after(timeout, lambda: self._handshake_timeout(conn))
+
+    def _handshake_timeout(self, conn: _Connection) -> None:
+        if conn.closed or conn.link is not None:
+            return
+        self._drop(conn, conn.machine.disconnect("handshake timeout"))
+
+    def _readable(self, conn: _Connection) -> None:
+        if conn.closed:
+            return
+        try:
+            data, ancdata, flags, _addr = conn.sock.recvmsg(c.MSG_SIZE + 1, _ANCILLARY_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._peer_gone(conn, f"control channel error: {exc.strerror}")
+            return
+        fds = _fds_from(ancdata)
+        try:
+            if flags & _socket.MSG_CTRUNC:
+                self._drop(conn, conn.machine.disconnect("control message truncated"))
+                return
+            if not data:
+                self._peer_gone(conn, "peer closed the control channel")
+                return
+            if len(fds) > 1:
+                self._drop(conn, conn.machine.disconnect(f"{len(fds)} fds in one message, expected 1"))
+                return
+            try:
+                msg = p.unpack(data)
+            except ProtocolError as exc:
+                self._drop(conn, conn.machine.disconnect(exc.reason))
+                return
+            log.debug("%r <- %s%s", conn, p.message_name(msg), " +fd" if fds else "")
+            if isinstance(conn.machine, p.ServerHandshake):
+                events = conn.machine.receive(msg, has_fd=bool(fds))
+            else:
+                events = conn.machine.receive(msg)
+            self._process(conn, events, fds)
+        finally:
+            for fd in fds:
+                _close_fd(fd)  # every fd not claimed by an event
+
+    def _process(self, conn: _Connection, events: list[p.Event], fds: list[int] | None = None) -> None:
+        pending = list(events)
+        while pending and not conn.closed:
+            event = pending.pop(0)
+            try:
+                more = self._handle(conn, event, fds)
+            except (ProtocolError, OSError, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, ProtocolError) else f"local error: {exc}"
+                log.warning("%r: %s", conn, reason)
+                more = conn.machine.disconnect(reason[:95])
+                pending = []
+            pending = more + pending
+
+    def _handle(self, conn: _Connection, event: p.Event, fds: list[int] | None) -> list[p.Event]:
+        if isinstance(event, p.Send):
+            self._send(conn, event)
+        elif isinstance(event, p.Negotiated):
+            return self._client_memory(conn, event)
+        elif isinstance(event, p.InitReceived):
+            intf = self._find_server(event.init.id)
+            params = None
+            if intf is not None:
+                cfg = intf.config
+                busy = intf.is_up or any(
+                    other.interface is intf for other in self._connections.values() if other is not conn
+                )
+                params = p.ServerInterfaceParams(
+                    id=cfg.id, mode=cfg.mode, secret=cfg.secret, num_s2m=cfg.rx_queues, num_m2s=cfg.tx_queues,
+                    if_name=cfg.name, already_connected=busy,
+                )
+            out = conn.machine.accept_init(params)  # type: ignore[union-attr]
+            if intf is not None and not any(isinstance(e, p.Closed) for e in out):
+                conn.interface = intf
+                conn.deadline = time.monotonic() + intf.config.handshake_timeout_s
+            elif intf is not None:
+                intf._note_disconnect(_closed_reason(out), local=True)
+            return out
+        elif isinstance(event, p.RegionAdded):
+            assert fds
+            conn.region_fds[event.index] = (fds.pop(), event.size)
+        elif isinstance(event, p.RingAdded):
+            assert fds
+            conn.rings.append((event, fds.pop()))
+        elif isinstance(event, p.ConnectRequest):
+            link = self._server_link(conn, event.peer_if_name)
+            conn.link = link
+            return conn.machine.connected()  # type: ignore[union-attr]
+        elif isinstance(event, p.Established):
+            if conn.is_client:
+                conn.link = self._client_link(conn, event.peer_if_name)
+            assert conn.interface is not None and conn.link is not None
+            conn.interface._link_up(conn.link)
+            log.info("%r: link up with %s (%s)", conn, conn.link.peer_if_name, conn.link.peer_name)
+        elif isinstance(event, p.PeerDisconnect):
+            if conn.interface is not None:
+                conn.interface._note_disconnect(event.reason, local=False)
+        elif isinstance(event, p.Closed):
+            self._close(conn, event.reason)
+        return []
+
+    def _send(self, conn: _Connection, event: p.Send) -> None:
+        data = p.pack(event.msg)
+        anc: list[tuple[int, int, bytes]] = []
+        if event.fd is not None:
+            anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [event.fd]).tobytes())]
+        log.debug("%r -> %s%s", conn, p.message_name(event.msg), " +fd" if anc else "")
+        try:
+            conn.sock.sendmsg([data], anc)
+        except OSError as exc:
+            if isinstance(event.msg, p.Disconnect):
+                return  # the peer may be gone already; we are closing anyway
+            raise OSError(exc.errno, f"send {p.message_name(event.msg)} failed: {exc.strerror}") from exc
+
+    def _drop(self, conn: _Connection, events: list[p.Event]) -> None:
+        self._process(conn, events)
+        if not conn.closed:
+            self._close(conn, "closed")
+
+    def _peer_gone(self, conn: _Connection, reason: str) -> None:
+        if conn.interface is not None:
+            conn.interface._note_disconnect(reason, local=False)
+        self._close(conn, reason)
+
+    def _close(self, conn: _Connection, reason: str) -> None:
+        """Tear a connection down: link down first (the data path stops), then free everything."""
+        if conn.closed:
+            return
+        conn.closed = True
+        self._connections.pop(conn.number, None)
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+        intf = conn.interface
+        if conn.link is not None:
+            if intf is not None:
+                intf._link_down(conn.link, reason)
+            conn.link.close()
+            conn.link = None
+        conn.release_pending()
+        log.info("%r closed: %s", conn, reason)
+        if intf is not None and conn.is_client:
+            self._schedule_reconnect(intf)
+
+
+def _closed_reason(events: list[p.Event]) -> str:
+    for e in events:
+        if isinstance(e, p.Closed):
+            return e.reason
+    return ""
+
+
+def _fds_from(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            arr = array.array("i")
+            arr.frombytes(data[: len(data) - len(data) % arr.itemsize])
+            fds.extend(arr)
+    return fds
+
+
+

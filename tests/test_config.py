@@ -1,0 +1,434 @@
+"""InterfaceConfig: defaults in both forms, every key valid and invalid, the abstract-socket rules,
+the devargs round trip, and error messages that name the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from memif_ct import constants
+from memif_ct.config import DPDK_DEFAULT_SOCKET, InterfaceConfig
+from memif_ct.errors import ConfigError
+
+
+def devargs_error(devargs: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        InterfaceConfig.from_devargs(devargs)
+    return info.value
+
+
+def kwargs_error(**kwargs: object) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        InterfaceConfig.from_kwargs(**kwargs)
+    return info.value
+
+
+def is_random_local_unicast(mac: bytes) -> bool:
+    return len(mac) == 6 and mac[0] & 0x01 == 0 and mac[0] & 0x02 == 0x02
+
+
+# --- defaults ----------------------------------------------------------------------------
+
+
+def test_keyword_defaults() -> None:
+    cfg = InterfaceConfig.from_kwargs()
+    assert cfg.id == 0
+    assert cfg.role == "client"
+    assert cfg.buffer_size == 2048
+    assert cfg.log2_ring_size == 10
+    assert cfg.socket == "/tmp/memif.sock"
+    assert cfg.socket_abstract is False
+    assert cfg.secret is None
+    assert cfg.zero_copy is False
+    assert (cfg.rx_queues, cfg.tx_queues) == (1, 1)
+    assert cfg.mode == constants.MODE_ETHERNET
+    assert cfg.interrupt is True
+    assert cfg.name == "memif-ct"
+    assert cfg.app_name == "memif-ct"
+    assert cfg.reconnect is True
+    assert cfg.reconnect_interval_s == 1.0
+    assert cfg.handshake_timeout_s == 5.0
+    assert is_random_local_unicast(cfg.mac)
+    assert InterfaceConfig(mac=cfg.mac) == cfg
+
+
+def test_devargs_defaults_are_dpdks() -> None:
+    # rte_pmd_memif_probe: role client, abstract socket /run/memif.sock, random MAC.
+    cfg = InterfaceConfig.from_devargs("net_memif0")
+    assert cfg.name == "net_memif0"
+    assert cfg.role == "client"
+    assert cfg.socket == DPDK_DEFAULT_SOCKET == "/run/memif.sock"
+    assert cfg.socket_abstract is True
+    assert cfg.socket_address() == b"\0/run/memif.sock"
+    assert cfg.buffer_size == 2048 and cfg.log2_ring_size == 10 and cfg.id == 0
+    assert cfg.zero_copy is False
+    assert is_random_local_unicast(cfg.mac)
+
+
+def test_devargs_socket_is_abstract_by_default_like_dpdk() -> None:
+    cfg = InterfaceConfig.from_devargs("net_memif0,socket=/x.sock")
+    assert cfg.socket_abstract is True
+    assert cfg.socket_address() == b"\0/x.sock"
+
+
+def test_random_macs_differ_per_interface() -> None:
+    macs = {InterfaceConfig().mac for _ in range(20)}
+    assert len(macs) == 20
+    assert all(is_random_local_unicast(m) for m in macs)
+
+
+def test_devargs_without_leading_name() -> None:
+    cfg = InterfaceConfig.from_devargs("role=server,id=7")
+    assert cfg.name == "memif-ct"
+    assert cfg.role == "server" and cfg.id == 7
+    assert InterfaceConfig.from_devargs("").name == "memif-ct"
+
+
+def test_devargs_tolerates_empty_tokens_and_spaces_around_keys() -> None:
+    cfg = InterfaceConfig.from_devargs("net_memif1, role=server,,id=2,")
+    assert (cfg.name, cfg.role, cfg.id) == ("net_memif1", "server", 2)
+
+
+# --- every key, valid ----------------------------------------------------------------------
+
+VALID_DEVARGS = [
+    ("id=0", "id", 0),
+    ("id=4294967295", "id", 0xFFFFFFFF),
+    ("role=server", "role", "server"),
+    ("role=client", "role", "client"),
+    ("role=master", "role", "server"),  # DPDK's deprecated spellings
+    ("role=slave", "role", "client"),
+    ("role=SERVER", "role", "server"),
+    ("bsize=64", "buffer_size", 64),
+    ("bsize=65535", "buffer_size", 65535),
+    ("rsize=1", "log2_ring_size", 1),
+    ("rsize=14", "log2_ring_size", 14),
+    ("socket=/tmp/a.sock,socket-abstract=no", "socket", "/tmp/a.sock"),
+    ("socket-abstract=no", "socket_abstract", False),
+    ("socket-abstract=yes", "socket_abstract", True),
+    ("mac=02:11:22:33:44:55", "mac", bytes.fromhex("021122334455")),
+    ("mac=02-11-22-33-44-5", "mac", bytes.fromhex("021122334405")),
+    ("mac=AA:BB:CC:DD:EE:FE", "mac", bytes.fromhex("aabbccddeefe")),
+    ("secret=s3cr3t", "secret", "s3cr3t"),
+    ("secret=a=b c", "secret", "a=b c"),
+    ("secret=" + "x" * 23, "secret", "x" * 23),
+    ("zero-copy=yes", "zero_copy", True),
+    ("zero-copy=no", "zero_copy", False),
+    ("rx-queues=1", "rx_queues", 1),
+    ("rx-queues=255", "rx_queues", 255),
+    ("tx-queues=255", "tx_queues", 255),
+    ("mode=ethernet", "mode", constants.MODE_ETHERNET),
+    ("mode=ip", "mode", constants.MODE_IP),
+    ("mode=punt-inject", "mode", constants.MODE_PUNT_INJECT),
+    ("interrupt=no", "interrupt", False),
+    ("interrupt=yes", "interrupt", True),
+    ("app-name=" + "a" * 31, "app_name", "a" * 31),
+    ("reconnect=no", "reconnect", False),
+    ("reconnect=True", "reconnect", True),
+    ("reconnect=off", "reconnect", False),
+    ("reconnect=1", "reconnect", True),
+    ("reconnect-interval=0.01", "reconnect_interval_s", 0.01),
+    ("reconnect-interval=3600", "reconnect_interval_s", 3600.0),
+    ("handshake-timeout=0.1", "handshake_timeout_s", 0.1),
+    ("handshake-timeout=600", "handshake_timeout_s", 600.0),
+]
+
+
+@pytest.mark.parametrize(("devargs", "attr", "expected"), VALID_DEVARGS)
+def test_devargs_valid_value(devargs: str, attr: str, expected: object) -> None:
+    assert getattr(InterfaceConfig.from_devargs("net_memif0," + devargs), attr) == expected
+
+
+def test_name_from_leading_token_at_limit() -> None:
+    assert InterfaceConfig.from_devargs("n" * 31).name == "n" * 31
+
+
+def test_keyword_values_of_every_field() -> None:
+    cfg = InterfaceConfig.from_kwargs(
+        id=9,
+        role="server",
+        buffer_size=4096,
+        log2_ring_size=12,
+        socket="/tmp/k.sock",
+        socket_abstract=False,
+        mac="02:00:00:00:00:09",
+        secret="pw",
+        zero_copy=False,
+        rx_queues=4,
+        tx_queues=3,
+        mode=constants.MODE_IP,
+        interrupt=False,
+        name="if9",
+        app_name="app",
+        reconnect=False,
+        reconnect_interval_s=0.5,
+        handshake_timeout_s=2,
+    )
+    assert cfg.to_devargs() == (
+        "if9,id=9,role=server,bsize=4096,rsize=12,socket=/tmp/k.sock,socket-abstract=no,"
+        "mac=02:00:00:00:00:09,secret=pw,zero-copy=no,rx-queues=4,tx-queues=3,mode=ip,"
+        "interrupt=no,app-name=app,reconnect=no,reconnect-interval=0.5,handshake-timeout=2.0"
+    )
+    assert cfg.handshake_timeout_s == 2.0 and isinstance(cfg.handshake_timeout_s, float)
+
+
+def test_keyword_aliases_and_string_values() -> None:
+    cfg = InterfaceConfig.from_kwargs(
+        bsize=1024, rsize="11", zero_copy="yes", mode="punt-inject", mac=b"\x02" * 6
+    )
+    assert (cfg.buffer_size, cfg.log2_ring_size, cfg.zero_copy) == (1024, 11, True)
+    assert cfg.mode == constants.MODE_PUNT_INJECT
+    assert cfg.mac == b"\x02" * 6
+
+
+def test_keyword_empty_secret_means_none() -> None:
+    assert InterfaceConfig.from_kwargs(secret="").secret is None
+    assert InterfaceConfig.from_kwargs(secret=None).secret is None
+
+
+def test_secret_is_not_in_repr() -> None:
+    assert "hunter2" not in repr(InterfaceConfig(secret="hunter2"))
+
+
+# --- every key, invalid ----------------------------------------------------------------------
+
+INVALID_DEVARGS = [
+    # (devargs, key, fragments the message must contain)
+    ("id=-1", "id", ["id=-1", "0..4294967295"]),
+    ("id=4294967296", "id", ["id=4294967296", "0..4294967295"]),
+    ("id=abc", "id", ["id=abc", "integer"]),
+    ("id=0x10", "id", ["id=0x10", "decimal"]),
+    ("role=peer", "role", ["role=peer", "client or server"]),
+    ("bsize=63", "bsize", ["bsize=63", "64..65535"]),
+    ("bsize=65536", "bsize", ["bsize=65536", "64..65535"]),
+    ("bsize=2k", "bsize", ["bsize=2k", "64..65535"]),
+    ("rsize=0", "rsize", ["rsize=0", "1..14"]),
+    ("rsize=15", "rsize", ["rsize=15 is out of range: log2 ring size must be 1..14"]),
+    ("socket-abstract=maybe", "socket-abstract", ["socket-abstract=maybe", "yes or no"]),
+    ("socket=" + "a" * 108, "socket", ["socket=", "108 bytes", "107"]),
+    ("socket=/" + "a" * 107 + ",socket-abstract=no", "socket", ["108 bytes", "107"]),
+    ("socket=@", "socket", ["socket=@", "@name"]),
+    ("mac=02:00:00:00:00", "mac", ["mac=02:00:00:00:00", "MAC"]),
+    ("mac=02:00:00:00:00:zz", "mac", ["mac=02:00:00:00:00:zz", "MAC"]),
+    ("mac=01:00:5e:00:00:01", "mac", ["multicast"]),
+    ("mac=00:00:00:00:00:00", "mac", ["all-zero"]),
+    ("secret=" + "x" * 24, "secret", ["secret", "24 characters", "at most 23"]),
+    ("secret=caf\u00e9", "secret", ["secret", "printable ASCII"]),
+    ("zero-copy=si", "zero-copy", ["zero-copy=si", "yes or no"]),
+    ("rx-queues=0", "rx-queues", ["rx-queues=0", "1..255"]),
+    ("tx-queues=256", "tx-queues", ["tx-queues=256", "1..255"]),
+    ("mode=tun", "mode", ["mode=tun", "ethernet, ip or punt-inject"]),
+    ("interrupt=2", "interrupt", ["interrupt=2", "yes or no"]),
+    ("app-name=" + "a" * 32, "app-name", ["32 bytes", "1..31"]),
+    ("reconnect=often", "reconnect", ["reconnect=often", "yes or no"]),
+    ("reconnect-interval=0.001", "reconnect-interval", ["reconnect-interval=0.001", "0.01..3600"]),
+    ("reconnect-interval=nan", "reconnect-interval", ["reconnect-interval=nan", "0.01..3600"]),
+    ("reconnect-interval=soon", "reconnect-interval", ["not a number", "0.01..3600"]),
+    ("handshake-timeout=601", "handshake-timeout", ["handshake-timeout=601", "0.1..600"]),
+    ("handshake-timeout=0", "handshake-timeout", ["handshake-timeout=0", "0.1..600"]),
+]
+
+
+@pytest.mark.parametrize(("devargs", "key", "fragments"), INVALID_DEVARGS)
+def test_devargs_invalid_value(devargs: str, key: str, fragments: list[str]) -> None:
+    err = devargs_error("net_memif0," + devargs)
+    assert err.key == key
+    for fragment in fragments:
+        assert fragment in str(err)
+
+
+def test_secret_never_echoed_in_errors() -> None:
+    err = devargs_error("net_memif0,secret=" + "topsecret" * 3)
+    assert "topsecret" not in str(err)
+
+
+def test_name_too_long() -> None:
+    err = devargs_error("n" * 32 + ",id=1")
+    assert err.key == "name" and "1..31" in str(err)
+
+
+def test_unknown_key_suggests_closest() -> None:
+    err = devargs_error("net_memif0,rsiz=4")
+    assert err.key == "rsiz"
+    assert "did you mean 'rsize'" in str(err)
+    err = devargs_error("net_memif0,socket_abstract=no")
+    assert "did you mean 'socket-abstract'" in str(err)
+    err = devargs_error("net_memif0,qqq=1")
+    assert "did you mean" not in str(err) and "known keys are" in str(err)
+
+
+def test_unknown_kwarg_suggests_closest() -> None:
+    err = kwargs_error(log2_ringsize=4)
+    assert err.key == "log2_ringsize" and "did you mean 'log2_ring_size'" in str(err)
+
+
+def test_duplicate_key_rejected() -> None:
+    err = devargs_error("net_memif0,id=1,id=2")
+    assert err.key == "id" and "twice" in str(err)
+    err = kwargs_error(bsize=1024, buffer_size=2048)
+    assert "buffer_size" in str(err) and "bsize" in str(err)
+
+
+@pytest.mark.parametrize("devargs", ["net_memif0,id", "net_memif0,id=", "net_memif0,secret="])
+def test_missing_value_rejected(devargs: str) -> None:
+    err = devargs_error(devargs)
+    assert err.key in ("id", "secret") and "no value" in str(err)
+
+
+def test_keyword_errors_use_the_spelling_given() -> None:
+    err = kwargs_error(log2_ring_size=15)
+    assert str(err) == "log2_ring_size=15 is out of range: log2 ring size must be 1..14"
+    assert err.key == "log2_ring_size" and err.value == 15
+    err = kwargs_error(rsize=0)
+    assert err.key == "rsize" and "rsize=0" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"id": True}, "id"),
+        ({"id": 1.5}, "id"),
+        ({"buffer_size": None}, "buffer_size"),
+        ({"zero_copy": 1}, "zero_copy"),
+        ({"mode": 7}, "mode"),
+        ({"mac": b"\x02" * 5}, "mac"),
+        ({"secret": 123}, "secret"),
+        ({"name": ""}, "name"),
+        ({"name": "a\0b"}, "name"),
+        ({"socket": ""}, "socket"),
+        ({"reconnect_interval_s": True}, "reconnect_interval_s"),
+    ],
+)
+def test_keyword_wrong_types(kwargs: dict[str, object], key: str) -> None:
+    assert kwargs_error(**kwargs).key == key
+
+
+def test_direct_construction_validates_too() -> None:
+    with pytest.raises(ConfigError, match=re.escape("rsize=20 is out of range")):
+        InterfaceConfig(log2_ring_size=20)
+
+
+# --- sockets ------------------------------------------------------------------------------
+
+
+def test_at_prefix_means_abstract_in_keywords() -> None:
+    cfg = InterfaceConfig.from_kwargs(socket="@memif-ct/a")
+    assert cfg.socket == "memif-ct/a" and cfg.socket_abstract is True
+    assert cfg.socket_address() == b"\0memif-ct/a"  # no trailing NUL
+    assert cfg.socket_display == "@memif-ct/a"
+
+
+def test_plain_socket_is_a_path_in_keywords() -> None:
+    cfg = InterfaceConfig.from_kwargs(socket="/tmp/p.sock")
+    assert cfg.socket_abstract is False
+    assert cfg.socket_address() == "/tmp/p.sock"
+    assert cfg.socket_display == "/tmp/p.sock"
+
+
+def test_explicit_abstract_without_at() -> None:
+    cfg = InterfaceConfig.from_kwargs(socket="plain", socket_abstract=True)
+    assert cfg.socket_address() == b"\0plain"
+
+
+def test_at_prefix_means_abstract_in_devargs() -> None:
+    cfg = InterfaceConfig.from_devargs("net_memif0,socket=@abc")
+    assert cfg.socket == "abc" and cfg.socket_abstract is True
+    cfg = InterfaceConfig.from_devargs("net_memif0,socket=@abc,socket-abstract=yes")
+    assert cfg.socket == "abc" and cfg.socket_abstract is True
+
+
+def test_at_prefix_contradicting_not_abstract_is_an_error() -> None:
+    err = devargs_error("net_memif0,socket=@abc,socket-abstract=no")
+    assert err.key == "socket-abstract" and "@abc" in str(err)
+    err = kwargs_error(socket="@abc", socket_abstract=False)
+    assert err.key == "socket_abstract"
+
+
+def test_socket_length_limits() -> None:
+    assert InterfaceConfig.from_kwargs(socket="/" + "a" * 106).socket_address() == "/" + "a" * 106
+    assert InterfaceConfig.from_kwargs(socket="@" + "a" * 107).socket_address() == b"\0" + b"a" * 107
+    assert "107" in str(kwargs_error(socket="/" + "a" * 107))
+    assert "107" in str(kwargs_error(socket="@" + "a" * 108))
+    # The limit is in bytes, not characters.
+    assert kwargs_error(socket="/" + "\u00e9" * 54).key == "socket"
+
+
+# --- role rules --------------------------------------------------------------------------
+
+
+def test_zero_copy_kept_for_client() -> None:
+    assert InterfaceConfig.from_devargs("net_memif0,role=client,zero-copy=yes").zero_copy is True
+
+
+def test_zero_copy_dropped_for_server_like_dpdk(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="memif_ct.config"):
+        cfg = InterfaceConfig.from_devargs("net_memif0,role=server,zero-copy=yes")
+    assert cfg.zero_copy is False
+    assert "zero-copy ignored" in caplog.text
+
+
+def test_role_code() -> None:
+    assert InterfaceConfig(role="server").role_code == constants.ROLE_SERVER
+    assert InterfaceConfig().role_code == constants.ROLE_CLIENT
+    assert InterfaceConfig(role="server").is_server
+
+
+# --- round trip ----------------------------------------------------------------------------
+
+ROUND_TRIP = [
+    "net_memif0",
+    "net_memif0,role=server,id=3,socket=/tmp/x.sock,socket-abstract=no",
+    "net_memif5,socket=@abs,secret=p@ss w=rd,zero-copy=yes,rsize=14,bsize=9000",
+    (
+        "x,mode=ip,interrupt=no,rx-queues=8,tx-queues=2,app-name=tool,reconnect=no,"
+        "reconnect-interval=0.25,handshake-timeout=30"
+    ),
+]
+
+
+@pytest.mark.parametrize("devargs", ROUND_TRIP)
+def test_devargs_round_trip(devargs: str) -> None:
+    cfg = InterfaceConfig.from_devargs(devargs)
+    text = cfg.to_devargs()
+    assert InterfaceConfig.from_devargs(text) == cfg
+    assert InterfaceConfig.from_devargs(text).to_devargs() == text
+
+
+def test_keyword_config_round_trips_through_devargs() -> None:
+    cfg = InterfaceConfig.from_kwargs(socket="/tmp/k.sock", role="server", reconnect_interval_s=0.1)
+    assert InterfaceConfig.from_devargs(cfg.to_devargs()) == cfg
+
+
+def test_dpdk_only_devargs() -> None:
+    cfg = InterfaceConfig.from_kwargs(
+        name="memif-ct", socket="/tmp/d.sock", role="server", mac="02:00:00:00:00:07", rx_queues=2
+    )
+    text = cfg.to_devargs(dpdk_only=True)
+    assert text == (
+        "net_memif0,id=0,role=server,bsize=2048,rsize=10,socket=/tmp/d.sock,"
+        "socket-abstract=no,mac=02:00:00:00:00:07,zero-copy=no"
+    )
+    assert InterfaceConfig.from_devargs("net_memif3").to_devargs(dpdk_only=True).startswith("net_memif3,")
+
+
+def test_to_devargs_refuses_commas() -> None:
+    with pytest.raises(ConfigError) as info:
+        InterfaceConfig(secret="a,b").to_devargs()
+    assert info.value.key == "secret"
+    with pytest.raises(ConfigError):
+        InterfaceConfig(name="a=b").to_devargs()
+
+
+def test_replace_revalidates() -> None:
+    cfg = InterfaceConfig()
+    assert cfg.replace(log2_ring_size=5).log2_ring_size == 5
+    with pytest.raises(ConfigError):
+        cfg.replace(log2_ring_size=0)
+
+
+def test_config_is_frozen() -> None:
+    cfg = InterfaceConfig()
+    with pytest.raises(AttributeError):
+        cfg.id = 3  # type: ignore[misc]
