@@ -15,7 +15,7 @@ import os
 import struct
 import time
 from types import TracebackType
-from typing import BinaryIO, Final, Self
+from typing import BinaryIO, Final
 
 from memif_ct import constants
 
@@ -135,7 +135,7 @@ class PcapWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> PcapWriter:
         return self
 
     def __exit__(

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Reflect every packet a memif peer sends, swapping MAC addresses: a minimal network function.
+
+    python examples/echo.py role=server,id=0,socket=/tmp/memif.sock,socket-abstract=no
+
+Try it with DPDK: dpdk-testpmd as the client in txonly mode sends to us, or run
+``memif-ct pktgen role=client,... --verify`` against it. Ctrl-C stops it.
+"""
+
+import sys
+
+import memif_ct
+
+
+def macswap(frame: bytes) -> bytes:
+    return frame[6:12] + frame[0:6] + frame[12:]
+
+
+def main(devargs: str) -> None:
+    with memif_ct.Interface.from_devargs(devargs) as intf:
+        print(f"waiting for a peer on {intf.socket.display} ...")
+        intf.wait_up(timeout_s=None)
+        print(f"link up with {intf.details()['peer_name']!r}")
+        echoed = 0
+        try:
+            while True:
+                if not intf.wait_rx(timeout_s=0.5):
+                    continue
+                packets = [macswap(p) for p in intf.rx_burst(256)]
+                echoed += intf.tx_burst(packets)
+        except KeyboardInterrupt:
+            print(f"\nechoed {echoed} packets; stats: {intf.stats()}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "role=server,id=0,socket=/tmp/memif.sock,socket-abstract=no")

@@ -1,0 +1,266 @@
+"""The ``memif-ct`` command: info, echo, pktgen, sink, ping, capture, forward, loopback.
+
+Every subcommand takes its interface as DPDK-style devargs. Human-readable lines go to stdout;
+with ``--json`` the last line of stdout is one JSON object. A live progress line is drawn on
+stderr when it is a terminal. Ctrl-C ends a run cleanly and still prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from . import frames, library_info, tools
+from .errors import ConfigError, MemifError
+from .interface import Interface
+
+__all__ = ["main"]
+
+
+class _Output:
+    def __init__(self, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.as_json = as_json
+        self.out = out
+        self.err = err
+        self.tty = err.isatty()
+        self._progress_drawn = False
+
+    def line(self, text: str) -> None:
+        self.clear_progress()
+        if not self.as_json:
+            print(text, file=self.out, flush=True)
+
+    def progress(self, text: str) -> None:
+        if self.tty:
+            self.err.write("\r\x1b[K" + text)
+            self.err.flush()
+            self._progress_drawn = True
+
+    def clear_progress(self) -> None:
+        if self._progress_drawn:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+            self._progress_drawn = False
+
+    def summary(self, data: dict[str, Any], human: str) -> None:
+        self.clear_progress()
+        if self.as_json:
+            print(json.dumps(data, sort_keys=True), file=self.out, flush=True)
+        else:
+            print(human, file=self.out, flush=True)
+
+
+def _open(devargs: str, up_timeout_s: float) -> Interface:
+    intf = Interface.from_devargs(devargs)
+    try:
+        intf.wait_up(up_timeout_s)
+    except BaseException:
+        intf.close()
+        raise
+    return intf
+
+
+def _traffic_human(name: str, r: tools.TrafficReport) -> str:
+    return (f"{name}: tx {r.tx} rx {r.rx} lost {r.lost} out-of-order {r.out_of_order} corrupted {r.corrupted} "
+            f"in {r.seconds:.3f} s: {r.mpps:.3f} Mpps {r.gbps:.3f} Gbit/s" + (" (interrupted)" if r.interrupted else ""))
+
+
+# ---- subcommands ---------------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace, out: _Output) -> int:
+    info = library_info()
+    human = "\n".join(f"{k}: {v}" for k, v in info.items())
+    out.summary(info, human)
+    return 0
+
+
+def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
+    with _open(args.devargs, args.wait_up) as intf:
+        r = tools.run_pktgen(intf, count=args.count, size=args.size, burst=args.burst, queues=args.queues,
+                             verify=args.verify, drain_s=args.drain, progress=out.progress)
+        out.summary(r.as_dict(), _traffic_human("pktgen", r))
+    if args.verify and (r.lost or r.corrupted):
+        return 1
+    return 0 if r.tx == args.count else 1
+
+
+def cmd_sink(args: argparse.Namespace, out: _Output) -> int:
+    with _open(args.devargs, args.wait_up) as intf:
+        r = tools.run_sink(intf, count=args.count, duration_s=args.duration, verify=args.verify,
+                           progress=out.progress)
+        out.summary(r.as_dict(), _traffic_human("sink", r))
+    return 1 if args.verify and r.corrupted else 0
+
+
+def cmd_echo(args: argparse.Namespace, out: _Output) -> int:
+    with _open(args.devargs, args.wait_up) as intf:
+        r = tools.run_echo(intf, macswap=args.macswap, count=args.count, duration_s=args.duration,
+                           progress=out.progress)
+        out.summary(r.as_dict(), f"echo: rx {r.directions['rx']} tx {r.directions['tx']} dropped {r.dropped}")
+    return 0
+
+
+def cmd_forward(args: argparse.Namespace, out: _Output) -> int:
+    with _open(args.devargs_a, args.wait_up) as a, _open(args.devargs_b, args.wait_up) as b:
+        r = tools.run_forward(a, b, count=args.count, duration_s=args.duration, progress=out.progress)
+        out.summary(r.as_dict(), f"forward: a->b {r.directions['a_to_b']} b->a {r.directions['b_to_a']} "
+                                 f"dropped {r.dropped}")
+    return 0
+
+
+def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
+    src_mac = frames.str_to_mac(args.src_mac) if args.src_mac else None
+    with _open(args.devargs, args.wait_up) as intf:
+        r = tools.run_ping(intf, args.ipv4, count=args.count, interval_s=args.interval, timeout_s=args.timeout,
+                           src_ip=args.src_ip, src_mac=src_mac, size=args.size, on_line=out.line)
+    loss = 100.0 * (r.transmitted - r.received) / r.transmitted if r.transmitted else 100.0
+    human = (f"--- {args.ipv4} ping statistics ---\n{r.transmitted} packets transmitted, {r.received} received, "
+             f"{loss:.0f}% packet loss")
+    if r.rtt_avg_us is not None:
+        human += (f"\nrtt min/avg/max = {r.rtt_min_us / 1000:.3f}/{r.rtt_avg_us / 1000:.3f}/"  # type: ignore[operator]
+                  f"{r.rtt_max_us / 1000:.3f} ms")  # type: ignore[operator]
+    out.summary(r.as_dict(), human)
+    return 0 if r.received else 1
+
+
+def cmd_capture(args: argparse.Namespace, out: _Output) -> int:
+    with _open(args.devargs, args.wait_up) as intf:
+        r = tools.run_capture(intf, args.write, count=args.count, duration_s=args.duration, progress=out.progress)
+        out.summary(r.as_dict() | {"file": args.write},
+                    f"capture: {r.captured} packets ({r.bytes} bytes) written to {args.write}")
+    return 0
+
+
+def cmd_loopback(args: argparse.Namespace, out: _Output) -> int:
+    r = tools.run_loopback(count=args.count, size=args.size, burst=args.burst, progress=out.progress)
+    out.summary(r.as_dict(), _traffic_human("loopback", r))
+    return 0 if r.rx == r.tx == args.count and not r.corrupted else 1
+
+
+# ---- argument parsing ----------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memif-ct",
+        description="memif packet tools, wire-compatible with DPDK net_memif, VPP and libmemif. Interfaces are "
+                    "DPDK-style devargs, e.g. role=server,id=0,socket=/tmp/m.sock,socket-abstract=no",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeat for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace, _Output], int], help_text: str,
+            devargs: int = 1) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(fn=fn)
+        p.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+        if devargs == 1:
+            p.add_argument("devargs", help="interface devargs, e.g. role=client,id=0,socket=/tmp/m.sock")
+        elif devargs == 2:
+            p.add_argument("devargs_a", help="first interface devargs")
+            p.add_argument("devargs_b", help="second interface devargs")
+        if devargs:
+            p.add_argument("--wait-up", type=_positive_float, default=30.0, metavar="S",
+                           help="seconds to wait for the link (default 30)")
+        return p
+
+    add("info", cmd_info, "package and C library versions, library path, cache-line size, build flags", devargs=0)
+
+    p = add("echo", cmd_echo, "reflect every received packet")
+    p.add_argument("--macswap", action="store_true", help="swap source and destination MAC")
+    p.add_argument("--count", type=_positive_int, help="stop after N received packets")
+    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+
+    p = add("pktgen", cmd_pktgen, "transmit sequenced Ethernet/IPv4/UDP frames")
+    p.add_argument("--count", type=_positive_int, required=True)
+    p.add_argument("--size", type=int, default=64, help="frame size in bytes, 60..65535 (default 64)")
+    p.add_argument("--burst", type=_positive_int, default=32)
+    p.add_argument("--queues", type=_positive_int, default=1, help="spread bursts over Q TX queues")
+    p.add_argument("--verify", action="store_true", help="expect the frames back from a reflector and check them")
+    p.add_argument("--drain", type=_positive_float, default=1.0, metavar="S",
+                   help="with --verify, wait up to S quiet seconds for stragglers")
+
+    p = add("sink", cmd_sink, "count (and verify) received frames")
+    p.add_argument("--count", type=_positive_int)
+    p.add_argument("--duration", type=_positive_float, metavar="S")
+    p.add_argument("--verify", action="store_true", help="check frames sent by memif-ct pktgen")
+
+    p = add("ping", cmd_ping, "resolve with ARP and send ICMP echo requests")
+    p.add_argument("ipv4", help="target IPv4 address")
+    p.add_argument("-c", "--count", type=_positive_int, default=4)
+    p.add_argument("-i", "--interval", type=_positive_float, default=1.0, metavar="S")
+    p.add_argument("-W", "--timeout", type=_positive_float, default=1.0, metavar="S", help="reply timeout")
+    p.add_argument("-s", "--size", type=int, default=56, help="ICMP payload bytes (default 56)")
+    p.add_argument("--src-ip", help="our IPv4 address (default: .1 of the target's /24, or .2)")
+    p.add_argument("--src-mac", help="our MAC address (default: the interface's)")
+
+    p = add("capture", cmd_capture, "write received packets to a pcap file")
+    p.add_argument("-w", "--write", required=True, metavar="FILE.pcap")
+    p.add_argument("-c", "--count", type=_positive_int)
+    p.add_argument("--duration", type=_positive_float, metavar="S")
+
+    p = add("forward", cmd_forward, "cross-connect two interfaces both ways", devargs=2)
+    p.add_argument("--count", type=_positive_int, help="stop after N forwarded packets")
+    p.add_argument("--duration", type=_positive_float, metavar="S")
+
+    p = add("loopback", cmd_loopback, "server and client of one id on one socket in this process, "
+                                       "verified traffic through it (needs no peer)", devargs=0)
+    p.add_argument("--count", type=_positive_int, default=100000)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--burst", type=_positive_int, default=32)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )
+    out = _Output(getattr(args, "json", False))
+    # SIGTERM ends a run like Ctrl-C does: summary first.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return int(args.fn(args, out))
+    except KeyboardInterrupt:
+        out.clear_progress()
+        return 130
+    except (ConfigError, ValueError) as exc:
+        out.clear_progress()
+        print(f"memif-ct {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (TimeoutError, MemifError, OSError) as exc:
+        out.clear_progress()
+        print(f"memif-ct {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

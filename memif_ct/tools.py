@@ -1,0 +1,665 @@
+"""Traffic tools behind the ``memif-ct`` command: pktgen, sink, echo, forward, ping, capture, loopback.
+
+Each is a plain function on open Interfaces that returns a report, so tests and scripts use
+them without the CLI. Ctrl-C (KeyboardInterrupt) inside a run ends it cleanly: the function
+returns its report with ``interrupted=True``. ``progress`` is called about twice a second with a
+one-line status for a terminal.
+"""
+
+from __future__ import annotations
+
+import array
+import logging
+import os
+import select
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import frames
+from .interface import Interface
+from .pcap import PcapWriter
+
+__all__ = [
+    "CaptureReport",
+    "EchoReport",
+    "PingReport",
+    "TrafficReport",
+    "run_capture",
+    "run_echo",
+    "run_forward",
+    "run_loopback",
+    "run_pktgen",
+    "run_ping",
+    "run_sink",
+]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+_PROGRESS_EVERY_S = 0.5
+_ETH_OVERHEAD_BITS = 0  # Gbit/s are of frame bytes, like testpmd's throughput lines
+
+
+# ---- reports -------------------------------------------------------------------------------
+
+
+@dataclass
+class TrafficReport:
+    """pktgen / sink / loopback summary; the ``--json`` keys."""
+
+    tx: int = 0
+    rx: int = 0
+    lost: int = 0
+    out_of_order: int = 0
+    corrupted: int = 0
+    duplicates: int = 0
+    not_ours: int = 0
+    tx_bytes: int = 0
+    rx_bytes: int = 0
+    seconds: float = 0.0
+    mpps: float = 0.0
+    gbps: float = 0.0
+    interrupted: bool = False
+
+    def finish(self, seconds: float, *, by_rx: bool) -> TrafficReport:
+        self.seconds = round(seconds, 6)
+        packets, nbytes = (self.rx, self.rx_bytes) if by_rx else (self.tx, self.tx_bytes)
+        if seconds > 0:
+            self.mpps = round(packets / seconds / 1e6, 6)
+            self.gbps = round(nbytes * 8 / seconds / 1e9, 6)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EchoReport:
+    """echo / forward summary: packets per direction."""
+
+    directions: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = dict(self.directions)
+        d.update(dropped=self.dropped, seconds=round(self.seconds, 6), interrupted=self.interrupted)
+        return d
+
+
+@dataclass
+class PingReport:
+    transmitted: int = 0
+    received: int = 0
+    rtt_min_us: float | None = None
+    rtt_avg_us: float | None = None
+    rtt_max_us: float | None = None
+    target_mac: str | None = None
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CaptureReport:
+    captured: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+class _SeqTracker:
+    """Counts unique, duplicate and out-of-order sequence numbers in 0..count-1."""
+
+    def __init__(self, count: int) -> None:
+        self.seen = bytearray(count)
+        self.unique = 0
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.highest = -1
+
+    def add(self, seq: int) -> None:
+        if not 0 <= seq < len(self.seen):
+            self.duplicates += 1  # not one we sent in this run
+            return
+        if self.seen[seq]:
+            self.duplicates += 1
+            return
+        self.seen[seq] = 1
+        self.unique += 1
+        if seq < self.highest:
+            self.out_of_order += 1
+        else:
+            self.highest = seq
+
+
+class _Ticker:
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.next = time.monotonic() + _PROGRESS_EVERY_S
+
+    def __call__(self, text: Callable[[], str]) -> None:
+        if self.progress is not None:
+            now = time.monotonic()
+            if now >= self.next:
+                self.next = now + _PROGRESS_EVERY_S
+                self.progress(text())
+
+
+def _idle_wait(intfs: Sequence[Interface], timeout_s: float) -> None:
+    """Sleep until a packet may have arrived: on the RX eventfds in interrupt mode."""
+    fds: list[int] = []
+    for intf in intfs:
+        if intf.config.interrupt and intf.is_up:
+            try:
+                fds.extend(intf.fileno(q) for q in range(intf.details().get("rx_queues", 0)))
+            except Exception:  # went down meanwhile
+                pass
+    if fds:
+        try:
+            select.select(fds, [], [], timeout_s)
+        except (OSError, ValueError):
+            pass
+    elif any(intf.is_up for intf in intfs):
+        time.sleep(min(timeout_s, 0.0002))
+    else:
+        time.sleep(min(timeout_s, 0.05))
+
+
+def _rx_queues(intf: Interface) -> int:
+    return int(intf.details().get("rx_queues", intf.config.rx_queues))
+
+
+def _done(start: float, duration_s: float | None, count: int | None, n: int) -> bool:
+    if count is not None and n >= count:
+        return True
+    return duration_s is not None and time.monotonic() - start >= duration_s
+
+
+def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None:
+        if not allow_none:
+            raise ValueError(f"{name} is required")
+        return
+    if value <= 0:
+        raise ValueError(f"{name}={value} is out of range: expected > 0")
+
+
+# ---- pktgen / sink / loopback --------------------------------------------------------------
+
+
+def run_pktgen(
+    intf: Interface,
+    *,
+    count: int,
+    size: int,
+    burst: int = 32,
+    queues: int = 1,
+    verify: bool = False,
+    drain_s: float = 1.0,
+    stall_timeout_s: float = 10.0,
+    progress: Progress | None = None,
+    reflector: Callable[[], int] | None = None,
+) -> TrafficReport:
+    """Send ``count`` sequenced UDP frames of ``size`` bytes; with ``verify`` expect them back.
+
+    ``reflector`` is called once per loop turn when the peer lives in this thread (loopback).
+    """
+    _check_positive("count", count, allow_none=False)
+    if not 60 <= size <= 65535:
+        raise ValueError(f"size={size} is out of range: expected 60..65535 bytes")
+    if not 1 <= burst <= 4096:
+        raise ValueError(f"burst={burst} is out of range: expected 1..4096")
+    if not 1 <= queues <= 255:
+        raise ValueError(f"queues={queues} is out of range: expected 1..255")
+    report = TrafficReport()
+    tracker = _SeqTracker(count) if verify else None
+    tick = _Ticker(progress)
+    src_mac = intf.config.mac
+    start = time.monotonic()
+    last_progress = start
+    next_seq = 0
+    pending: tuple[memoryview, array.array[int]] | None = None
+    queue = 0
+    n_rxq = max(1, _rx_queues(intf))
+    # With verify, keep no more in flight than our RX rings can take back: a reflector that
+    # finds no posted buffer drops the frame (testpmd counts it in TX-dropped).
+    window = count
+    presumed_lost = 0
+    last_rx = start
+    if verify:
+        details = intf.details()
+        bsize = details.get("buffer_size") or intf.config.buffer_size
+        slots_per_frame = -(-size // bsize)
+        window = max(burst, (details.get("ring_size", 1024) // slots_per_frame) * n_rxq - burst)
+
+    def receive() -> int:
+        got = 0
+        for q in range(n_rxq if intf.is_up else 0):
+            try:
+                pkts = intf.rx_burst(256, q)
+            except ValueError:
+                break
+            got += len(pkts)
+            for pkt in pkts:
+                report.rx += 1
+                report.rx_bytes += len(pkt)
+                if tracker is None:
+                    continue
+                res = frames.verify_udp_frame(pkt)
+                if res.verdict is frames.Verdict.OK and res.seq is not None:
+                    tracker.add(res.seq)
+                elif res.verdict is frames.Verdict.CORRUPTED:
+                    report.corrupted += 1
+                    log.warning("corrupted frame received: %s", res.reason)
+                else:
+                    report.not_ours += 1
+        return got
+
+    try:
+        while report.tx < count:
+            if pending is None:
+                n = min(burst, count - next_seq)
+                data, lengths = frames.build_frames_batch(n, size, next_seq, src_mac=src_mac)
+                next_seq += n
+                pending = (memoryview(data), array.array("I", lengths))
+            data_view, lengths_arr = pending
+            in_flight = report.tx - (tracker.unique if tracker is not None else 0) - presumed_lost
+            if verify and in_flight + len(lengths_arr) > window:
+                sent = 0
+                if time.monotonic() - last_rx > drain_s:
+                    presumed_lost += in_flight  # the reflector dropped them: stop waiting
+                    last_rx = time.monotonic()
+            else:
+                sent = intf.tx_burst_packed(data_view, lengths_arr, queue=queue) if intf.is_up else 0
+            if sent:
+                report.tx += sent
+                report.tx_bytes += sent * size
+                last_progress = time.monotonic()
+                if sent == len(lengths_arr):
+                    pending = None
+                    queue = (queue + 1) % queues
+                else:
+                    pending = (data_view[sent * size:], lengths_arr[sent:])
+            if reflector is not None:
+                reflector()
+            if verify and receive():
+                last_rx = time.monotonic()
+            if not sent:
+                if verify and receive():
+                    last_progress = last_rx = time.monotonic()
+                if time.monotonic() - last_progress > stall_timeout_s:
+                    log.warning("pktgen: no progress for %.1f s (link %s)", stall_timeout_s,
+                                "up" if intf.is_up else "down")
+                    break
+                if not intf.is_up:
+                    time.sleep(0.01)
+            tick(lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}")
+        if verify:
+            quiet_since = time.monotonic()
+            while tracker is not None and tracker.unique < report.tx:
+                if reflector is not None:
+                    reflector()
+                if receive():
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > drain_s:
+                    break
+                else:
+                    _idle_wait([intf], 0.01)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    elapsed = time.monotonic() - start
+    if tracker is not None:
+        report.lost = report.tx - tracker.unique
+        report.out_of_order = tracker.out_of_order
+        report.duplicates = tracker.duplicates
+    return report.finish(elapsed, by_rx=verify)
+
+
+def run_sink(
+    intf: Interface,
+    *,
+    count: int | None = None,
+    duration_s: float | None = None,
+    verify: bool = False,
+    progress: Progress | None = None,
+) -> TrafficReport:
+    """Count (and with ``verify`` check) received frames until ``count`` or ``duration_s``.
+
+    With ``verify`` the frames must be pktgen's: loss and order are judged from their sequence
+    numbers (the first seen is taken as the start).
+    """
+    _check_positive("count", count)
+    _check_positive("duration_s", duration_s)
+    report = TrafficReport()
+    tick = _Ticker(progress)
+    seen: set[int] = set()
+    highest = -1
+    lowest: int | None = None
+    start = time.monotonic()
+    first_rx: float | None = None
+    last_rx = start
+    try:
+        while not _done(start, duration_s, count, report.rx):
+            got = 0
+            for q in range(_rx_queues(intf) if intf.is_up else 0):
+                limit = 256 if count is None else max(1, min(256, count - report.rx))
+                pkts = intf.rx_burst(limit, q)
+                got += len(pkts)
+                for pkt in pkts:
+                    report.rx += 1
+                    report.rx_bytes += len(pkt)
+                    if not verify:
+                        continue
+                    res = frames.verify_udp_frame(pkt)
+                    if res.verdict is frames.Verdict.OK and res.seq is not None:
+                        if res.seq in seen:
+                            report.duplicates += 1
+                            continue
+                        seen.add(res.seq)
+                        lowest = res.seq if lowest is None else min(lowest, res.seq)
+                        if res.seq < highest:
+                            report.out_of_order += 1
+                        highest = max(highest, res.seq)
+                    elif res.verdict is frames.Verdict.CORRUPTED:
+                        report.corrupted += 1
+                    else:
+                        report.not_ours += 1
+            if got:
+                now = time.monotonic()
+                first_rx = now if first_rx is None else first_rx
+                last_rx = now
+            else:
+                _idle_wait([intf], 0.01)
+            tick(lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes")
+    except KeyboardInterrupt:
+        report.interrupted = True
+    if verify and lowest is not None:
+        report.lost = (highest - lowest + 1) - len(seen)
+    # Rate over the span packets actually arrived in, so waiting for the peer does not dilute it.
+    span = (last_rx - first_rx) if first_rx is not None and last_rx > first_rx else time.monotonic() - start
+    return report.finish(span, by_rx=True)
+
+
+def run_loopback(
+    *,
+    count: int = 10000,
+    size: int = 64,
+    burst: int = 32,
+    socket_name: str | None = None,
+    log2_ring_size: int = 10,
+    buffer_size: int = 2048,
+    progress: Progress | None = None,
+    up_timeout_s: float = 10.0,
+) -> TrafficReport:
+    """A server and a client of the same id on one socket in this process; frames go
+    client -> server, are reflected, and verified back at the client."""
+    from .control import Socket
+
+    name = socket_name or f"@memif-ct-loopback-{os.getpid()}-{time.monotonic_ns()}"
+    common = dict(id=0, log2_ring_size=log2_ring_size, buffer_size=buffer_size, interrupt=False)
+    with Socket(name) as sock:
+        with Interface(role="server", socket=sock, name="loopback-server", **common) as server, \
+                Interface(role="client", socket=sock, name="loopback-client", **common) as client:
+            client.wait_up(up_timeout_s)
+            server.wait_up(up_timeout_s)
+
+            pending: list[bytes] = []
+
+            def reflect() -> int:
+                # Whatever the client has not yet made room for waits here for the next turn;
+                # pktgen's own receive() consumes at the client, which re-posts buffers.
+                nonlocal pending
+                if not pending:
+                    pending = server.rx_burst(256)
+                sent = server.tx_burst(pending) if pending else 0
+                pending = pending[sent:]
+                return sent
+
+            return run_pktgen(client, count=count, size=size, burst=burst, verify=True, reflector=reflect,
+                              progress=progress)
+
+
+# ---- echo / forward ------------------------------------------------------------------------
+
+
+def _send_all(intf: Interface, pkts: list[bytes], queue: int, deadline_s: float = 0.05) -> int:
+    """Transmit pkts on queue, retrying briefly while the ring is full; returns how many went."""
+    sent = intf.tx_burst(pkts, queue)
+    if sent < len(pkts):
+        end = time.monotonic() + deadline_s
+        while sent < len(pkts) and time.monotonic() < end and intf.is_up:
+            n = intf.tx_burst(pkts[sent:], queue)
+            sent += n
+            if not n:
+                time.sleep(0.0001)
+    return sent
+
+
+def run_echo(
+    intf: Interface,
+    *,
+    macswap: bool = False,
+    count: int | None = None,
+    duration_s: float | None = None,
+    progress: Progress | None = None,
+) -> EchoReport:
+    """Reflect every packet back on the queue it arrived on (optionally swapping MACs)."""
+    _check_positive("count", count)
+    _check_positive("duration_s", duration_s)
+    report = EchoReport(directions={"rx": 0, "tx": 0})
+    tick = _Ticker(progress)
+    start = time.monotonic()
+    try:
+        while not _done(start, duration_s, count, report.directions["rx"]):
+            got = 0
+            n_tx = int(intf.details().get("tx_queues", 1)) if intf.is_up else 1
+            for q in range(_rx_queues(intf) if intf.is_up else 0):
+                pkts = intf.rx_burst(256, q)
+                if not pkts:
+                    continue
+                got += len(pkts)
+                if macswap:
+                    pkts = [frames.macswap(p) if len(p) >= 12 else p for p in pkts]
+                report.directions["rx"] += len(pkts)
+                sent = _send_all(intf, pkts, q % n_tx)
+                report.directions["tx"] += sent
+                report.dropped += len(pkts) - sent
+            if not got:
+                _idle_wait([intf], 0.01)
+            tick(lambda: f"echo: rx {report.directions['rx']} tx {report.directions['tx']} "
+                         f"dropped {report.dropped}")
+    except KeyboardInterrupt:
+        report.interrupted = True
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def run_forward(
+    a: Interface,
+    b: Interface,
+    *,
+    count: int | None = None,
+    duration_s: float | None = None,
+    progress: Progress | None = None,
+) -> EchoReport:
+    """Cross-connect two interfaces both ways, queue i to queue i (mod the other's count)."""
+    _check_positive("count", count)
+    _check_positive("duration_s", duration_s)
+    report = EchoReport(directions={"a_to_b": 0, "b_to_a": 0})
+    tick = _Ticker(progress)
+    start = time.monotonic()
+    try:
+        while not _done(start, duration_s, count, report.directions["a_to_b"] + report.directions["b_to_a"]):
+            got = 0
+            for src, dst, key in ((a, b, "a_to_b"), (b, a, "b_to_a")):
+                if not src.is_up:
+                    continue
+                n_tx = int(dst.details().get("tx_queues", 1)) if dst.is_up else 0
+                for q in range(_rx_queues(src)):
+                    pkts = src.rx_burst(256, q)
+                    if not pkts:
+                        continue
+                    got += len(pkts)
+                    sent = _send_all(dst, pkts, q % n_tx) if n_tx else 0
+                    report.directions[key] += sent
+                    report.dropped += len(pkts) - sent
+            if not got:
+                _idle_wait([a, b], 0.01)
+            tick(lambda: f"forward: a->b {report.directions['a_to_b']} b->a {report.directions['b_to_a']} "
+                         f"dropped {report.dropped}")
+    except KeyboardInterrupt:
+        report.interrupted = True
+    report.seconds = time.monotonic() - start
+    return report
+
+
+# ---- ping ----------------------------------------------------------------------------------
+
+
+def default_src_ip(target_ip: str) -> str:
+    """An address next to the target in its /24 (x.x.x.1, or .2 when the target is .1)."""
+    parts = frames.ip_to_bytes(target_ip)
+    last = 2 if parts[3] == 1 else 1
+    return frames.bytes_to_ip(parts[:3] + bytes([last]))
+
+
+def run_ping(
+    intf: Interface,
+    target_ip: str,
+    *,
+    count: int = 4,
+    interval_s: float = 1.0,
+    timeout_s: float = 1.0,
+    src_ip: str | None = None,
+    src_mac: bytes | None = None,
+    size: int = 56,
+    on_line: Callable[[str], None] | None = None,
+) -> PingReport:
+    """Resolve ``target_ip`` with ARP, then send ICMP echo requests and time the replies."""
+    _check_positive("count", count, allow_none=False)
+    _check_positive("interval_s", interval_s, allow_none=False)
+    target = frames.ip_to_bytes(target_ip)
+    src_ip = src_ip or default_src_ip(target_ip)
+    src = frames.ip_to_bytes(src_ip)
+    mac = src_mac or intf.config.mac
+    say = on_line or (lambda _line: None)
+    report = PingReport()
+    ident = os.getpid() & 0xFFFF
+    rtts: list[float] = []
+
+    def poll(until: float, want: Callable[[bytes, int], bool]) -> bool:
+        while time.monotonic() < until:
+            for pkt in intf.rx_burst(64):
+                now = time.perf_counter_ns()
+                arp = frames.parse_arp(pkt)
+                if arp is not None and arp.op == frames.ARP_REQUEST and arp.target_ip == src:
+                    intf.tx_burst([frames.build_arp_reply(mac, src, arp.sender_mac, arp.sender_ip)])
+                    continue
+                if want(pkt, now):
+                    return True
+            _idle_wait([intf], 0.005)
+        return False
+
+    try:
+        target_mac: bytes | None = None
+        for _attempt in range(3):
+            intf.tx_burst([frames.build_arp_request(mac, src, target)])
+
+            def arp_reply(pkt: bytes, _now: int) -> bool:
+                nonlocal target_mac
+                arp = frames.parse_arp(pkt)
+                if arp is not None and arp.op == frames.ARP_REPLY and arp.sender_ip == target:
+                    target_mac = arp.sender_mac
+                    return True
+                return False
+
+            if poll(time.monotonic() + timeout_s, arp_reply):
+                break
+        if target_mac is None:
+            say(f"ping: {target_ip}: no ARP reply (from {src_ip})")
+            return report
+        report.target_mac = frames.mac_to_str(target_mac)
+        say(f"PING {target_ip} ({report.target_mac}) from {src_ip}: {size} data bytes")
+        payload = bytes(range(256)) * (size // 256 + 1)
+        for seq in range(1, count + 1):
+            sent_at = time.perf_counter_ns()
+            req = frames.build_icmp_echo_request(src_mac=mac, dst_mac=target_mac, src_ip=src, dst_ip=target,
+                                                 ident=ident, seq=seq, payload=payload[:size])
+            if intf.tx_burst([req]) != 1:
+                say(f"ping: icmp_seq={seq}: transmit ring full or link down")
+            report.transmitted += 1
+
+            def echo_reply(pkt: bytes, now: int, seq: int = seq, sent_at: int = sent_at) -> bool:
+                echo = frames.parse_icmp_echo(pkt)
+                if echo is None or not echo.is_reply or echo.ident != ident or echo.seq != seq:
+                    return False
+                rtt_us = (now - sent_at) / 1000
+                rtts.append(rtt_us)
+                report.received += 1
+                bad = "" if echo.checksums_ok else " (BAD CHECKSUM)"
+                say(f"{len(pkt) - 34} bytes from {frames.bytes_to_ip(echo.src_ip)}: icmp_seq={seq} "
+                    f"ttl={echo.ttl} time={rtt_us / 1000:.3f} ms{bad}")
+                return True
+
+            got = poll(time.monotonic() + timeout_s, echo_reply)
+            if not got:
+                say(f"no reply for icmp_seq={seq}")
+            if seq < count:
+                rest = interval_s - (time.perf_counter_ns() - sent_at) / 1e9
+                if rest > 0:
+                    time.sleep(rest)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    if rtts:
+        report.rtt_min_us = round(min(rtts), 3)
+        report.rtt_avg_us = round(sum(rtts) / len(rtts), 3)
+        report.rtt_max_us = round(max(rtts), 3)
+    return report
+
+
+# ---- capture -------------------------------------------------------------------------------
+
+
+def run_capture(
+    intf: Interface,
+    path: str,
+    *,
+    count: int | None = None,
+    duration_s: float | None = None,
+    progress: Progress | None = None,
+) -> CaptureReport:
+    """Write received packets to a pcap file (Ethernet, or raw IP for mode=ip)."""
+    _check_positive("count", count)
+    _check_positive("duration_s", duration_s)
+    report = CaptureReport()
+    tick = _Ticker(progress)
+    start = time.monotonic()
+    with PcapWriter.for_mode(path, intf.config.mode) as writer:
+        try:
+            while not _done(start, duration_s, count, report.captured):
+                got = 0
+                for q in range(_rx_queues(intf) if intf.is_up else 0):
+                    limit = 256 if count is None else max(1, min(256, count - report.captured))
+                    for pkt in intf.rx_burst(limit, q):
+                        writer.write(pkt, time.time_ns())
+                        report.captured += 1
+                        report.bytes += len(pkt)
+                        got += 1
+                if not got:
+                    _idle_wait([intf], 0.01)
+                tick(lambda: f"capture: {report.captured} packets")
+        except KeyboardInterrupt:
+            report.interrupted = True
+    report.seconds = time.monotonic() - start
+    return report
