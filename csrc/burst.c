@@ -246,6 +246,7 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, u
         uint16_t k = 0;
         uint64_t total = 0;
         enum chain_state state = CHAIN_OK;
+        int bad_seen = 0; /* counted once, when the chain is consumed, not on every poll */
         for (;;) {
             if (k == left) {
                 /* NEXT on the last published slot: the rest may still come, unless the whole
@@ -257,9 +258,9 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, u
             k++;
             if (state == CHAIN_OK) {
                 const uint8_t *buf = buffer_at(q, d.region, d.offset, d.length);
-                if (!buf) {
+                if (!buf || d.length == 0) { /* protocol s5: non-zero length, inside its region */
                     state = CHAIN_BAD;
-                    q->stats.bad_desc++;
+                    bad_seen = 1;
                 } else if (d.length > out_size - out_pos - total) {
                     state = CHAIN_TOO_BIG;
                 } else {
@@ -275,10 +276,7 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, u
         if (state == CHAIN_TOO_BIG && out_pos > 0)
             break; /* may fit into an empty buffer on the next call */
         consumed = (uint16_t)(consumed + k);
-        if (state == CHAIN_OK && total == 0) {
-            q->stats.bad_desc++; /* an empty packet: VPP rejects these too */
-            state = CHAIN_BAD;
-        }
+        q->stats.bad_desc += (uint64_t)bad_seen;
         if (state != CHAIN_OK) {
             q->stats.drops++;
             continue;
@@ -342,8 +340,11 @@ uint32_t memif_ct_queue_pending(const memif_ct_queue_t *q)
     uint16_t n;
     if (q->type == MEMIF_CT_RING_TYPE_S2M)
         n = (uint16_t)(load_acquire(&ring->head) - load_acquire(&ring->tail));
-    else if (q->role == MEMIF_CT_ROLE_CLIENT)
+    else if (q->role == MEMIF_CT_ROLE_CLIENT) {
         n = (uint16_t)(load_acquire(&ring->tail) - q->last_tail);
+        if (n > (uint16_t)(q->last_head - q->last_tail))
+            return 0; /* beyond what we posted: rx_burst counts it as bad_ring */
+    }
     else
         return 0; /* server TX on M2S: what the client has not consumed is not visible to us */
     return n > q->ring_size ? 0 : n;

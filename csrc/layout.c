@@ -74,7 +74,7 @@ int memif_ct_ring_init(void *ring_mem, uint32_t log2_ring_size, uint16_t buffer_
         return MEMIF_CT_ERR_ARG;
     uint32_t size = 1u << log2_ring_size;
     /* Descriptor offsets are u32: every buffer of the ring must start below 4 GiB. */
-    if (buffer_offset + (uint64_t)(size - 1) * buffer_size > UINT32_MAX)
+    if (buffer_offset > UINT32_MAX || buffer_offset + (uint64_t)(size - 1) * buffer_size > UINT32_MAX)
         return MEMIF_CT_ERR_OVERFLOW;
     memif_ct_ring_t *ring = ring_mem;
     memset(ring_mem, 0, sizeof(memif_ct_ring_t));
@@ -117,6 +117,10 @@ int memif_ct_queue_init(memif_ct_queue_t *q, void *ring_mem, uint32_t log2_ring_
         num_regions > MEMIF_CT_MAX_REGIONS)
         return MEMIF_CT_ERR_ARG;
     if (!inside_a_region(regions, num_regions, ring_mem, ring_bytes))
+        return MEMIF_CT_ERR_LAYOUT;
+    /* The peer picks ring offsets (ADD_RING): a misaligned ring would make head/tail accesses
+     * misaligned, which is undefined and can tear. */
+    if ((uintptr_t)ring_mem % _Alignof(memif_ct_ring_t))
         return MEMIF_CT_ERR_LAYOUT;
     memif_ct_ring_t *ring = ring_mem;
     if (ring->cookie != MEMIF_CT_COOKIE)
