@@ -306,7 +306,11 @@ int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32
         uint16_t head = load_acquire(&ring->head);
         uint16_t avail = (uint16_t)(head - q->last_tail);
         if (avail > q->ring_size) {
+            /* Impossible head (a client that overran the ring): adopt it, dropping what lies
+             * between, so the client sees a free ring again instead of both sides stalling. */
             q->stats.bad_ring++;
+            q->last_tail = head;
+            store_release(&ring->tail, head);
             return 0;
         }
         uint16_t used = rx_chains(q, q->last_tail, avail, out, out_size, lengths, max_pkts, &n);
@@ -320,8 +324,17 @@ int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32
      * re-posting buffers (advancing head). */
     uint16_t tail = load_acquire(&ring->tail);
     uint16_t avail = (uint16_t)(tail - q->last_tail);
-    if (avail > (uint16_t)(q->last_head - q->last_tail)) {
+    uint16_t posted = (uint16_t)(q->last_head - q->last_tail);
+    if (avail > posted) {
+        /* The server published slots we never posted. DPDK 22.11's TX does this with chains:
+         * its free-slot check is off by one, then its free counter wraps and it runs on past
+         * our head. Reading on would mean reading buffers it is still overwriting; waiting
+         * would stall until its tail wraps 65536 slots later. So adopt its tail (what lies
+         * between is lost, counted in bad_ring) and post a fresh ring of buffers after it. */
         q->stats.bad_ring++;
+        q->last_tail = tail;
+        q->last_head = tail;
+        memif_ct_refill(q);
         return 0;
     }
     uint16_t used = rx_chains(q, q->last_tail, avail, out, out_size, lengths, max_pkts, &n);
