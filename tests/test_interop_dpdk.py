@@ -8,10 +8,12 @@ link down (memif-protocol.md section 6).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -41,6 +43,16 @@ def run_cli(*args: str, timeout_s: float = 120.0) -> tuple[dict, subprocess.Comp
     return json.loads(lines[-1]), proc
 
 
+@contextlib.contextmanager
+def linked(pmd: testpmd.TestPmd, devargs: str) -> Iterator[memif_ct.Interface]:
+    """Our interface, up with ``pmd``, and testpmd forwarding."""
+    with memif_ct.Interface.from_devargs(devargs) as intf:
+        intf.wait_up(UP_TIMEOUT_S)
+        pmd.wait_link_up()
+        pmd.start_forwarding()
+        yield intf
+
+
 def wait_for(predicate, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -66,10 +78,7 @@ def settle_stats(pmd: testpmd.TestPmd, key: str, expected: int, timeout_s: float
 def test_pktgen_to_testpmd_rxonly_counts_match(testpmd_factory, abstract):
     sock = testpmd_factory.abstract_name("rx") if abstract else testpmd_factory.socket_path("rx")
     pmd = testpmd_factory("server", sock, socket_abstract=abstract, forward_mode="rxonly")
-    with memif_ct.Interface.from_devargs(our_devargs(sock, abstract=abstract)) as intf:
-        intf.wait_up(UP_TIMEOUT_S)
-        pmd.wait_link_up()
-        pmd.start_forwarding()
+    with linked(pmd, our_devargs(sock, abstract=abstract)) as intf:
         report = tools.run_pktgen(intf, count=50000, size=128, burst=64)
         assert report.tx == 50000
         stats = settle_stats(pmd, "rx_packets", 50000)
@@ -95,10 +104,7 @@ def test_testpmd_txonly_to_memif_ct_sink_cli(testpmd_factory):
 def test_round_trip_verified_and_reconciled(testpmd_factory, mode):
     sock = testpmd_factory.socket_path(mode)
     pmd = testpmd_factory("server", sock, forward_mode=mode)
-    with memif_ct.Interface.from_devargs(our_devargs(sock, interrupt="no")) as intf:
-        intf.wait_up(UP_TIMEOUT_S)
-        pmd.wait_link_up()
-        pmd.start_forwarding()
+    with linked(pmd, our_devargs(sock, interrupt="no")) as intf:
         r = tools.run_pktgen(intf, count=30000, size=64, burst=32, verify=True)
         assert (r.tx, r.rx, r.lost, r.corrupted, r.out_of_order) == (30000, 30000, 0, 0, 0), r
         stats = settle_stats(pmd, "tx_packets", 30000)
@@ -123,10 +129,7 @@ def test_pktgen_verify_cli_through_testpmd_io(testpmd_factory):
 def test_jumbo_frames_chain_both_ways(testpmd_factory, size):
     sock = testpmd_factory.socket_path(f"j{size}")
     pmd = testpmd_factory("server", sock, forward_mode="io")
-    with memif_ct.Interface.from_devargs(our_devargs(sock, interrupt="no")) as intf:
-        intf.wait_up(UP_TIMEOUT_S)
-        pmd.wait_link_up()
-        pmd.start_forwarding()
+    with linked(pmd, our_devargs(sock, interrupt="no")) as intf:
         r = tools.run_pktgen(intf, count=1000, size=size, burst=16, verify=True)
         assert (r.tx, r.rx, r.lost, r.corrupted) == (1000, 1000, 0, 0), r
         ours = intf.stats()
@@ -151,10 +154,7 @@ def test_testpmd_txonly_chained_9000_to_sink(testpmd_factory):
     segments = [2048, 2048, 2048, 2048, 808]
     sock = testpmd_factory.socket_path("txj")
     pmd = testpmd_factory("server", sock, forward_mode="txonly", txpkts=",".join(map(str, segments)))
-    with memif_ct.Interface.from_devargs(our_devargs(sock, interrupt="no")) as intf:
-        intf.wait_up(UP_TIMEOUT_S)
-        pmd.wait_link_up()
-        pmd.start_forwarding()
+    with linked(pmd, our_devargs(sock, interrupt="no")) as intf:
         sizes: list[int] = []
         deadline = time.monotonic() + 30
         while len(sizes) < 2000 and time.monotonic() < deadline:
@@ -173,10 +173,7 @@ def test_testpmd_txonly_chained_9000_to_sink(testpmd_factory):
 def test_two_queues_each_way(testpmd_factory):
     sock = testpmd_factory.socket_path("q2")
     pmd = testpmd_factory("server", sock, forward_mode="io", rxq=2, txq=2)
-    with memif_ct.Interface.from_devargs(our_devargs(sock, interrupt="no", rx_queues=2, tx_queues=2)) as intf:
-        intf.wait_up(UP_TIMEOUT_S)
-        pmd.wait_link_up()
-        pmd.start_forwarding()
+    with linked(pmd, our_devargs(sock, interrupt="no", rx_queues=2, tx_queues=2)) as intf:
         assert intf.details()["rx_queues"] == intf.details()["tx_queues"] == 2
         r = tools.run_pktgen(intf, count=20000, size=64, burst=32, queues=2, verify=True)
         assert (r.tx, r.rx, r.lost, r.corrupted) == (20000, 20000, 0, 0), r
