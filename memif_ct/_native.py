@@ -281,7 +281,7 @@ class BufferAddress:
         if self.size == 0:
             raise ValueError("buffer must not be empty")
         self._anchor: object | None = (ctypes.c_char * self.size).from_buffer(view)
-        self.address = ctypes.addressof(self._anchor)  # type: ignore[arg-type]
+        self.address = ctypes.addressof(self._anchor)
 
     def release(self) -> None:
         self._anchor = None

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import array
 from collections.abc import Sequence
-from typing import Union
 
 from . import _native
 
 __all__ = ["Packet", "RxScratch", "pack_packets", "tx_packed", "rx_into"]
 
-Packet = Union[bytes, bytearray, memoryview]
+Packet = bytes | bytearray | memoryview
 
 # An upper bound on a single packet, for the error message only: the C side enforces the
 # real limit (a chain may not exceed the ring).

@@ -319,7 +319,7 @@ def _magic_distance(frame: bytes | bytearray | memoryview, off: int) -> int:
     got = bytes(frame[off : off + len(MAGIC)])
     if len(got) < len(MAGIC):
         return len(MAGIC)
-    return sum(a != b for a, b in zip(got, MAGIC))
+    return sum(a != b for a, b in zip(got, MAGIC, strict=True))
 
 
 def verify_udp_frame(frame: bytes | bytearray | memoryview) -> VerifyResult:

@@ -82,7 +82,7 @@ class PcapWriter:
         self.packets_written = 0
         self._owns_file = isinstance(target, (str, os.PathLike))
         # Closed by close()/__exit__, not a with-block: the writer outlives this call.
-        self._file: BinaryIO = open(target, "wb") if isinstance(target, (str, os.PathLike)) else target  # noqa: SIM115
+        self._file: BinaryIO = open(target, "wb") if isinstance(target, (str, os.PathLike)) else target
         self._closed = False
         self._file.write(
             _FILE_HEADER.pack(

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from .constants import (
     ADD_RING_FLAG_S2M,
@@ -138,7 +138,7 @@ class Disconnect:
     TYPE: ClassVar[int] = MSG_TYPE_DISCONNECT
 
 
-Message = Union[Ack, Hello, Init, AddRegion, AddRing, Connect, Connected, Disconnect]
+Message = Ack | Hello | Init | AddRegion | AddRing | Connect | Connected | Disconnect
 
 _NAMES = {
     MSG_TYPE_ACK: "ACK", MSG_TYPE_HELLO: "HELLO", MSG_TYPE_INIT: "INIT",
@@ -344,8 +344,8 @@ class ConnectRequest:
     peer_if_name: str
 
 
-Event = Union[Send, Negotiated, Established, PeerDisconnect, Closed, InitReceived, RegionAdded,
-              RingAdded, ConnectRequest]
+Event = (Send | Negotiated | Established | PeerDisconnect | Closed | InitReceived | RegionAdded
+         | RingAdded | ConnectRequest)
 
 
 @dataclass(frozen=True)
@@ -436,7 +436,7 @@ class ClientState(Enum):
 class ClientHandshake(_Handshake):
     """Client side: HELLO -> Negotiated + INIT; setup(); each ACK sends the next message."""
 
-    def __init__(self, *, id: int, mode: int, secret: str | None, app_name: str,  # noqa: A002
+    def __init__(self, *, id: int, mode: int, secret: str | None, app_name: str,
                  if_name: str, num_s2m: int, num_m2s: int, log2_ring_size: int) -> None:
         super().__init__()
         for field, value, low, high in (

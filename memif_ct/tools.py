@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import frames
+from .errors import NotConnectedError
 from .interface import Interface
 from .pcap import PcapWriter
 
@@ -163,7 +164,7 @@ def _idle_wait(intfs: Sequence[Interface], timeout_s: float) -> None:
         if intf.config.interrupt and intf.is_up:
             try:
                 fds.extend(intf.fileno(q) for q in range(intf.details().get("rx_queues", 0)))
-            except Exception:  # went down meanwhile
+            except (NotConnectedError, ValueError):  # went down meanwhile
                 pass
     if fds:
         try:
@@ -407,27 +408,29 @@ def run_loopback(
     from .control import Socket
 
     name = socket_name or f"@memif-ct-loopback-{os.getpid()}-{time.monotonic_ns()}"
-    common = dict(id=0, log2_ring_size=log2_ring_size, buffer_size=buffer_size, interrupt=False)
-    with Socket(name) as sock:
-        with Interface(role="server", socket=sock, name="loopback-server", **common) as server, \
-                Interface(role="client", socket=sock, name="loopback-client", **common) as client:
-            client.wait_up(up_timeout_s)
-            server.wait_up(up_timeout_s)
+    common: dict[str, Any] = {
+        "id": 0, "log2_ring_size": log2_ring_size, "buffer_size": buffer_size, "interrupt": False,
+    }
+    with Socket(name) as sock, \
+            Interface(role="server", socket=sock, name="loopback-server", **common) as server, \
+            Interface(role="client", socket=sock, name="loopback-client", **common) as client:
+        client.wait_up(up_timeout_s)
+        server.wait_up(up_timeout_s)
 
-            pending: list[bytes] = []
+        pending: list[bytes] = []
 
-            def reflect() -> int:
-                # Whatever the client has not yet made room for waits here for the next turn;
-                # pktgen's own receive() consumes at the client, which re-posts buffers.
-                nonlocal pending
-                if not pending:
-                    pending = server.rx_burst(256)
-                sent = server.tx_burst(pending) if pending else 0
-                pending = pending[sent:]
-                return sent
+        def reflect() -> int:
+            # Whatever the client has not yet made room for waits here for the next turn;
+            # pktgen's own receive() consumes at the client, which re-posts buffers.
+            nonlocal pending
+            if not pending:
+                pending = server.rx_burst(256)
+            sent = server.tx_burst(pending) if pending else 0
+            pending = pending[sent:]
+            return sent
 
-            return run_pktgen(client, count=count, size=size, burst=burst, verify=True, reflector=reflect,
-                              progress=progress)
+        return run_pktgen(client, count=count, size=size, burst=burst, verify=True, reflector=reflect,
+                          progress=progress)
 
 
 # ---- echo / forward ------------------------------------------------------------------------
