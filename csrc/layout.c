@@ -121,7 +121,7 @@ int memif_ct_queue_init(memif_ct_queue_t *q, void *ring_mem, uint32_t log2_ring_
     /* The peer picks ring offsets (ADD_RING): a misaligned ring would make head/tail accesses
      * misaligned, which is undefined and can tear. */
     if ((uintptr_t)ring_mem % _Alignof(memif_ct_ring_t))
-        return MEMIF_CT_ERR_LAYOUT;
+        return MEMIF_CT_ERR_ALIGN;
     memif_ct_ring_t *ring = ring_mem;
     if (ring->cookie != MEMIF_CT_COOKIE)
         return MEMIF_CT_ERR_COOKIE;

@@ -29,6 +29,7 @@ const char *memif_ct_strerror(int err)
     case MEMIF_CT_ERR_COOKIE: return "ring header has a wrong cookie";
     case MEMIF_CT_ERR_DIRECTION: return "call does not fit the queue's role and ring type";
     case MEMIF_CT_ERR_OVERFLOW: return "size computation overflowed";
+    case MEMIF_CT_ERR_ALIGN: return "ring is misaligned";
     default: return "unknown error";
     }
 }

@@ -87,7 +87,8 @@ typedef enum {
     MEMIF_CT_ERR_LAYOUT = -3,      /* a ring or buffer lies outside its region */
     MEMIF_CT_ERR_COOKIE = -4,      /* ring header does not carry MEMIF_CT_COOKIE */
     MEMIF_CT_ERR_DIRECTION = -5,   /* the call does not fit this queue's role and ring type */
-    MEMIF_CT_ERR_OVERFLOW = -6     /* a size computation overflowed */
+    MEMIF_CT_ERR_OVERFLOW = -6,    /* a size computation overflowed */
+    MEMIF_CT_ERR_ALIGN = -7        /* a ring is not aligned for its 16-bit atomic indexes */
 } memif_ct_error_t;
 
 /* ---- shared-memory structures (memif-protocol.md section 5) ---- */

@@ -67,7 +67,8 @@ def _open(devargs: str, up_timeout_s: float) -> Interface:
 
 def _traffic_human(name: str, r: tools.TrafficReport) -> str:
     return (f"{name}: tx {r.tx} rx {r.rx} lost {r.lost} out-of-order {r.out_of_order} corrupted {r.corrupted} "
-            f"in {r.seconds:.3f} s: {r.mpps:.3f} Mpps {r.gbps:.3f} Gbit/s" + (" (interrupted)" if r.interrupted else ""))
+            f"in {r.seconds:.3f} s: {r.mpps:.3f} Mpps {r.gbps:.3f} Gbit/s"
+            + (" (interrupted)" if r.interrupted else ""))
 
 
 # ---- subcommands ---------------------------------------------------------------------------

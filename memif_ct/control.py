@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, Union
+from typing import TYPE_CHECKING, TypeVar
 
 from . import _native, constants as c, protocol as p
 from .errors import ConfigError, MemifError, ProtocolError
@@ -38,6 +38,9 @@ __all__ = ["Socket", "LinkResources", "QueueRing"]
 log = logging.getLogger(__name__)
 
 _ANCILLARY_SIZE = _socket.CMSG_SPACE(4 * 4) + _socket.CMSG_SPACE(3 * 4)  # a few fds + ucred
+# Receive buffer: larger than a message so that a wrong size can be reported exactly in the
+# DISCONNECT reason (with MSG_SIZE + 1 a 200-byte message read as "size 129").
+_RECV_SIZE = 8 * c.MSG_SIZE
 _T = TypeVar("_T")
 
 
@@ -155,7 +158,7 @@ class Socket:
             raise ConfigError(f"socket={path!r} must be a non-empty path or @name", key="socket", value=path)
         if abstract is None:
             abstract = path.startswith("@")
-        name = path[1:] if path.startswith("@") else path
+        name = path.removeprefix("@")
         limit = 107
         if len(name.encode()) > limit:
             raise ConfigError(
@@ -516,12 +519,15 @@ class Socket:
                                              ring_type=ring.type, regions=table)
             except ValueError as exc:
                 kind = "S2M" if ring.type == c.RING_TYPE_S2M else "M2S"
-                reason = "cookie mismatch" if "cookie" in str(exc) else "outside its region"
+                text = str(exc)
+                reason = ("cookie mismatch" if "cookie" in text
+                          else "misaligned" if "misaligned" in text else "outside its region")
                 table.clear()
                 raise ProtocolError(f"{kind} ring {ring.index}: {reason}") from exc
             (rx if ring.type == c.RING_TYPE_S2M else tx)[ring.index] = QueueRing(native, efd)
         eventfds = [efd for _ring, efd in conn.rings]
         conn.rings.clear()
+        assert machine.log2_ring_size is not None  # CONNECT was accepted: every ring agrees on it
         link = LinkResources(
             regions=conn.regions, table=table, rx=[rx[i] for i in sorted(rx)], tx=[tx[i] for i in sorted(tx)],
             log2_ring_size=machine.log2_ring_size, buffer_size=None, peer_name=machine.peer_name or "",
@@ -535,11 +541,23 @@ class Socket:
     def _register(self, conn: _Connection) -> None:
         self._connections[conn.number] = conn
         self._selector.register(conn.sock, selectors.EVENT_READ, lambda: self._readable(conn))
-        timeout = conn.interface.config.handshake_timeout_s if conn.interface else 5.0
+        if conn.interface is not None:
+            timeout = conn.interface.config.handshake_timeout_s
+        else:
+            # An accepted connection belongs to no interface until INIT names one: use the
+            # shortest handshake_timeout_s of the server interfaces listening here (a fixed 5 s
+            # ignored the configured value for silent and pre-INIT peers).
+            timeout = min((i.config.handshake_timeout_s for i in self._interfaces
+                           if i.config.role == "server"), default=5.0)
+        conn.deadline = time.monotonic() + timeout
         self._after(timeout, lambda: self._handshake_timeout(conn))
 
     def _handshake_timeout(self, conn: _Connection) -> None:
         if conn.closed or conn.link is not None:
+            return
+        left = conn.deadline - time.monotonic()
+        if left > 0:  # INIT moved the deadline to the interface's own timeout
+            self._after(left, lambda: self._handshake_timeout(conn))
             return
         self._drop(conn, conn.machine.disconnect("handshake timeout"))
 
@@ -547,7 +565,7 @@ class Socket:
         if conn.closed:
             return
         try:
-            data, ancdata, flags, _addr = conn.sock.recvmsg(c.MSG_SIZE + 1, _ANCILLARY_SIZE)
+            data, ancdata, flags, _addr = conn.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -563,6 +581,10 @@ class Socket:
                 return
             if len(fds) > 1:
                 self._drop(conn, conn.machine.disconnect(f"{len(fds)} fds in one message, expected 1"))
+                return
+            if flags & _socket.MSG_TRUNC:
+                self._drop(conn, conn.machine.disconnect(
+                    f"invalid message size above {_RECV_SIZE}, expected {c.MSG_SIZE}"))
                 return
             try:
                 msg = p.unpack(data)
@@ -585,7 +607,10 @@ class Socket:
             event = pending.pop(0)
             try:
                 more = self._handle(conn, event, fds)
-            except (ProtocolError, OSError, ValueError) as exc:
+            except Exception as exc:
+                # Any failure handling one connection (bad input, or a bug) drops that connection
+                # with a reason; before, only ProtocolError/OSError/ValueError did, and anything
+                # else escaped to the thread loop leaving the connection half open.
                 reason = exc.reason if isinstance(exc, ProtocolError) else f"local error: {exc}"
                 log.warning("%r: %s", conn, reason)
                 more = conn.machine.disconnect(reason[:95])
@@ -621,7 +646,9 @@ class Socket:
             conn.region_fds[event.index] = (fds.pop(), event.size)
         elif isinstance(event, p.RingAdded):
             assert fds
-            conn.rings.append((event, fds.pop()))
+            fd = fds.pop()
+            conn.rings.append((event, fd))  # owned by the connection from here (closed on drop)
+            _check_eventfd(fd, event)
         elif isinstance(event, p.ConnectRequest):
             link = self._server_link(conn, event.peer_if_name)
             conn.link = link
@@ -633,10 +660,9 @@ class Socket:
             conn.interface._link_up(conn.link)
             log.info("%r: link up with %s (%s)", conn, conn.link.peer_if_name, conn.link.peer_name)
         elif isinstance(event, p.PeerDisconnect):
-            if conn.interface is not None:
-                conn.interface._note_disconnect(event.reason, local=False)
+            pass  # the Closed(by_peer=True) that follows carries the same reason to _close
         elif isinstance(event, p.Closed):
-            self._close(conn, event.reason)
+            self._close(conn, event.reason, local=not event.by_peer)
         return []
 
     def _send(self, conn: _Connection, event: p.Send) -> None:
@@ -655,15 +681,18 @@ class Socket:
     def _drop(self, conn: _Connection, events: list[p.Event]) -> None:
         self._process(conn, events)
         if not conn.closed:
-            self._close(conn, "closed")
+            self._close(conn, "closed", local=True)
 
     def _peer_gone(self, conn: _Connection, reason: str) -> None:
-        if conn.interface is not None:
-            conn.interface._note_disconnect(reason, local=False)
-        self._close(conn, reason)
+        self._close(conn, reason, local=False)
 
-    def _close(self, conn: _Connection, reason: str) -> None:
-        """Tear a connection down: link down first (the data path stops), then free everything."""
+    def _close(self, conn: _Connection, reason: str, *, local: bool) -> None:
+        """Tear a connection down: link down first (the data path stops), then free everything.
+
+        The interface learns ``reason`` here, for every way a connection ends (our DISCONNECT,
+        the peer's, EOF, timeout), before or after its link was up, and only once the link is
+        down: a user who sees the reason never sees is_up still true.
+        """
         if conn.closed:
             return
         conn.closed = True
@@ -681,8 +710,24 @@ class Socket:
             conn.link = None
         conn.release_pending()
         log.info("%r closed: %s", conn, reason)
+        if intf is not None:
+            intf._note_disconnect(reason, local=local)
         if intf is not None and conn.is_client:
             self._schedule_reconnect(intf)
+
+
+def _check_eventfd(fd: int, ring: p.RingAdded) -> None:
+    """A ring's interrupt fd must be an eventfd: the data path reads and writes 8 bytes on it
+    without waiting, and a pipe or a file passed instead would block it or write into the file."""
+    kind = "S2M" if ring.type == c.RING_TYPE_S2M else "M2S"
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        target = None  # no /proc: cannot tell, fall through to O_NONBLOCK
+    if target is not None and target != "anon_inode:[eventfd]":
+        raise ProtocolError(f"{kind} ring {ring.index} interrupt fd is not an eventfd")
+    # Peers create theirs with EFD_NONBLOCK; make sure, so a read can never block the data path.
+    os.set_blocking(fd, False)
 
 
 def _closed_reason(events: list[p.Event]) -> str:

@@ -19,7 +19,7 @@ from . import _native, constants as c
 from .burst import Packet, RxScratch, pack_packets, rx_into, tx_packed
 from .config import InterfaceConfig
 from .control import LinkResources, QueueRing, Socket
-from .errors import ConfigError, NotConnectedError
+from .errors import NotConnectedError
 
 __all__ = ["Interface"]
 
@@ -34,7 +34,7 @@ _MODE_NAMES = {c.MODE_ETHERNET: "ethernet", c.MODE_IP: "ip", c.MODE_PUNT_INJECT:
 class _End:
     """One ring end of the current link, guarded for teardown."""
 
-    __slots__ = ("native", "eventfd", "lock", "alive", "scratch")
+    __slots__ = ("alive", "eventfd", "lock", "native", "scratch")
 
     def __init__(self, ring: QueueRing) -> None:
         self.native = ring.native
@@ -195,8 +195,10 @@ class Interface:
                     while len(totals) <= i:
                         totals.append({})
                     _add_stats(totals[i], end.native.stats())
-            if self._last_reason is None:
-                self._last_reason = reason
+            # Set together with _link = None (under the condition), so a reader never sees the
+            # reason of this disconnect while is_up is still true; it replaces any older reason
+            # (e.g. "Already connected" of a rejected second client).
+            self._last_reason = reason
             self._cond.notify_all()
         log.info("memif interface %s: link down: %s", self._describe(), reason)
 
@@ -300,8 +302,11 @@ class Interface:
             link = self._link
             if link is not None:
                 end = self._end(link.rx, queue, "rx")
-                if end.alive and end.native.pending():
-                    return True
+                # pending() reads the ring in shared memory: under the end's lock, as every
+                # burst does, or a teardown between the alive check and the read unmaps it.
+                with end.lock:
+                    if end.alive and end.native.pending():
+                        return True
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False

@@ -74,8 +74,12 @@ class Region:
             if stat.S_ISREG(st.st_mode) and st.st_size < size:
                 raise ProtocolError(f"region {index} file is {st.st_size} bytes, smaller than {size}")
             if not _shrink_sealed(fd):
-                # DPDK and libmemif seal their memfds; a file that can shrink could SIGBUS us.
-                log.debug("region %d fd %d is not sealed against shrinking", index, fd)
+                # A file the peer can shrink after we map it turns our next access into SIGBUS.
+                # DPDK, VPP, libmemif and gomemif all seal their memfds; only hugetlbfs files
+                # (DPDK zero-copy memory segments) cannot carry seals.
+                if not _on_hugetlbfs(fd):
+                    raise ProtocolError(f"region {index} fd is not sealed against shrinking")
+                log.warning("region %d is an unsealed hugetlbfs file: trusting the peer not to shrink it", index)
         except BaseException:
             os.close(fd)
             raise
@@ -141,6 +145,17 @@ class Region:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd}"
         return f"<Region {self.index} size={self.size} {state}>"
+
+
+def _on_hugetlbfs(fd: int) -> bool:
+    """True if fd's file lives on a hugetlbfs mount (by /proc, as Python has no fstatfs)."""
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[2:3] == ["hugetlbfs"]]
+    except OSError:
+        return False
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in points)
 
 
 def _shrink_sealed(fd: int) -> bool:

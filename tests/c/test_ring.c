@@ -1685,7 +1685,7 @@ static void test_constants_and_strerror(void)
             CHECK_EQ(c[i].value, want[k].value);
     }
     const int codes[] = {MEMIF_CT_OK,         MEMIF_CT_ERR_ARG,       MEMIF_CT_ERR_NULL,    MEMIF_CT_ERR_LAYOUT,
-                         MEMIF_CT_ERR_COOKIE, MEMIF_CT_ERR_DIRECTION, MEMIF_CT_ERR_OVERFLOW};
+                         MEMIF_CT_ERR_COOKIE, MEMIF_CT_ERR_DIRECTION, MEMIF_CT_ERR_OVERFLOW, MEMIF_CT_ERR_ALIGN};
     const int ncodes = sizeof(codes) / sizeof(codes[0]);
     const char *unknown = memif_ct_strerror(12345);
     REQUIRE(unknown != NULL);
