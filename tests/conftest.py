@@ -1,5 +1,19 @@
+"""Shared test setup.
+
+Children (``python -m memif_ct ...``, peer scripts, examples) must import the same memif_ct as
+the tests: in CI the installed package, since a clean checkout's source tree has no compiled
+library. PYTHONSAFEPATH keeps Python from putting the cwd or the script's directory first.
+"""
+
+import os
 import sys
 from pathlib import Path
 
-# Test helpers (ringpair, testpmd) live beside the tests.
+# Test helpers (ringpair, testpmd, peers) live beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
+
+import memif_ct  # noqa: E402
+
+_PACKAGE_PARENT = str(Path(memif_ct.__file__).resolve().parent.parent)
+os.environ["PYTHONSAFEPATH"] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH", "")) if p)

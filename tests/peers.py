@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 
 MSG_SIZE = 128
 COOKIE = 0x3E31F20
@@ -443,11 +442,21 @@ def assert_same(sent: dict[int, list[bytes]], got: dict[int, list[bytes]]) -> No
 # ---- a subprocess peer ---------------------------------------------------------------------
 
 
+def child_env() -> dict[str, str]:
+    """Environment for a child Python that must import the memif_ct these tests import: in CI
+    the installed package, never the uncompiled source tree a cwd or script dir would put first."""
+    import memif_ct
+
+    here = str(Path(memif_ct.__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONSAFEPATH="1",
+                PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p))
+
+
 class PeerProcess:
     """``python peers.py echo ...`` in a child process; killed (SIGKILL) by close()."""
 
     def __init__(self, *args: str) -> None:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        env = child_env()
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "peers.py"), *args], stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,

@@ -453,13 +453,13 @@ def test_200_connect_disconnect_cycles_release_everything(path):
             assert server.rx_burst() == [payload]
         assert client.stats()["link_ups"] == 201
         assert server.last_disconnect_reason is None
-        assert (fd_count(), memfd_mappings()) == (up_fds, up_maps)
+        assert fd_count() <= up_fds and memfd_mappings() == up_maps
         assert server.stats()["rx"][0]["packets"] == 200
         client.close()
         server.close()
     finally:
         sock.close()
-    wait_for(lambda: (fd_count(), memfd_mappings()) == (base_fds, base_maps), 5, "baseline")
+    wait_for(lambda: fd_count() <= base_fds and memfd_mappings() == base_maps, 5, "baseline")
 
 
 def test_data_path_survives_concurrent_teardown(path):
@@ -515,4 +515,4 @@ def test_create_close_cycles_release_everything(path):
                 server.wait_up(5)
             server.wait_down(5)
         assert server.stats()["link_ups"] == 50
-    wait_for(lambda: (fd_count(), memfd_mappings()) == (base_fds, base_maps), 5, "baseline")
+    wait_for(lambda: fd_count() <= base_fds and memfd_mappings() == base_maps, 5, "baseline")
