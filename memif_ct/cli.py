@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -253,6 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.clear_progress()
         return 130
+    except BrokenPipeError:
+        # Output piped into e.g. head: stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ConfigError, ValueError) as exc:
         out.clear_progress()
         print(f"memif-ct {args.command}: {exc}", file=sys.stderr)
