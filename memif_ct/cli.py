@@ -8,11 +8,13 @@ stderr when it is a terminal. Ctrl-C ends a run cleanly and still prints the sum
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -56,6 +58,27 @@ class _Output:
             print(human, file=self.out, flush=True)
 
 
+class _Stop:
+    """SIGINT/SIGTERM: before a run starts, interrupt the wait; during a run, set ``event`` and
+    let the tool finish its current burst, so the summary counts every packet exactly."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.running = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.event.set()
+        if not self.running:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> threading.Event:
+        self.running = True
+        return self.event
+
+    def __exit__(self, *exc: object) -> None:
+        self.running = False
+
+
 def _open(devargs: str, up_timeout_s: float) -> Interface:
     intf = Interface.from_devargs(devargs)
     try:
@@ -83,9 +106,9 @@ def cmd_info(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf:
+    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
         r = tools.run_pktgen(intf, count=args.count, size=args.size, burst=args.burst, queues=args.queues,
-                             verify=args.verify, drain_s=args.drain, progress=out.progress)
+                             verify=args.verify, drain_s=args.drain, progress=out.progress, stop=stop)
         out.summary(r.as_dict(), _traffic_human("pktgen", r))
     if args.verify and (r.lost or r.corrupted):
         return 1
@@ -93,24 +116,29 @@ def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_sink(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf:
+    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
         r = tools.run_sink(intf, count=args.count, duration_s=args.duration, verify=args.verify,
-                           progress=out.progress)
+                           progress=out.progress, stop=stop)
         out.summary(r.as_dict(), _traffic_human("sink", r))
     return 1 if args.verify and r.corrupted else 0
 
 
 def cmd_echo(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf:
+    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
         r = tools.run_echo(intf, macswap=args.macswap, count=args.count, duration_s=args.duration,
-                           progress=out.progress)
+                           progress=out.progress, stop=stop)
         out.summary(r.as_dict(), f"echo: rx {r.directions['rx']} tx {r.directions['tx']} dropped {r.dropped}")
     return 0
 
 
 def cmd_forward(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs_a, args.wait_up) as a, _open(args.devargs_b, args.wait_up) as b:
-        r = tools.run_forward(a, b, count=args.count, duration_s=args.duration, progress=out.progress)
+    # Both interfaces exist before we wait on either: a peer may come to B first.
+    with Interface.from_devargs(args.devargs_a) as a, Interface.from_devargs(args.devargs_b) as b:
+        a.wait_up(args.wait_up)
+        b.wait_up(args.wait_up)
+        with args.stop as stop:
+            r = tools.run_forward(a, b, count=args.count, duration_s=args.duration, progress=out.progress,
+                                  stop=stop)
         out.summary(r.as_dict(), f"forward: a->b {r.directions['a_to_b']} b->a {r.directions['b_to_a']} "
                                  f"dropped {r.dropped}")
     return 0
@@ -118,9 +146,9 @@ def cmd_forward(args: argparse.Namespace, out: _Output) -> int:
 
 def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
     src_mac = frames.str_to_mac(args.src_mac) if args.src_mac else None
-    with _open(args.devargs, args.wait_up) as intf:
+    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
         r = tools.run_ping(intf, args.ipv4, count=args.count, interval_s=args.interval, timeout_s=args.timeout,
-                           src_ip=args.src_ip, src_mac=src_mac, size=args.size, on_line=out.line)
+                           src_ip=args.src_ip, src_mac=src_mac, size=args.size, on_line=out.line, stop=stop)
     loss = 100.0 * (r.transmitted - r.received) / r.transmitted if r.transmitted else 100.0
     human = (f"--- {args.ipv4} ping statistics ---\n{r.transmitted} packets transmitted, {r.received} received, "
              f"{loss:.0f}% packet loss")
@@ -132,15 +160,17 @@ def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_capture(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf:
-        r = tools.run_capture(intf, args.write, count=args.count, duration_s=args.duration, progress=out.progress)
+    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
+        r = tools.run_capture(intf, args.write, count=args.count, duration_s=args.duration, progress=out.progress,
+                              stop=stop)
         out.summary(r.as_dict() | {"file": args.write},
                     f"capture: {r.captured} packets ({r.bytes} bytes) written to {args.write}")
     return 0
 
 
 def cmd_loopback(args: argparse.Namespace, out: _Output) -> int:
-    r = tools.run_loopback(count=args.count, size=args.size, burst=args.burst, progress=out.progress)
+    with args.stop as stop:
+        r = tools.run_loopback(count=args.count, size=args.size, burst=args.burst, progress=out.progress, stop=stop)
     out.summary(r.as_dict(), _traffic_human("loopback", r))
     return 0 if r.rx == r.tx == args.count and not r.corrupted else 1
 
@@ -156,6 +186,34 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} must be > 0")
     return value
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: expected {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def _ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+
+
+def _mac(text: str) -> str:
+    try:
+        frames.str_to_mac(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -201,9 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("pktgen", cmd_pktgen, "transmit sequenced Ethernet/IPv4/UDP frames")
     p.add_argument("--count", type=_positive_int, required=True)
-    p.add_argument("--size", type=int, default=64, help="frame size in bytes, 60..65535 (default 64)")
-    p.add_argument("--burst", type=_positive_int, default=32)
-    p.add_argument("--queues", type=_positive_int, default=1, help="spread bursts over Q TX queues")
+    p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default 64)")
+    p.add_argument("--burst", type=_int_in(1, 4096), default=32, help="packets per burst, 1..4096")
+    p.add_argument("--queues", type=_int_in(1, 255), default=1, help="spread bursts over Q TX queues")
     p.add_argument("--verify", action="store_true", help="expect the frames back from a reflector and check them")
     p.add_argument("--drain", type=_positive_float, default=1.0, metavar="S",
                    help="with --verify, wait up to S quiet seconds for stragglers")
@@ -214,13 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="check frames sent by memif-ct pktgen")
 
     p = add("ping", cmd_ping, "resolve with ARP and send ICMP echo requests")
-    p.add_argument("ipv4", help="target IPv4 address")
+    p.add_argument("ipv4", type=_ipv4, help="target IPv4 address")
     p.add_argument("-c", "--count", type=_positive_int, default=4)
     p.add_argument("-i", "--interval", type=_positive_float, default=1.0, metavar="S")
     p.add_argument("-W", "--timeout", type=_positive_float, default=1.0, metavar="S", help="reply timeout")
-    p.add_argument("-s", "--size", type=int, default=56, help="ICMP payload bytes (default 56)")
-    p.add_argument("--src-ip", help="our IPv4 address (default: .1 of the target's /24, or .2)")
-    p.add_argument("--src-mac", help="our MAC address (default: the interface's)")
+    p.add_argument("-s", "--size", type=_int_in(0, 65507), default=56, help="ICMP payload bytes, 0..65507")
+    p.add_argument("--src-ip", type=_ipv4, help="our IPv4 address (default: .1 of the target's /24, or .2)")
+    p.add_argument("--src-mac", type=_mac, help="our MAC address (default: the interface's)")
 
     p = add("capture", cmd_capture, "write received packets to a pcap file")
     p.add_argument("-w", "--write", required=True, metavar="FILE.pcap")
@@ -234,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("loopback", cmd_loopback, "server and client of one id on one socket in this process, "
                                        "verified traffic through it (needs no peer)", devargs=0)
     p.add_argument("--count", type=_positive_int, default=100000)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--burst", type=_positive_int, default=32)
+    p.add_argument("--size", type=_int_in(60, 65535), default=64)
+    p.add_argument("--burst", type=_int_in(1, 4096), default=32)
     return parser
 
 
@@ -247,8 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
     )
     out = _Output(getattr(args, "json", False))
-    # SIGTERM ends a run like Ctrl-C does: summary first.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGINT and SIGTERM end a run between bursts, summary first (see _Stop).
+    stop = _Stop()
+    args.stop = stop
+    signal.signal(signal.SIGINT, stop.handler)
+    signal.signal(signal.SIGTERM, stop.handler)
     try:
         return int(args.fn(args, out))
     except KeyboardInterrupt:

@@ -286,6 +286,23 @@ class Interface:
                 _native.eventfd_clear(end.eventfd)
             return rx_into(end.native, out, lengths)
 
+    def wait_tx_drained(self, timeout_s: float = 1.0) -> bool:
+        """Wait until the peer has consumed everything queued on every TX queue; True if so.
+
+        A tool that sends and then closes calls this first, or the peer never sees the tail.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            link = self._link
+            if link is None:
+                return False
+            ring_size = 1 << link.resources.log2_ring_size
+            if all(end.alive and end.native.free() == ring_size for end in link.tx):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+
     def fileno(self, queue: int = 0) -> int:
         """The RX interrupt eventfd of ``queue`` for select/epoll; a new one after each reconnect."""
         link = self._link

@@ -1,9 +1,10 @@
 """Traffic tools behind the ``memif-ct`` command: pktgen, sink, echo, forward, ping, capture, loopback.
 
 Each is a plain function on open Interfaces that returns a report, so tests and scripts use
-them without the CLI. Ctrl-C (KeyboardInterrupt) inside a run ends it cleanly: the function
-returns its report with ``interrupted=True``. ``progress`` is called about twice a second with a
-one-line status for a terminal.
+them without the CLI. A run ends early, returning its report with ``interrupted=True``, when
+``stop`` (a threading.Event) is set, which the CLI's SIGINT/SIGTERM handler does so that a
+signal never lands between a burst and its counter; a KeyboardInterrupt ends it the same way.
+``progress`` is called about twice a second with a one-line status for a terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import array
 import logging
 import os
 import select
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -181,7 +183,14 @@ def _rx_queues(intf: Interface) -> int:
     return int(intf.details().get("rx_queues", intf.config.rx_queues))
 
 
-def _done(start: float, duration_s: float | None, count: int | None, n: int) -> bool:
+def _stopped(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def _done(start: float, duration_s: float | None, count: int | None, n: int,
+          stop: threading.Event | None = None) -> bool:
+    if _stopped(stop):
+        return True
     if count is not None and n >= count:
         return True
     return duration_s is not None and time.monotonic() - start >= duration_s
@@ -210,6 +219,7 @@ def run_pktgen(
     drain_s: float = 1.0,
     stall_timeout_s: float = 10.0,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
     reflector: Callable[[], int] | None = None,
 ) -> TrafficReport:
     """Send ``count`` sequenced UDP frames of ``size`` bytes; with ``verify`` expect them back.
@@ -268,7 +278,7 @@ def run_pktgen(
         return got
 
     try:
-        while report.tx < count:
+        while report.tx < count and not _stopped(stop):
             if pending is None:
                 n = min(burst, count - next_seq)
                 data, lengths = frames.build_frames_batch(n, size, next_seq, src_mac=src_mac)
@@ -306,9 +316,11 @@ def run_pktgen(
                 if not intf.is_up:
                     time.sleep(0.01)
             tick(lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}")
+        if not verify:
+            intf.wait_tx_drained(drain_s)  # the peer reads the tail before we may close
         if verify:
             quiet_since = time.monotonic()
-            while tracker is not None and tracker.unique < report.tx:
+            while tracker is not None and tracker.unique < report.tx and not _stopped(stop):
                 if reflector is not None:
                     reflector()
                 if receive():
@@ -319,6 +331,7 @@ def run_pktgen(
                     _idle_wait([intf], 0.01)
     except KeyboardInterrupt:
         report.interrupted = True
+    report.interrupted = report.interrupted or _stopped(stop)
     elapsed = time.monotonic() - start
     if tracker is not None:
         report.lost = report.tx - tracker.unique
@@ -334,6 +347,7 @@ def run_sink(
     duration_s: float | None = None,
     verify: bool = False,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> TrafficReport:
     """Count (and with ``verify`` check) received frames until ``count`` or ``duration_s``.
 
@@ -351,7 +365,7 @@ def run_sink(
     first_rx: float | None = None
     last_rx = start
     try:
-        while not _done(start, duration_s, count, report.rx):
+        while not _done(start, duration_s, count, report.rx, stop):
             got = 0
             for q in range(_rx_queues(intf) if intf.is_up else 0):
                 limit = 256 if count is None else max(1, min(256, count - report.rx))
@@ -385,6 +399,7 @@ def run_sink(
             tick(lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes")
     except KeyboardInterrupt:
         report.interrupted = True
+    report.interrupted = report.interrupted or _stopped(stop)
     if verify and lowest is not None:
         report.lost = (highest - lowest + 1) - len(seen)
     # Rate over the span packets actually arrived in, so waiting for the peer does not dilute it.
@@ -401,6 +416,7 @@ def run_loopback(
     log2_ring_size: int = 10,
     buffer_size: int = 2048,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
     up_timeout_s: float = 10.0,
 ) -> TrafficReport:
     """A server and a client of the same id on one socket in this process; frames go
@@ -456,6 +472,7 @@ def run_echo(
     count: int | None = None,
     duration_s: float | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> EchoReport:
     """Reflect every packet back on the queue it arrived on (optionally swapping MACs)."""
     _check_positive("count", count)
@@ -464,7 +481,7 @@ def run_echo(
     tick = _Ticker(progress)
     start = time.monotonic()
     try:
-        while not _done(start, duration_s, count, report.directions["rx"]):
+        while not _done(start, duration_s, count, report.directions["rx"], stop):
             got = 0
             n_tx = int(intf.details().get("tx_queues", 1)) if intf.is_up else 1
             for q in range(_rx_queues(intf) if intf.is_up else 0):
@@ -484,6 +501,8 @@ def run_echo(
                          f"dropped {report.dropped}")
     except KeyboardInterrupt:
         report.interrupted = True
+    report.interrupted = report.interrupted or _stopped(stop)
+    intf.wait_tx_drained(0.5)  # what we echoed last reaches the peer before we may close
     report.seconds = time.monotonic() - start
     return report
 
@@ -495,6 +514,7 @@ def run_forward(
     count: int | None = None,
     duration_s: float | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> EchoReport:
     """Cross-connect two interfaces both ways, queue i to queue i (mod the other's count)."""
     _check_positive("count", count)
@@ -503,7 +523,8 @@ def run_forward(
     tick = _Ticker(progress)
     start = time.monotonic()
     try:
-        while not _done(start, duration_s, count, report.directions["a_to_b"] + report.directions["b_to_a"]):
+        while not _done(start, duration_s, count, report.directions["a_to_b"] + report.directions["b_to_a"],
+                            stop):
             got = 0
             for src, dst, key in ((a, b, "a_to_b"), (b, a, "b_to_a")):
                 if not src.is_up:
@@ -523,6 +544,9 @@ def run_forward(
                          f"dropped {report.dropped}")
     except KeyboardInterrupt:
         report.interrupted = True
+    report.interrupted = report.interrupted or _stopped(stop)
+    a.wait_tx_drained(0.5)
+    b.wait_tx_drained(0.5)
     report.seconds = time.monotonic() - start
     return report
 
@@ -548,6 +572,7 @@ def run_ping(
     src_mac: bytes | None = None,
     size: int = 56,
     on_line: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> PingReport:
     """Resolve ``target_ip`` with ARP, then send ICMP echo requests and time the replies."""
     _check_positive("count", count, allow_none=False)
@@ -562,7 +587,7 @@ def run_ping(
     rtts: list[float] = []
 
     def poll(until: float, want: Callable[[bytes, int], bool]) -> bool:
-        while time.monotonic() < until:
+        while time.monotonic() < until and not _stopped(stop):
             for pkt in intf.rx_burst(64):
                 now = time.perf_counter_ns()
                 arp = frames.parse_arp(pkt)
@@ -596,6 +621,8 @@ def run_ping(
         say(f"PING {target_ip} ({report.target_mac}) from {src_ip}: {size} data bytes")
         payload = bytes(range(256)) * (size // 256 + 1)
         for seq in range(1, count + 1):
+            if _stopped(stop):
+                break
             sent_at = time.perf_counter_ns()
             req = frames.build_icmp_echo_request(src_mac=mac, dst_mac=target_mac, src_ip=src, dst_ip=target,
                                                  ident=ident, seq=seq, payload=payload[:size])
@@ -621,9 +648,13 @@ def run_ping(
             if seq < count:
                 rest = interval_s - (time.perf_counter_ns() - sent_at) / 1e9
                 if rest > 0:
-                    time.sleep(rest)
+                    if stop is not None:
+                        stop.wait(rest)
+                    else:
+                        time.sleep(rest)
     except KeyboardInterrupt:
         report.interrupted = True
+    report.interrupted = report.interrupted or _stopped(stop)
     if rtts:
         report.rtt_min_us = round(min(rtts), 3)
         report.rtt_avg_us = round(sum(rtts) / len(rtts), 3)
@@ -641,6 +672,7 @@ def run_capture(
     count: int | None = None,
     duration_s: float | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> CaptureReport:
     """Write received packets to a pcap file (Ethernet, or raw IP for mode=ip)."""
     _check_positive("count", count)
@@ -650,7 +682,7 @@ def run_capture(
     start = time.monotonic()
     with PcapWriter.for_mode(path, intf.config.mode) as writer:
         try:
-            while not _done(start, duration_s, count, report.captured):
+            while not _done(start, duration_s, count, report.captured, stop):
                 got = 0
                 for q in range(_rx_queues(intf) if intf.is_up else 0):
                     limit = 256 if count is None else max(1, min(256, count - report.captured))
@@ -664,5 +696,6 @@ def run_capture(
                 tick(lambda: f"capture: {report.captured} packets")
         except KeyboardInterrupt:
             report.interrupted = True
+        report.interrupted = report.interrupted or _stopped(stop)
     report.seconds = time.monotonic() - start
     return report
