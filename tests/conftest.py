@@ -6,14 +6,29 @@ library. PYTHONSAFEPATH keeps Python from putting the cwd or the script's direct
 """
 
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 # Test helpers (ringpair, testpmd, peers) live beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
 
-import memif_ct  # noqa: E402
+import memif_ct
 
 _PACKAGE_PARENT = str(Path(memif_ct.__file__).resolve().parent.parent)
 os.environ["PYTHONSAFEPATH"] = "1"
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH", "")) if p)
+
+
+@pytest.fixture
+def sockdir() -> Iterator[str]:
+    """A short directory for socket files (sun_path holds 107 bytes; tmp_path can be longer)."""
+    d = tempfile.mkdtemp(prefix="mct", dir="/tmp")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

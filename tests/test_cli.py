@@ -16,7 +16,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -129,15 +128,6 @@ def spawn() -> Iterator[Callable[..., Child]]:
     finally:
         for child in children:
             child.kill()
-
-
-@pytest.fixture
-def sockdir() -> Iterator[str]:
-    d = tempfile.mkdtemp(prefix="mcli", dir="/tmp")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def devargs(role: str, path: str, extra: str = "") -> str:
