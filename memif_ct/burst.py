@@ -9,6 +9,7 @@ buffers (numpy arrays, bytearrays).
 from __future__ import annotations
 
 import array
+import itertools
 from collections.abc import Sequence
 
 from . import _native
@@ -81,11 +82,10 @@ class RxScratch:
     def receive(self, queue: _native.NativeQueue, max_packets: int) -> list[bytes]:
         """One rx burst on ``queue``, at most ``max_packets`` (clamped to the scratch size)."""
         n = queue.rx_burst(self._pin, self.lengths, min(max_packets, self.max_packets))
-        view, lengths = self._view, self.lengths
-        out: list[bytes] = []
-        pos = 0
-        for i in range(n):
-            end = pos + lengths[i]
-            out.append(bytes(view[pos:end]))
-            pos = end
-        return out
+        if n == 0:
+            return []
+        # One copy out of the pinned buffer, then bytes slices: about twice as fast as making
+        # each packet from its own memoryview slice.
+        offsets = list(itertools.accumulate(self.lengths[:n], initial=0))
+        data = bytes(self._view[: offsets[-1]])
+        return [data[a:b] for a, b in itertools.pairwise(offsets)]
