@@ -261,8 +261,8 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, u
                 if (!buf || d.length == 0) { /* protocol s5: non-zero length, inside its region */
                     state = CHAIN_BAD;
                     bad_seen = 1;
-                } else if (d.length > out_size - out_pos - total) {
-                    state = CHAIN_TOO_BIG;
+                } else if (d.length > out_size - out_pos - total || total + d.length > UINT32_MAX) {
+                    state = CHAIN_TOO_BIG; /* lengths[] holds u32: bigger packets are dropped */
                 } else {
                     memcpy(out + out_pos + total, buf, d.length);
                     total += d.length;
@@ -351,8 +351,10 @@ uint32_t memif_ct_queue_pending(const memif_ct_queue_t *q)
         return 0;
     memif_ct_ring_t *ring = q->ring;
     uint16_t n;
-    if (q->type == MEMIF_CT_RING_TYPE_S2M)
-        n = (uint16_t)(load_acquire(&ring->head) - load_acquire(&ring->tail));
+    if (q->type == MEMIF_CT_RING_TYPE_S2M && q->role == MEMIF_CT_ROLE_SERVER)
+        n = (uint16_t)(load_acquire(&ring->head) - q->last_tail); /* our own index from our copy */
+    else if (q->type == MEMIF_CT_RING_TYPE_S2M)
+        n = (uint16_t)(q->last_head - load_acquire(&ring->tail));
     else if (q->role == MEMIF_CT_ROLE_CLIENT) {
         n = (uint16_t)(load_acquire(&ring->tail) - q->last_tail);
         if (n > (uint16_t)(q->last_head - q->last_tail))

@@ -264,9 +264,11 @@ MEMIF_CT_API uint32_t memif_ct_queue_free(const memif_ct_queue_t *q);
 MEMIF_CT_API void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling);
 /* Transmitter: 1 if the peer wants an eventfd signal after this burst (MASK_INT clear), else 0. */
 MEMIF_CT_API int memif_ct_queue_needs_signal(const memif_ct_queue_t *q);
-/* Write the value 1 to an eventfd. Returns 0 or -errno. One system call. */
+/* Signal an eventfd (write 1) without ever blocking, even if the peer cleared O_NONBLOCK on the
+ * shared file: a saturated counter is left as is. Returns 0 or -errno. */
 MEMIF_CT_API int memif_ct_eventfd_signal(int fd);
-/* Read (and so clear) an eventfd; returns the counter read, 0 if none was pending, or -errno. */
+/* Read (and so clear) an eventfd without ever blocking; returns the counter read, 0 if none was
+ * pending, or -errno. */
 MEMIF_CT_API int64_t memif_ct_eventfd_clear(int fd);
 
 /* ---- statistics ---- */

@@ -384,8 +384,19 @@ class NativeQueue:
             raise ValueError(f"ring at offset-resolved address {ring_address:#x} rejected: {reason}")
         self.role = role
         self.ring_type = ring_type
+        self.detached = False
         self.ring_size = 1 << log2_ring_size
         self.is_tx = (role == _c.ROLE_CLIENT) == (ring_type == _c.RING_TYPE_S2M)
+
+    def detach(self) -> None:
+        """Forget the ring (it is about to be unmapped): every later call that would touch
+        shared memory raises instead of reading freed pages. Counters stay readable."""
+        self.detached = True
+
+    def _ring(self) -> int:
+        if self.detached:
+            raise ValueError("queue is detached: its ring was unmapped when the link went down")
+        return self._q
 
     def tx_burst(self, data: bytes | BufferAddress, lengths: array.array[int], count: int) -> int:
         """Queue ``count`` packets packed back to back in ``data``, lengths in ``lengths`` ('I').
@@ -402,8 +413,9 @@ class NativeQueue:
             size = len(data)
         else:
             ptr, size = data.address, data.size
-        lengths_address = lengths.buffer_info()[0]
-        return _check(_lib.memif_ct_tx_burst(self._q, ptr, size, lengths_address, count), "tx_burst")
+        # Pinned for the call: another thread resizing the array would free what C reads.
+        pinned = (ctypes.c_uint32 * len(lengths)).from_buffer(lengths) if len(lengths) else None
+        return _check(_lib.memif_ct_tx_burst(self._ring(), ptr, size, pinned, count), "tx_burst")
 
     def rx_burst(self, out: BufferAddress, lengths: array.array[int], max_packets: int) -> int:
         """Receive up to ``max_packets`` packets back to back into ``out``; see memif_ct_rx_burst."""
@@ -413,30 +425,29 @@ class NativeQueue:
             raise ValueError(f"max_packets={max_packets} is out of range: lengths holds {len(lengths)}")
         if not out.address:
             raise ValueError("output buffer was released")
-        lengths_address = lengths.buffer_info()[0]
-        return _check(
-            _lib.memif_ct_rx_burst(self._q, out.address, out.size, lengths_address, max_packets), "rx_burst"
-        )
+        # Pinned for the call: another thread resizing the array would free what C writes.
+        pinned = (ctypes.c_uint32 * len(lengths)).from_buffer(lengths) if len(lengths) else None
+        return _check(_lib.memif_ct_rx_burst(self._ring(), out.address, out.size, pinned, max_packets), "rx_burst")
 
     def refill(self) -> int:
         """Client M2S: post every free buffer to the server."""
-        return _check(_lib.memif_ct_refill(self._q), "refill")
+        return _check(_lib.memif_ct_refill(self._ring()), "refill")
 
     def pending(self) -> int:
         """Slots published and not yet consumed (see memif_ct_queue_pending)."""
-        return int(_lib.memif_ct_queue_pending(self._q))
+        return int(_lib.memif_ct_queue_pending(self._ring()))
 
     def free(self) -> int:
         """Slots a producer could fill now."""
-        return int(_lib.memif_ct_queue_free(self._q))
+        return int(_lib.memif_ct_queue_free(self._ring()))
 
     def set_polling(self, polling: bool) -> None:
         """Receiver: set MASK_INT (poll) or clear it (ask the peer for interrupts)."""
-        _lib.memif_ct_queue_set_polling(self._q, 1 if polling else 0)
+        _lib.memif_ct_queue_set_polling(self._ring(), 1 if polling else 0)
 
     def needs_signal(self) -> bool:
         """Transmitter: True if the peer wants an eventfd signal after a burst."""
-        return bool(_lib.memif_ct_queue_needs_signal(self._q))
+        return bool(_lib.memif_ct_queue_needs_signal(self._ring()))
 
     def stats(self) -> QueueStats:
         """A snapshot of the queue's counters."""

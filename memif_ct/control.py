@@ -70,6 +70,8 @@ class LinkResources:
     eventfds: list[int] = field(default_factory=list)
 
     def close(self) -> None:
+        for ring in self.rx + self.tx:
+            ring.native.detach()
         self.table.clear()
         for region in self.regions:
             region.close()
@@ -110,7 +112,10 @@ class _Connection:
         self.regions: list[Region] = []
         self.region_fds: dict[int, tuple[int, int]] = {}  # server: index -> (fd, size)
         self.rings: list[tuple[p.RingAdded, int]] = []  # server: ring and its eventfd
-        self.client_rings: list[tuple[int, int, int, int, int]] = []  # type, index, offset, bufoff, efd
+        # Client: each ring bound to its queue right after ring_init, before the server has the
+        # region, so the queue's own index comes from us and never from a peer's write.
+        self.client_table: _native.RegionTable | None = None
+        self.client_rings: list[tuple[int, QueueRing]] = []  # (ring type, queue)
         self.eventfds: list[int] = []
         self.layout: _native.Layout | None = None
         self.link: LinkResources | None = None
@@ -123,6 +128,10 @@ class _Connection:
 
     def release_pending(self) -> None:
         """Free what a handshake built but never handed over (or a torn-down link's rest)."""
+        if self.client_table is not None:
+            self.client_table.clear()
+            self.client_table = None
+        self.client_rings.clear()
         for region in self.regions:
             region.close()
         self.regions.clear()
@@ -203,8 +212,13 @@ class Socket:
             self._stopping = True
             self._wake()
             self._thread.join(timeout=10)
-            self._selector.close()
-            _close_fd(self._wakeup)
+            if self._thread.is_alive():
+                # Closing fds a live thread still uses could hand their numbers to other files.
+                log.error("control thread of socket %s did not stop; leaving its fds open", self.display)
+            else:
+                self._selector.close()
+                fd, self._wakeup = self._wakeup, -1
+                _close_fd(fd)
 
     def __enter__(self) -> Socket:
         return self
@@ -222,8 +236,8 @@ class Socket:
         """Run fn on the control thread and return its result (or raise its exception)."""
         if threading.current_thread() is self._thread:
             return fn()
-        if not self._thread.is_alive():
-            raise MemifError(f"control thread of socket {self.display} is not running")
+        if self._stopping or not self._thread.is_alive():
+            raise MemifError(f"socket {self.display} is closed")
         fut: Future[_T] = Future()
 
         def run() -> None:
@@ -240,8 +254,8 @@ class Socket:
         self.call(lambda: self._add_interface(intf))
 
     def remove_interface(self, intf: Interface, reason: str = "interface closed") -> None:
-        if self._closed and not self._thread.is_alive():
-            return
+        if self._stopping:
+            return  # the socket closed first and took every interface down with it
         self.call(lambda: self._remove_interface(intf, reason))
 
     def disconnect_interface(self, intf: Interface, reason: str) -> None:
@@ -250,8 +264,11 @@ class Socket:
     # -- control thread --
 
     def _wake(self) -> None:
+        fd = self._wakeup
+        if fd < 0:
+            return  # closed: its number may belong to another file now
         try:
-            os.eventfd_write(self._wakeup, 1)
+            os.eventfd_write(fd, 1)
         except OSError:
             pass
 
@@ -412,7 +429,9 @@ class Socket:
         except (BlockingIOError, InterruptedError):
             return
         sock.setblocking(False)
-        machine = p.ServerHandshake(app_name=self._server_app_name(), cacheline_size=_native.cacheline_size())
+        # max_region is the highest region *index* accepted: MAX_REGIONS regions fit the table.
+        machine = p.ServerHandshake(app_name=self._server_app_name(), max_region=c.MAX_REGIONS - 1,
+                                    cacheline_size=_native.cacheline_size())
         conn = _Connection(self, sock, machine, None)
         self._register(conn)
         self._process(conn, machine.start())
@@ -464,32 +483,30 @@ class Socket:
         region = Region.create(layout.total_size, name=f"memif-ct {cfg.name}")
         conn.regions.append(region)
         conn.layout = layout
+        table = conn.client_table = _native.RegionTable(1)
+        table.set(0, region.address, region.size)
         rings: list[p.RingSpec] = []
         for ring_type, count in ((c.RING_TYPE_S2M, neg.num_s2m), (c.RING_TYPE_M2S, neg.num_m2s)):
             for i in range(count):
                 offset = layout.ring_offset(ring_type, i)
                 buf = layout.buffer_offset(ring_type, i)
                 _native.ring_init(region.address + offset, neg.log2_ring_size, 0, buf, cfg.buffer_size)
+                native = _native.NativeQueue(
+                    region.address + offset, neg.log2_ring_size, role=c.ROLE_CLIENT, ring_type=ring_type,
+                    regions=table, buffer_region=0, buffer_offset=buf, buffer_size=cfg.buffer_size,
+                )
                 efd = _eventfd()
                 conn.eventfds.append(efd)
-                conn.client_rings.append((ring_type, i, offset, buf, efd))
+                conn.client_rings.append((ring_type, QueueRing(native, efd)))
                 rings.append(p.RingSpec(ring_type, i, 0, offset, neg.log2_ring_size, efd))
         return conn.machine.setup([p.RegionSpec(0, layout.total_size, region.fd)], rings)
 
     def _client_link(self, conn: _Connection, peer_if_name: str) -> LinkResources:
-        assert conn.layout is not None and conn.interface is not None
-        layout, region = conn.layout, conn.regions[0]
-        table = _native.RegionTable(1)
-        table.set(0, region.address, region.size)
-        rx: list[QueueRing] = []
-        tx: list[QueueRing] = []
-        for ring_type, index, offset, buf, efd in conn.client_rings:
-            native = _native.NativeQueue(
-                region.address + offset, layout.log2_ring_size, role=c.ROLE_CLIENT, ring_type=ring_type,
-                regions=table, buffer_region=0, buffer_offset=buf, buffer_size=layout.buffer_size,
-            )
-            (tx if ring_type == c.RING_TYPE_S2M else rx).append(QueueRing(native, efd))
-            del index
+        assert conn.layout is not None and conn.interface is not None and conn.client_table is not None
+        layout, table = conn.layout, conn.client_table
+        tx = [ring for ring_type, ring in conn.client_rings if ring_type == c.RING_TYPE_S2M]
+        rx = [ring for ring_type, ring in conn.client_rings if ring_type == c.RING_TYPE_M2S]
+        conn.client_rings, conn.client_table = [], None
         machine = conn.machine
         assert isinstance(machine, p.ClientHandshake) and machine.negotiated is not None
         link = LinkResources(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import logging
+import select
 import threading
 import time
 from collections.abc import Sequence
@@ -209,14 +210,15 @@ class Interface:
     # ---- data path ----------------------------------------------------------------------
 
     def _end(self, ends: list[_End], queue: int, direction: str) -> _End:
-        try:
-            return ends[queue]
-        except (IndexError, TypeError):
+        if isinstance(queue, bool) or not isinstance(queue, int):
+            raise TypeError(f"queue must be an int, not {type(queue).__name__}")
+        if not 0 <= queue < len(ends):  # no negative indexing into the ring ends
             configured = self.config.tx_queues if direction == "tx" else self.config.rx_queues
             raise ValueError(
                 f"queue={queue!r} is out of range: the link has {len(ends)} {direction} queue(s) "
                 f"(configured {configured}), expected 0..{len(ends) - 1}"
-            ) from None
+            )
+        return ends[queue]
 
     def tx_burst(self, packets: Sequence[Packet], queue: int = 0) -> int:
         """Queue packets on TX queue ``queue``; returns how many were queued (a prefix).
@@ -297,7 +299,11 @@ class Interface:
             if link is None:
                 return False
             ring_size = 1 << link.resources.log2_ring_size
-            if all(end.alive and end.native.free() == ring_size for end in link.tx):
+            drained = True
+            for end in link.tx:
+                with end.lock:  # the ring may be unmapped the moment the end is dead
+                    drained = drained and end.alive and end.native.free() == ring_size
+            if drained:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -312,8 +318,6 @@ class Interface:
 
     def wait_rx(self, queue: int = 0, timeout_s: float | None = None) -> bool:
         """Wait until RX queue ``queue`` has packets (interrupt mode: on its eventfd). True if any."""
-        import select
-
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             link = self._link
@@ -329,10 +333,12 @@ class Interface:
                 return False
             step = 0.05 if left is None else min(0.05, left)
             if link is not None and self.config.interrupt and end.alive:
-                try:
-                    select.select([end.eventfd], [], [], step)
-                except (OSError, ValueError):
-                    pass  # the link went down under us; loop and look again
+                # poll, not select: eventfd numbers above 1023 are fine. Waiting on a number
+                # that teardown just closed (or that was reused) only costs a spurious wakeup.
+                poller = select.poll()
+                poller.register(end.eventfd, select.POLLIN)
+                if any(ev & select.POLLNVAL for _fd, ev in poller.poll(step * 1000)):
+                    time.sleep(step)  # closed under us: never spin
             else:
                 time.sleep(min(step, 0.001) if link is not None else step)
 
@@ -344,10 +350,13 @@ class Interface:
         ``{"rx": [{"packets", "bytes", "drops", "errors", "chains", ...}, ...], "tx": [...],
         "link_ups": n}``; ``errors`` counts bad descriptors and impossible ring indexes.
         """
-        link = self._link
-        out: dict[str, Any] = {"link_ups": self._link_ups}
+        with self._cond:  # link and totals from one instant: a link is never counted twice
+            link = self._link
+            snapshot = {d: [dict(t) for t in self._totals[d]] for d in ("rx", "tx")}
+            link_ups = self._link_ups
+        out: dict[str, Any] = {"link_ups": link_ups}
         for direction in ("rx", "tx"):
-            totals = [dict(t) for t in self._totals[direction]]
+            totals = snapshot[direction]
             ends = getattr(link, direction) if link is not None else []
             for i, end in enumerate(ends):
                 while len(totals) <= i:

@@ -169,10 +169,11 @@ def _idle_wait(intfs: Sequence[Interface], timeout_s: float) -> None:
             except (NotConnectedError, ValueError):  # went down meanwhile
                 pass
     if fds:
-        try:
-            select.select(fds, [], [], timeout_s)
-        except (OSError, ValueError):
-            pass
+        poller = select.poll()  # not select(): fd numbers above 1023 are fine
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        if any(ev & select.POLLNVAL for _fd, ev in poller.poll(timeout_s * 1000)):
+            time.sleep(min(timeout_s, 0.01))  # a link went down under us: never spin
     elif any(intf.is_up for intf in intfs):
         time.sleep(min(timeout_s, 0.0002))
     else:

@@ -14,6 +14,7 @@
 #include "minitest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -1501,6 +1502,18 @@ static void test_eventfd(void)
     CHECK_INT(memif_ct_eventfd_signal(-1), -EBADF);
     CHECK_INT(memif_ct_eventfd_clear(-1), -EBADF);
     CHECK_INT(memif_ct_eventfd_signal(fd), -EBADF); /* closed */
+    /* The eventfd is shared with the peer, which may clear O_NONBLOCK on it: neither call may
+     * block then (an empty counter to clear, a saturated one to signal). */
+    int bfd = eventfd(0, EFD_NONBLOCK);
+    REQUIRE(bfd >= 0);
+    REQUIRE(fcntl(bfd, F_SETFL, fcntl(bfd, F_GETFL) & ~O_NONBLOCK) == 0);
+    CHECK_INT(memif_ct_eventfd_clear(bfd), 0);
+    CHECK_INT(memif_ct_eventfd_signal(bfd), 0);
+    CHECK_INT(memif_ct_eventfd_clear(bfd), 1);
+    CHECK(write(bfd, &most, 8) == 8);
+    CHECK_INT(memif_ct_eventfd_signal(bfd), 0); /* saturated: nothing written, no block */
+    CHECK(memif_ct_eventfd_clear(bfd) > 0);
+    close(bfd);
     /* A pipe read end is not writable: -EBADF; reading 8 bytes from an empty pipe: 0. */
     int p[2];
     REQUIRE(pipe(p) == 0);

@@ -1,0 +1,122 @@
+"""Regression tests from an adversarial review: what a peer or a careless caller could do to the
+data path and its teardown (hangs, crashes, wrong counts)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+import memif_ct
+from memif_ct import constants as c, protocol
+
+
+@pytest.fixture
+def pair(sockdir):
+    path = os.path.join(sockdir, "s.sock")
+    server = memif_ct.Interface(role="server", socket=path, id=0, log2_ring_size=4, buffer_size=256)
+    client = memif_ct.Interface(role="client", socket=path, id=0, log2_ring_size=4, buffer_size=256,
+                                reconnect_interval_s=0.01)
+    try:
+        client.wait_up(5)
+        server.wait_up(5)
+        yield server, client
+    finally:
+        client.close()
+        server.close()
+
+
+@pytest.mark.parametrize("queue", [-1, 1, True, 0.0, "0"])
+def test_queue_index_must_be_a_valid_int(pair, queue):
+    server, _client = pair
+    with pytest.raises((ValueError, TypeError), match="queue"):
+        server.tx_burst([b"x" * 60], queue=queue)
+    with pytest.raises((ValueError, TypeError), match="queue"):
+        server.rx_burst(queue=queue)
+
+
+def test_peer_clearing_o_nonblock_on_the_shared_eventfd_cannot_block_us(pair):
+    """The eventfd is one open file shared with the peer; blocking mode is the peer's to set."""
+    server, client = pair
+    for intf in (server, client):
+        fd = intf.fileno(0)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    done = threading.Event()
+
+    def bursts() -> None:
+        for _ in range(100):
+            server.rx_burst()  # clears an empty eventfd first (interrupt mode)
+            client.rx_burst()
+            server.tx_burst([b"y" * 60])
+        done.set()
+
+    threading.Thread(target=bursts, daemon=True).start()
+    assert done.wait(5), "a burst blocked on an eventfd whose O_NONBLOCK the peer cleared"
+    client.disconnect("test")  # and teardown still completes
+    server.wait_down(5)
+
+
+def test_wait_tx_drained_racing_teardown_does_not_crash(pair):
+    server, client = pair
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            while not stop.is_set():
+                client.wait_tx_drained(0.001)
+                server.wait_tx_drained(0.001)
+                time.sleep(0.0002)  # returns at once while down: leave the GIL to the control thread
+        except BaseException as exc:  # e.g. a detached queue touched outside its lock
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drain, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(50):
+            client.disconnect("cycle")
+            client.wait_up(5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    assert errors == []
+    assert client.stats()["link_ups"] == 51
+
+
+def test_a_queue_of_a_torn_down_link_refuses_instead_of_reading_freed_memory(pair):
+    server, client = pair
+    old = client._link
+    assert old is not None
+    native = old.tx[0].native
+    client.disconnect("test")
+    client.wait_up(5)
+    with pytest.raises(ValueError, match="detached"):
+        native.free()
+    assert native.stats().packets == 0  # counters stay readable
+
+
+def test_server_advertises_a_region_index_limit_its_table_can_hold(sockdir):
+    path = os.path.join(sockdir, "h.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            s.settimeout(5)
+            s.connect(path)
+            hello = protocol.unpack(s.recv(256))
+        finally:
+            s.close()
+    assert isinstance(hello, protocol.Hello)
+    assert hello.max_region == c.MAX_REGIONS - 1  # highest index: MAX_REGIONS regions in all
+
+
+def test_wait_rx_does_not_spin_without_a_peer(pair):
+    server, _client = pair
+    t0 = time.process_time()
+    assert server.wait_rx(timeout_s=0.5) is False
+    assert time.process_time() - t0 < 0.3  # it slept in poll(), it did not busy-loop
