@@ -33,4 +33,7 @@ def main(devargs: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "role=server,id=0,socket=/tmp/memif.sock,socket-abstract=no")
+    try:
+        main(sys.argv[1] if len(sys.argv) > 1 else "role=server,id=0,socket=/tmp/memif.sock,socket-abstract=no")
+    except KeyboardInterrupt:  # Ctrl-C while the interface was still being set up
+        sys.exit(130)

@@ -38,4 +38,7 @@ def main(devargs_a: str, devargs_b: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    try:
+        main(sys.argv[1], sys.argv[2])
+    except KeyboardInterrupt:  # Ctrl-C while the interfaces were still being set up
+        sys.exit(130)
