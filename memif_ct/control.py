@@ -1,7 +1,8 @@
 """The control channel's I/O: Unix sockets, SCM_RIGHTS, timers, and one thread per Socket.
 
-protocol.py decides; this module moves bytes and file descriptors and owns every resource a
-handshake creates until it becomes a link (interface.py) or is torn down. All of it runs on the
+protocol.py decides; this module moves bytes and file descriptors, and keeps each connection's
+PendingLink (link.py: regions, queues, eventfds) until it becomes the interface's link or is
+torn down. All of it runs on the
 Socket's control thread, which sleeps in select() and wakes only for control events, timers or
 commands from user threads (memif-protocol.md sections 1 and 4).
 """
@@ -22,18 +23,17 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _native, constants as c, protocol as p
 from .errors import ConfigError, MemifError, ProtocolError
-from .region import Region
+from .link import LinkResources, PendingLink, close_fd, new_eventfd
 
 if TYPE_CHECKING:
     from .interface import Interface
 
-__all__ = ["Socket", "LinkResources", "QueueRing"]
+__all__ = ["Socket"]
 
 log = logging.getLogger(__name__)
 
@@ -42,54 +42,6 @@ _ANCILLARY_SIZE = _socket.CMSG_SPACE(4 * 4) + _socket.CMSG_SPACE(3 * 4)  # a few
 # DISCONNECT reason (with MSG_SIZE + 1 a 200-byte message read as "size 129").
 _RECV_SIZE = 8 * c.MSG_SIZE
 _T = TypeVar("_T")
-
-
-# ---- what a finished handshake hands to the interface ------------------------------------
-
-
-@dataclass
-class QueueRing:
-    """One ring as this side drives it: the C queue plus the ring's interrupt eventfd."""
-
-    native: _native.NativeQueue
-    eventfd: int
-
-
-@dataclass
-class LinkResources:
-    """Everything one connected link owns: released together by close()."""
-
-    regions: list[Region]
-    table: _native.RegionTable
-    rx: list[QueueRing]
-    tx: list[QueueRing]
-    log2_ring_size: int
-    buffer_size: int | None  # known only to the client (the server learns it from descriptors)
-    peer_name: str
-    peer_if_name: str
-    eventfds: list[int] = field(default_factory=list)
-
-    def close(self) -> None:
-        for ring in self.rx + self.tx:
-            ring.native.detach()
-        self.table.clear()
-        for region in self.regions:
-            region.close()
-        for fd in self.eventfds:
-            _close_fd(fd)
-        self.eventfds.clear()
-        self.regions.clear()
-
-
-def _close_fd(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def _eventfd() -> int:
-    return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
 
 
 # ---- one control connection ---------------------------------------------------------------
@@ -108,16 +60,7 @@ class _Connection:
         self.machine = machine
         self.interface = interface  # client: always; server: once INIT named one
         self.is_client = isinstance(machine, p.ClientHandshake)
-        # Resources being built; they become a LinkResources once established.
-        self.regions: list[Region] = []
-        self.region_fds: dict[int, tuple[int, int]] = {}  # server: index -> (fd, size)
-        self.rings: list[tuple[p.RingAdded, int]] = []  # server: ring and its eventfd
-        # Client: each ring bound to its queue right after ring_init, before the server has the
-        # region, so the queue's own index comes from us and never from a peer's write.
-        self.client_table: _native.RegionTable | None = None
-        self.client_rings: list[tuple[int, QueueRing]] = []  # (ring type, queue)
-        self.eventfds: list[int] = []
-        self.layout: _native.Layout | None = None
+        self.pending = PendingLink()  # what the handshake builds, until it becomes self.link
         self.link: LinkResources | None = None
         self.closed = False
         self.deadline = time.monotonic() + (interface.config.handshake_timeout_s if interface else 5.0)
@@ -128,22 +71,7 @@ class _Connection:
 
     def release_pending(self) -> None:
         """Free what a handshake built but never handed over (or a torn-down link's rest)."""
-        if self.client_table is not None:
-            self.client_table.clear()
-            self.client_table = None
-        self.client_rings.clear()
-        for region in self.regions:
-            region.close()
-        self.regions.clear()
-        for fd, _size in self.region_fds.values():
-            _close_fd(fd)
-        self.region_fds.clear()
-        for _ring, fd in self.rings:
-            _close_fd(fd)
-        self.rings.clear()
-        for fd in self.eventfds:
-            _close_fd(fd)
-        self.eventfds.clear()
+        self.pending.release()
 
 
 # ---- the Socket --------------------------------------------------------------------------
@@ -182,7 +110,7 @@ class Socket:
         self._listener: _socket.socket | None = None
         self._connections: dict[int, _Connection] = {}
         self._selector = selectors.DefaultSelector()
-        self._wakeup = _eventfd()
+        self._wakeup = new_eventfd()
         self._selector.register(self._wakeup, selectors.EVENT_READ, None)
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._timers: list[_Timer] = []
@@ -218,7 +146,7 @@ class Socket:
             else:
                 self._selector.close()
                 fd, self._wakeup = self._wakeup, -1
-                _close_fd(fd)
+                close_fd(fd)
 
     def __enter__(self) -> Socket:
         return self
@@ -476,82 +404,9 @@ class Socket:
             self._after(intf.config.reconnect_interval_s, lambda: self._connect(intf))
 
     def _client_memory(self, conn: _Connection, neg: p.Negotiated) -> list[p.Event]:
-        """Create the shared memory for a negotiated link (protocol s5): one region, rings first."""
         assert conn.interface is not None and isinstance(conn.machine, p.ClientHandshake)
-        cfg = conn.interface.config
-        layout = _native.Layout.compute(neg.num_s2m, neg.num_m2s, neg.log2_ring_size, cfg.buffer_size)
-        region = Region.create(layout.total_size, name=f"memif-ct {cfg.name}")
-        conn.regions.append(region)
-        conn.layout = layout
-        table = conn.client_table = _native.RegionTable(1)
-        table.set(0, region.address, region.size)
-        rings: list[p.RingSpec] = []
-        for ring_type, count in ((c.RING_TYPE_S2M, neg.num_s2m), (c.RING_TYPE_M2S, neg.num_m2s)):
-            for i in range(count):
-                offset = layout.ring_offset(ring_type, i)
-                buf = layout.buffer_offset(ring_type, i)
-                _native.ring_init(region.address + offset, neg.log2_ring_size, 0, buf, cfg.buffer_size)
-                native = _native.NativeQueue(
-                    region.address + offset, neg.log2_ring_size, role=c.ROLE_CLIENT, ring_type=ring_type,
-                    regions=table, buffer_region=0, buffer_offset=buf, buffer_size=cfg.buffer_size,
-                )
-                efd = _eventfd()
-                conn.eventfds.append(efd)
-                conn.client_rings.append((ring_type, QueueRing(native, efd)))
-                rings.append(p.RingSpec(ring_type, i, 0, offset, neg.log2_ring_size, efd))
-        return conn.machine.setup([p.RegionSpec(0, layout.total_size, region.fd)], rings)
-
-    def _client_link(self, conn: _Connection, peer_if_name: str) -> LinkResources:
-        assert conn.layout is not None and conn.interface is not None and conn.client_table is not None
-        layout, table = conn.layout, conn.client_table
-        tx = [ring for ring_type, ring in conn.client_rings if ring_type == c.RING_TYPE_S2M]
-        rx = [ring for ring_type, ring in conn.client_rings if ring_type == c.RING_TYPE_M2S]
-        conn.client_rings, conn.client_table = [], None
-        machine = conn.machine
-        assert isinstance(machine, p.ClientHandshake) and machine.negotiated is not None
-        link = LinkResources(
-            regions=conn.regions, table=table, rx=rx, tx=tx, log2_ring_size=layout.log2_ring_size,
-            buffer_size=layout.buffer_size, peer_name=machine.negotiated.peer_name, peer_if_name=peer_if_name,
-            eventfds=conn.eventfds,
-        )
-        conn.regions, conn.eventfds = [], []
-        return link
-
-    def _server_link(self, conn: _Connection, peer_if_name: str) -> LinkResources:
-        """Map the client's regions and bind every ring (protocol s5: accept any layout)."""
-        machine = conn.machine
-        assert isinstance(machine, p.ServerHandshake)
-        for index in sorted(conn.region_fds):
-            fd, size = conn.region_fds.pop(index)
-            conn.regions.append(Region.from_peer(fd, size, index=index))
-        table = _native.RegionTable(len(conn.regions))
-        for region in conn.regions:
-            table.set(region.index, region.address, region.size)
-        rx: dict[int, QueueRing] = {}
-        tx: dict[int, QueueRing] = {}
-        for ring, efd in conn.rings:
-            address = conn.regions[ring.region].address + ring.offset
-            try:
-                native = _native.NativeQueue(address, ring.log2_ring_size, role=c.ROLE_SERVER,
-                                             ring_type=ring.type, regions=table)
-            except ValueError as exc:
-                kind = "S2M" if ring.type == c.RING_TYPE_S2M else "M2S"
-                text = str(exc)
-                reason = ("cookie mismatch" if "cookie" in text
-                          else "misaligned" if "misaligned" in text else "outside its region")
-                table.clear()
-                raise ProtocolError(f"{kind} ring {ring.index}: {reason}") from exc
-            (rx if ring.type == c.RING_TYPE_S2M else tx)[ring.index] = QueueRing(native, efd)
-        eventfds = [efd for _ring, efd in conn.rings]
-        conn.rings.clear()
-        assert machine.log2_ring_size is not None  # CONNECT was accepted: every ring agrees on it
-        link = LinkResources(
-            regions=conn.regions, table=table, rx=[rx[i] for i in sorted(rx)], tx=[tx[i] for i in sorted(tx)],
-            log2_ring_size=machine.log2_ring_size, buffer_size=None, peer_name=machine.peer_name or "",
-            peer_if_name=peer_if_name, eventfds=eventfds,
-        )
-        conn.regions = []
-        return link
+        regions, rings = conn.pending.create_client_memory(conn.interface.config, neg)
+        return conn.machine.setup(regions, rings)
 
     # -- connection I/O --
 
@@ -616,7 +471,7 @@ class Socket:
             self._process(conn, events, fds)
         finally:
             for fd in fds:
-                _close_fd(fd)  # every fd not claimed by an event
+                close_fd(fd)  # every fd not claimed by an event
 
     def _process(self, conn: _Connection, events: list[p.Event], fds: list[int] | None = None) -> None:
         pending = list(events)
@@ -660,19 +515,17 @@ class Socket:
             return out
         elif isinstance(event, p.RegionAdded):
             assert fds
-            conn.region_fds[event.index] = (fds.pop(), event.size)
+            conn.pending.add_region_fd(event.index, fds.pop(), event.size)
         elif isinstance(event, p.RingAdded):
             assert fds
-            fd = fds.pop()
-            conn.rings.append((event, fd))  # owned by the connection from here (closed on drop)
-            _check_eventfd(fd, event)
+            conn.pending.add_ring(event, fds.pop())
         elif isinstance(event, p.ConnectRequest):
-            link = self._server_link(conn, event.peer_if_name)
-            conn.link = link
-            return conn.machine.connected()  # type: ignore[union-attr]
+            assert isinstance(conn.machine, p.ServerHandshake)
+            conn.link = conn.pending.server_link(conn.machine, event.peer_if_name)
+            return conn.machine.connected()
         elif isinstance(event, p.Established):
-            if conn.is_client:
-                conn.link = self._client_link(conn, event.peer_if_name)
+            if isinstance(conn.machine, p.ClientHandshake):
+                conn.link = conn.pending.client_link(conn.machine, event.peer_if_name)
             assert conn.interface is not None and conn.link is not None
             conn.interface._link_up(conn.link)
             log.info("%r: link up with %s (%s)", conn, conn.link.peer_if_name, conn.link.peer_name)
@@ -731,20 +584,6 @@ class Socket:
             intf._note_disconnect(reason, local=local)
         if intf is not None and conn.is_client:
             self._schedule_reconnect(intf)
-
-
-def _check_eventfd(fd: int, ring: p.RingAdded) -> None:
-    """A ring's interrupt fd must be an eventfd: the data path reads and writes 8 bytes on it
-    without waiting, and a pipe or a file passed instead would block it or write into the file."""
-    kind = "S2M" if ring.type == c.RING_TYPE_S2M else "M2S"
-    try:
-        target = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        target = None  # no /proc: cannot tell, fall through to O_NONBLOCK
-    if target is not None and target != "anon_inode:[eventfd]":
-        raise ProtocolError(f"{kind} ring {ring.index} interrupt fd is not an eventfd")
-    # Peers create theirs with EFD_NONBLOCK; make sure, so a read can never block the data path.
-    os.set_blocking(fd, False)
 
 
 def _closed_reason(events: list[p.Event]) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 from . import _native, constants as c
 from .burst import Packet, RxScratch, pack_packets, rx_into, tx_packed
 from .config import InterfaceConfig
-from .control import LinkResources, QueueRing, Socket
+from .control import Socket
+from .link import LinkResources, QueueRing
 from .errors import NotConnectedError
 
 __all__ = ["Interface"]
