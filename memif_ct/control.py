@@ -2,9 +2,8 @@
 
 protocol.py decides; this module moves bytes and file descriptors, and keeps each connection's
 PendingLink (link.py: regions, queues, eventfds) until it becomes the interface's link or is
-torn down. All of it runs on the
-Socket's control thread, which sleeps in select() and wakes only for control events, timers or
-commands from user threads (memif-protocol.md sections 1 and 4).
+torn down. All of it runs on the Socket's control thread, which sleeps in select() and wakes
+only for control events, timers or commands from user threads (protocol doc sections 1, 4).
 """
 
 from __future__ import annotations
