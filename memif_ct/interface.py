@@ -117,6 +117,18 @@ class Interface:
         return self._link is not None
 
     @property
+    def num_rx_queues(self) -> int:
+        """RX queues of the current link (negotiated; 0 while down)."""
+        link = self._link
+        return len(link.rx) if link is not None else 0
+
+    @property
+    def num_tx_queues(self) -> int:
+        """TX queues of the current link (negotiated; 0 while down)."""
+        link = self._link
+        return len(link.tx) if link is not None else 0
+
+    @property
     def last_disconnect_reason(self) -> str | None:
         """The reason of the last disconnect or failed attempt, by either side."""
         return self._last_reason

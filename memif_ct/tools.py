@@ -10,14 +10,15 @@ signal never lands between a burst and its counter; a KeyboardInterrupt ends it 
 from __future__ import annotations
 
 import array
+import contextlib
 import logging
 import os
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from . import frames
 from .errors import NotConnectedError
@@ -121,29 +122,75 @@ class CaptureReport:
 # ---- helpers -------------------------------------------------------------------------------
 
 
-class _SeqTracker:
-    """Counts unique, duplicate and out-of-order sequence numbers in 0..count-1."""
+class _Verifier:
+    """Checks received frames against frames.py's layout and keeps the sequence accounting:
+    duplicates, out-of-order, and how many distinct ones arrived."""
 
-    def __init__(self, count: int) -> None:
-        self.seen = bytearray(count)
+    def __init__(self, report: TrafficReport, expected: int | None) -> None:
+        self.report = report
+        # pktgen knows its seqs are 0..expected-1: a bitmap. A sink does not: a set.
+        self._bitmap = bytearray(expected) if expected is not None else None
+        self._set: set[int] = set()
         self.unique = 0
-        self.duplicates = 0
-        self.out_of_order = 0
         self.highest = -1
+        self.lowest: int | None = None
 
-    def add(self, seq: int) -> None:
-        if not 0 <= seq < len(self.seen):
-            self.duplicates += 1  # not one we sent in this run
+    def check(self, pkt: bytes) -> None:
+        res = frames.verify_udp_frame(pkt)
+        if res.verdict is frames.Verdict.OK and res.seq is not None:
+            self._seq(res.seq)
+        elif res.verdict is frames.Verdict.CORRUPTED:
+            self.report.corrupted += 1
+            log.warning("corrupted frame received: %s", res.reason)
+        else:
+            self.report.not_ours += 1
+
+    def _seq(self, seq: int) -> None:
+        if self._bitmap is not None:
+            if not 0 <= seq < len(self._bitmap) or self._bitmap[seq]:
+                self.report.duplicates += 1  # seen already, or not one this run sent
+                return
+            self._bitmap[seq] = 1
+        elif seq in self._set:
+            self.report.duplicates += 1
             return
-        if self.seen[seq]:
-            self.duplicates += 1
-            return
-        self.seen[seq] = 1
+        else:
+            self._set.add(seq)
         self.unique += 1
         if seq < self.highest:
-            self.out_of_order += 1
+            self.report.out_of_order += 1
         else:
             self.highest = seq
+        self.lowest = seq if self.lowest is None else min(self.lowest, seq)
+
+    def span(self) -> int:
+        """Sequence numbers from the lowest to the highest seen (what a sink should have had)."""
+        return 0 if self.lowest is None else self.highest - self.lowest + 1
+
+
+class _Report(Protocol):
+    interrupted: bool
+
+
+@contextlib.contextmanager
+def _running(report: _Report, stop: threading.Event | None) -> Iterator[None]:
+    """The body of a run: Ctrl-C ends it like a set ``stop`` does; either marks the report."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        report.interrupted = True
+    report.interrupted = report.interrupted or _stopped(stop)
+
+
+def _rx_all(intf: Interface, limit: int = 256) -> Iterator[tuple[int, list[bytes]]]:
+    """One burst from each RX queue of the current link: (queue, packets) where any came."""
+    for q in range(intf.num_rx_queues):
+        try:
+            pkts = intf.rx_burst(limit, q)
+        except ValueError:
+            return  # the link went down, or came back with fewer queues, since we counted
+        if pkts:
+            yield q, pkts
 
 
 class _Ticker:
@@ -165,7 +212,7 @@ def _idle_wait(intfs: Sequence[Interface], timeout_s: float) -> None:
     for intf in intfs:
         if intf.config.interrupt and intf.is_up:
             try:
-                fds.extend(intf.fileno(q) for q in range(intf.details().get("rx_queues", 0)))
+                fds.extend(intf.fileno(q) for q in range(intf.num_rx_queues))
             except (NotConnectedError, ValueError):  # went down meanwhile
                 pass
     if fds:
@@ -178,10 +225,6 @@ def _idle_wait(intfs: Sequence[Interface], timeout_s: float) -> None:
         time.sleep(min(timeout_s, 0.0002))
     else:
         time.sleep(min(timeout_s, 0.05))
-
-
-def _rx_queues(intf: Interface) -> int:
-    return int(intf.details().get("rx_queues", intf.config.rx_queues))
 
 
 def _stopped(stop: threading.Event | None) -> bool:
@@ -235,7 +278,7 @@ def run_pktgen(
     if not 1 <= queues <= 255:
         raise ValueError(f"queues={queues} is out of range: expected 1..255")
     report = TrafficReport()
-    tracker = _SeqTracker(count) if verify else None
+    verifier = _Verifier(report, count) if verify else None
     tick = _Ticker(progress)
     src_mac = intf.config.mac
     start = time.monotonic()
@@ -243,7 +286,6 @@ def run_pktgen(
     next_seq = 0
     pending: tuple[memoryview, array.array[int]] | None = None
     queue = 0
-    n_rxq = max(1, _rx_queues(intf))
     # With verify, keep no more in flight than our RX rings can take back: a reflector that
     # finds no posted buffer drops the frame (testpmd counts it in TX-dropped).
     window = count
@@ -253,32 +295,24 @@ def run_pktgen(
         details = intf.details()
         bsize = details.get("buffer_size") or intf.config.buffer_size
         slots_per_frame = -(-size // bsize)
-        window = max(burst, (details.get("ring_size", 1024) // slots_per_frame) * n_rxq - burst)
+        rings = max(1, intf.num_rx_queues)
+        window = max(burst, (details.get("ring_size", 1024) // slots_per_frame) * rings - burst)
 
     def receive() -> int:
         got = 0
-        for q in range(n_rxq if intf.is_up else 0):
-            try:
-                pkts = intf.rx_burst(256, q)
-            except ValueError:
-                break
+        for _q, pkts in _rx_all(intf):
             got += len(pkts)
-            for pkt in pkts:
-                report.rx += 1
-                report.rx_bytes += len(pkt)
-                if tracker is None:
-                    continue
-                res = frames.verify_udp_frame(pkt)
-                if res.verdict is frames.Verdict.OK and res.seq is not None:
-                    tracker.add(res.seq)
-                elif res.verdict is frames.Verdict.CORRUPTED:
-                    report.corrupted += 1
-                    log.warning("corrupted frame received: %s", res.reason)
-                else:
-                    report.not_ours += 1
+            report.rx += len(pkts)
+            report.rx_bytes += sum(map(len, pkts))
+            if verifier is not None:
+                for pkt in pkts:
+                    verifier.check(pkt)
         return got
 
-    try:
+    def delivered() -> int:
+        return verifier.unique if verifier is not None else 0
+
+    with _running(report, stop):
         while report.tx < count and not _stopped(stop):
             if pending is None:
                 n = min(burst, count - next_seq)
@@ -286,7 +320,7 @@ def run_pktgen(
                 next_seq += n
                 pending = (memoryview(data), array.array("I", lengths))
             data_view, lengths_arr = pending
-            in_flight = report.tx - (tracker.unique if tracker is not None else 0) - presumed_lost
+            in_flight = report.tx - delivered() - presumed_lost
             if verify and in_flight + len(lengths_arr) > window:
                 sent = 0
                 if time.monotonic() - last_rx > drain_s:
@@ -306,10 +340,8 @@ def run_pktgen(
             if reflector is not None:
                 reflector()
             if verify and receive():
-                last_rx = time.monotonic()
+                last_rx = last_progress = time.monotonic()
             if not sent:
-                if verify and receive():
-                    last_progress = last_rx = time.monotonic()
                 if time.monotonic() - last_progress > stall_timeout_s:
                     log.warning("pktgen: no progress for %.1f s (link %s)", stall_timeout_s,
                                 "up" if intf.is_up else "down")
@@ -319,25 +351,19 @@ def run_pktgen(
             tick(lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}")
         if not verify:
             intf.wait_tx_drained(drain_s)  # the peer reads the tail before we may close
-        if verify:
-            quiet_since = time.monotonic()
-            while tracker is not None and tracker.unique < report.tx and not _stopped(stop):
-                if reflector is not None:
-                    reflector()
-                if receive():
-                    quiet_since = time.monotonic()
-                elif time.monotonic() - quiet_since > drain_s:
-                    break
-                else:
-                    _idle_wait([intf], 0.01)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    report.interrupted = report.interrupted or _stopped(stop)
+        quiet_since = time.monotonic()
+        while verify and delivered() < report.tx and not _stopped(stop):
+            if reflector is not None:
+                reflector()
+            if receive():
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > drain_s:
+                break
+            else:
+                _idle_wait([intf], 0.01)
     elapsed = time.monotonic() - start
-    if tracker is not None:
-        report.lost = report.tx - tracker.unique
-        report.out_of_order = tracker.out_of_order
-        report.duplicates = tracker.duplicates
+    if verify:
+        report.lost = report.tx - delivered()
     return report.finish(elapsed, by_rx=verify)
 
 
@@ -358,39 +384,22 @@ def run_sink(
     _check_positive("count", count)
     _check_positive("duration_s", duration_s)
     report = TrafficReport()
+    verifier = _Verifier(report, None) if verify else None
     tick = _Ticker(progress)
-    seen: set[int] = set()
-    highest = -1
-    lowest: int | None = None
     start = time.monotonic()
     first_rx: float | None = None
     last_rx = start
-    try:
+    with _running(report, stop):
         while not _done(start, duration_s, count, report.rx, stop):
+            limit = 256 if count is None else max(1, min(256, count - report.rx))
             got = 0
-            for q in range(_rx_queues(intf) if intf.is_up else 0):
-                limit = 256 if count is None else max(1, min(256, count - report.rx))
-                pkts = intf.rx_burst(limit, q)
+            for _q, pkts in _rx_all(intf, limit):
                 got += len(pkts)
-                for pkt in pkts:
-                    report.rx += 1
-                    report.rx_bytes += len(pkt)
-                    if not verify:
-                        continue
-                    res = frames.verify_udp_frame(pkt)
-                    if res.verdict is frames.Verdict.OK and res.seq is not None:
-                        if res.seq in seen:
-                            report.duplicates += 1
-                            continue
-                        seen.add(res.seq)
-                        lowest = res.seq if lowest is None else min(lowest, res.seq)
-                        if res.seq < highest:
-                            report.out_of_order += 1
-                        highest = max(highest, res.seq)
-                    elif res.verdict is frames.Verdict.CORRUPTED:
-                        report.corrupted += 1
-                    else:
-                        report.not_ours += 1
+                report.rx += len(pkts)
+                report.rx_bytes += sum(map(len, pkts))
+                if verifier is not None:
+                    for pkt in pkts:
+                        verifier.check(pkt)
             if got:
                 now = time.monotonic()
                 first_rx = now if first_rx is None else first_rx
@@ -398,11 +407,8 @@ def run_sink(
             else:
                 _idle_wait([intf], 0.01)
             tick(lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes")
-    except KeyboardInterrupt:
-        report.interrupted = True
-    report.interrupted = report.interrupted or _stopped(stop)
-    if verify and lowest is not None:
-        report.lost = (highest - lowest + 1) - len(seen)
+    if verifier is not None:
+        report.lost = verifier.span() - verifier.unique
     # Rate over the span packets actually arrived in, so waiting for the peer does not dilute it.
     span = (last_rx - first_rx) if first_rx is not None and last_rx > first_rx else time.monotonic() - start
     return report.finish(span, by_rx=True)
@@ -447,7 +453,7 @@ def run_loopback(
             return sent
 
         return run_pktgen(client, count=count, size=size, burst=burst, verify=True, reflector=reflect,
-                          progress=progress)
+                          progress=progress, stop=stop)
 
 
 # ---- echo / forward ------------------------------------------------------------------------
@@ -481,28 +487,21 @@ def run_echo(
     report = EchoReport(directions={"rx": 0, "tx": 0})
     tick = _Ticker(progress)
     start = time.monotonic()
-    try:
+    with _running(report, stop):
         while not _done(start, duration_s, count, report.directions["rx"], stop):
             got = 0
-            n_tx = int(intf.details().get("tx_queues", 1)) if intf.is_up else 1
-            for q in range(_rx_queues(intf) if intf.is_up else 0):
-                pkts = intf.rx_burst(256, q)
-                if not pkts:
-                    continue
+            for q, pkts in _rx_all(intf):
                 got += len(pkts)
                 if macswap:
                     pkts = [frames.macswap(p) if len(p) >= 12 else p for p in pkts]
                 report.directions["rx"] += len(pkts)
-                sent = _send_all(intf, pkts, q % n_tx)
+                sent = _send_all(intf, pkts, q % max(1, intf.num_tx_queues))
                 report.directions["tx"] += sent
                 report.dropped += len(pkts) - sent
             if not got:
                 _idle_wait([intf], 0.01)
             tick(lambda: f"echo: rx {report.directions['rx']} tx {report.directions['tx']} "
                          f"dropped {report.dropped}")
-    except KeyboardInterrupt:
-        report.interrupted = True
-    report.interrupted = report.interrupted or _stopped(stop)
     intf.wait_tx_drained(0.5)  # what we echoed last reaches the peer before we may close
     report.seconds = time.monotonic() - start
     return report
@@ -523,19 +522,13 @@ def run_forward(
     report = EchoReport(directions={"a_to_b": 0, "b_to_a": 0})
     tick = _Ticker(progress)
     start = time.monotonic()
-    try:
-        while not _done(start, duration_s, count, report.directions["a_to_b"] + report.directions["b_to_a"],
-                            stop):
+    with _running(report, stop):
+        while not _done(start, duration_s, count, sum(report.directions.values()), stop):
             got = 0
             for src, dst, key in ((a, b, "a_to_b"), (b, a, "b_to_a")):
-                if not src.is_up:
-                    continue
-                n_tx = int(dst.details().get("tx_queues", 1)) if dst.is_up else 0
-                for q in range(_rx_queues(src)):
-                    pkts = src.rx_burst(256, q)
-                    if not pkts:
-                        continue
+                for q, pkts in _rx_all(src):
                     got += len(pkts)
+                    n_tx = dst.num_tx_queues
                     sent = _send_all(dst, pkts, q % n_tx) if n_tx else 0
                     report.directions[key] += sent
                     report.dropped += len(pkts) - sent
@@ -543,9 +536,6 @@ def run_forward(
                 _idle_wait([a, b], 0.01)
             tick(lambda: f"forward: a->b {report.directions['a_to_b']} b->a {report.directions['b_to_a']} "
                          f"dropped {report.dropped}")
-    except KeyboardInterrupt:
-        report.interrupted = True
-    report.interrupted = report.interrupted or _stopped(stop)
     a.wait_tx_drained(0.5)
     b.wait_tx_drained(0.5)
     report.seconds = time.monotonic() - start
@@ -600,7 +590,7 @@ def run_ping(
             _idle_wait([intf], 0.005)
         return False
 
-    try:
+    with _running(report, stop):
         target_mac: bytes | None = None
         for _attempt in range(3):
             intf.tx_burst([frames.build_arp_request(mac, src, target)])
@@ -653,9 +643,6 @@ def run_ping(
                         stop.wait(rest)
                     else:
                         time.sleep(rest)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    report.interrupted = report.interrupted or _stopped(stop)
     if rtts:
         report.rtt_min_us = round(min(rtts), 3)
         report.rtt_avg_us = round(sum(rtts) / len(rtts), 3)
@@ -681,22 +668,18 @@ def run_capture(
     report = CaptureReport()
     tick = _Ticker(progress)
     start = time.monotonic()
-    with PcapWriter.for_mode(path, intf.config.mode) as writer:
-        try:
-            while not _done(start, duration_s, count, report.captured, stop):
-                got = 0
-                for q in range(_rx_queues(intf) if intf.is_up else 0):
-                    limit = 256 if count is None else max(1, min(256, count - report.captured))
-                    for pkt in intf.rx_burst(limit, q):
-                        writer.write(pkt, time.time_ns())
-                        report.captured += 1
-                        report.bytes += len(pkt)
-                        got += 1
-                if not got:
-                    _idle_wait([intf], 0.01)
-                tick(lambda: f"capture: {report.captured} packets")
-        except KeyboardInterrupt:
-            report.interrupted = True
-        report.interrupted = report.interrupted or _stopped(stop)
+    with PcapWriter.for_mode(path, intf.config.mode) as writer, _running(report, stop):
+        while not _done(start, duration_s, count, report.captured, stop):
+            limit = 256 if count is None else max(1, min(256, count - report.captured))
+            got = 0
+            for _q, pkts in _rx_all(intf, limit):
+                got += len(pkts)
+                for pkt in pkts:
+                    writer.write(pkt, time.time_ns())
+                report.captured += len(pkts)
+                report.bytes += sum(map(len, pkts))
+            if not got:
+                _idle_wait([intf], 0.01)
+            tick(lambda: f"capture: {report.captured} packets")
     report.seconds = time.monotonic() - start
     return report
