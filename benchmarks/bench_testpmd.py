@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import testpmd  # noqa: E402  (the harness: starts, reads and stops testpmd)
+import testpmd  # the harness: starts, reads and stops testpmd
 
-import memif_ct  # noqa: E402
-from memif_ct import frames  # noqa: E402
+import memif_ct
+from memif_ct import frames
 
 
 def rx_rate(pmd: testpmd.TestPmd, seconds: float) -> float:

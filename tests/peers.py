@@ -27,6 +27,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import memif_ct
 
 HERE = Path(__file__).resolve().parent
 
@@ -442,24 +446,13 @@ def assert_same(sent: dict[int, list[bytes]], got: dict[int, list[bytes]]) -> No
 # ---- a subprocess peer ---------------------------------------------------------------------
 
 
-def child_env() -> dict[str, str]:
-    """Environment for a child Python that must import the memif_ct these tests import: in CI
-    the installed package, never the uncompiled source tree a cwd or script dir would put first."""
-    import memif_ct
-
-    here = str(Path(memif_ct.__file__).resolve().parent.parent)
-    return dict(os.environ, PYTHONSAFEPATH="1",
-                PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p))
-
-
 class PeerProcess:
     """``python peers.py echo ...`` in a child process; killed (SIGKILL) by close()."""
 
     def __init__(self, *args: str) -> None:
-        env = child_env()
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "peers.py"), *args], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         ready, _, _ = select.select([self.proc.stdout], [], [], 20.0)
         line = self.proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
@@ -549,3 +542,29 @@ def _echo_main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _echo_main(sys.argv[1:])
+
+
+# ---- traffic through an Interface ----------------------------------------------------------
+
+
+def send_all(intf: memif_ct.Interface, pkts: list[bytes], timeout: float = 20.0) -> None:
+    """Transmit every packet, retrying while the ring is full; fail after ``timeout``."""
+    sent = 0
+    end = time.monotonic() + timeout
+    while sent < len(pkts):
+        sent += intf.tx_burst(pkts[sent:])
+        if sent < len(pkts):
+            assert time.monotonic() < end, f"only {sent} of {len(pkts)} packets could be sent"
+            time.sleep(0.0005)
+
+
+def receive(intf: memif_ct.Interface, n: int, timeout: float = 20.0) -> list[bytes]:
+    """Receive exactly ``n`` packets (waiting on the RX queue); fail after ``timeout``."""
+    got: list[bytes] = []
+    end = time.monotonic() + timeout
+    while len(got) < n:
+        left = end - time.monotonic()
+        assert left > 0, f"received {len(got)} of {n} packets"
+        if intf.wait_rx(timeout_s=min(left, 0.1)):
+            got.extend(intf.rx_burst(256))
+    return got

@@ -27,18 +27,11 @@ import pytest
 import memif_ct
 from memif_ct import frames, tools
 from memif_ct.interface import Interface
+from peers import receive, send_all
 
 ROOT = Path(__file__).resolve().parent.parent
-PKG_PARENT = Path(memif_ct.__file__).resolve().parent.parent
 TRAFFIC_KEYS = ("tx", "rx", "lost", "out_of_order", "corrupted", "seconds", "mpps", "gbps")
 STEP = 20.0  # generous bound on any single wait; a healthy run is far faster
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    old = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(PKG_PARENT) + (os.pathsep + old if old else "")
-    return env
 
 
 def cli_cmd(*args: str) -> list[str]:
@@ -47,7 +40,7 @@ def cli_cmd(*args: str) -> list[str]:
 
 def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run to completion (subprocess.run kills the child on timeout)."""
-    return subprocess.run(cli_cmd(*args), cwd=ROOT, env=child_env(), capture_output=True, text=True,
+    return subprocess.run(cli_cmd(*args), cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -77,7 +70,7 @@ class Child:
 
     def __init__(self, *args: str) -> None:
         self.args = args
-        self.proc = subprocess.Popen(cli_cmd(*args), cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cli_cmd(*args), cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.out: list[str] = []
         self.err: list[str] = []
@@ -194,25 +187,6 @@ def peers() -> Iterator[Peers]:
     assert not p.errors, f"peer thread failed: {p.errors!r}"
 
 
-def send_all(intf: Interface, pkts: list[bytes], timeout: float = STEP) -> None:
-    sent = 0
-    end = time.monotonic() + timeout
-    while sent < len(pkts):
-        sent += intf.tx_burst(pkts[sent:])
-        if sent < len(pkts):
-            assert time.monotonic() < end, f"only {sent} of {len(pkts)} packets could be sent"
-            time.sleep(0.0005)
-
-
-def receive(intf: Interface, n: int, timeout: float = STEP) -> list[bytes]:
-    got: list[bytes] = []
-    end = time.monotonic() + timeout
-    while len(got) < n:
-        left = end - time.monotonic()
-        assert left > 0, f"received {len(got)} of {n} packets"
-        if intf.wait_rx(timeout_s=min(left, 0.1)):
-            got.extend(intf.rx_burst(256))
-    return got
 
 
 def distinct_frames(n: int, sizes: tuple[int, ...] = (60, 64, 128, 333, 1500, 3000)) -> list[bytes]:
@@ -769,7 +743,7 @@ def sink_for_a_second(sockdir: str, peers: Peers) -> Iterator[Callable[..., tupl
         master = slave = -1
         if tty:
             master, slave = pty.openpty()
-        proc = subprocess.Popen(args, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=slave if tty else subprocess.PIPE)
         chunks: list[bytes] = []
 

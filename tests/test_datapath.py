@@ -37,7 +37,7 @@ def test_every_size_1_to_9000_bytes_equal(pair, direction):
         tx, rx = pair.server_tx[0], pair.client_rx[0]
     got = transfer(tx, rx, packets)
     assert len(got) == len(packets)
-    for i, (a, b) in enumerate(zip(packets, got)):
+    for i, (a, b) in enumerate(zip(packets, got, strict=True)):
         assert a == b, f"packet {i} ({len(a)} bytes) differs"
     total = sum(map(len, packets))
     chains = sum(1 for p in packets if len(p) > BSIZE)

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-import memif_ct
 from memif_ct import frames
 from memif_ct.interface import Interface
+from peers import receive, send_all
 
 ROOT = Path(__file__).resolve().parent.parent
-PKG_PARENT = Path(memif_ct.__file__).resolve().parent.parent
 STEP = 20.0
 
 
@@ -32,12 +31,9 @@ class Example:
     """An example script as a subprocess; stdout lines collected by a thread as they arrive."""
 
     def __init__(self, script: str, *args: str) -> None:
-        env = dict(os.environ)
-        old = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = str(PKG_PARENT) + (os.pathsep + old if old else "")
-        # The examples print without flush; unbuffered so their progress lines reach the pipe.
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen([sys.executable, f"examples/{script}", *args], cwd=ROOT, env=env,
+        # Environment from conftest (the memif_ct under test). Not PYTHONUNBUFFERED: the examples
+        # must flush their own progress lines for a pipe to see them.
+        self.proc = subprocess.Popen([sys.executable, f"examples/{script}", *args], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.out: list[str] = []
         self.err: list[str] = []
@@ -120,24 +116,6 @@ def client(opened: list[Interface], path: str) -> Interface:
     return intf
 
 
-def send_all(intf: Interface, pkts: list[bytes]) -> None:
-    sent, end = 0, time.monotonic() + STEP
-    while sent < len(pkts):
-        sent += intf.tx_burst(pkts[sent:])
-        if sent < len(pkts):
-            assert time.monotonic() < end, f"only {sent} of {len(pkts)} sent"
-            time.sleep(0.0005)
-
-
-def receive(intf: Interface, n: int) -> list[bytes]:
-    got: list[bytes] = []
-    end = time.monotonic() + STEP
-    while len(got) < n:
-        left = end - time.monotonic()
-        assert left > 0, f"received {len(got)} of {n} packets"
-        if intf.wait_rx(timeout_s=min(left, 0.1)):
-            got.extend(intf.rx_burst(256))
-    return got
 
 
 def distinct_frames(n: int, first_seq: int = 0) -> list[bytes]:
@@ -189,8 +167,7 @@ def test_forward_example_both_ways(sockdir: str, run_example: object, clients: l
 
 
 def test_forward_example_usage() -> None:
-    env = dict(os.environ, PYTHONPATH=str(PKG_PARENT))
-    r = subprocess.run([sys.executable, "examples/forward.py", "only-one"], cwd=ROOT, env=env,
+    r = subprocess.run([sys.executable, "examples/forward.py", "only-one"], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "Cross-connect" in r.stderr

@@ -274,7 +274,8 @@ class TestPmd:
         self._launches += 1
         self.log_path = os.path.join(self.log_dir, f"{self.file_prefix}.{self._launches}.log")
         # Kept open across calls: the reader thread appends until _terminate() closes it.
-        self._log_file = open(self.log_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+        # Closed when the process has exited (_terminate), not by a with-block: it lives as long.
+        self._log_file = open(self.log_path, "w", encoding="utf-8", errors="replace")
         cmd = ["stdbuf", "-oL", "-eL"] + self.command_line()
         self._log_file.write("$ " + " ".join(cmd) + "\n")
         self._log_file.flush()
@@ -345,7 +346,7 @@ class TestPmd:
         if self._own_log_dir and not os.environ.get("HARNESS_KEEP_LOGS"):
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
-    def __enter__(self) -> TestPmd:  # noqa: PYI034 (Python 3.10 has no typing.Self)
+    def __enter__(self) -> TestPmd:  # not typing.Self: Python 3.10 has none
         if not self.alive():
             self.start()
         return self
@@ -581,7 +582,7 @@ class TestPmdFactory:
         for pmd in reversed(self.instances):
             try:
                 pmd.stop()
-            except Exception as e:  # noqa: BLE001 (whatever it was, stop the others too)
+            except Exception as e:  # whatever it was, stop the others too
                 print(f"[harness] stopping {pmd.file_prefix} failed: {e!r}")
         for pmd in self.instances:
             if pmd.log_path:
