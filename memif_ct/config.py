@@ -214,6 +214,36 @@ def _socket(key: str, raw: object) -> str:
     return raw
 
 
+def resolve_socket(socket: object, abstract: bool, key: str = "socket") -> tuple[str, bool]:
+    """A control socket as (name, abstract): ``@name`` is abstract (libmemif's spelling), and the
+    name must fit sun_path. ConfigError names ``key`` and the limit otherwise."""
+    name = _socket(key, socket)
+    if name.startswith("@"):
+        name, abstract = name[1:], True
+    size = len(name.encode())
+    if abstract and size > SOCKET_ABSTRACT_MAX:
+        raise _fail(key, name, f"is {size} bytes long",
+                    f"an abstract socket name is at most {SOCKET_ABSTRACT_MAX} bytes")
+    if not abstract and size > SOCKET_PATH_MAX:
+        raise _fail(key, name, f"is {size} bytes long",
+                    f"a socket path is at most {SOCKET_PATH_MAX} bytes ({SOCKET_PATH_MAX + 1} with its NUL)")
+    return name, abstract
+
+
+def socket_address(name: str, abstract: bool) -> str | bytes:
+    """What ``socket.bind``/``connect`` take: ``b"\\0" + name`` (no trailing NUL) or the path.
+
+    Python sizes an abstract address by the bytes given, which yields the address length
+    ``2 + 1 + len(name)`` that libmemif, VPP and DPDK use (memif-protocol.md section 1).
+    """
+    return b"\0" + name.encode() if abstract else name
+
+
+def socket_display(name: str, abstract: bool) -> str:
+    """``@name`` for an abstract socket, the path otherwise: for logs and messages."""
+    return f"@{name}" if abstract else name
+
+
 @dataclass(frozen=True)
 class _Option:
     attr: str  # python field name
@@ -296,24 +326,9 @@ class InterfaceConfig:
         for option in _OPTIONS:
             value = option.coerce(option.key or option.attr, getattr(self, option.attr))
             object.__setattr__(self, option.attr, value)
-        if self.socket.startswith("@"):  # libmemif's spelling of an abstract name
-            object.__setattr__(self, "socket", self.socket[1:])
-            object.__setattr__(self, "socket_abstract", True)
-        size = len(self.socket.encode())
-        if self.socket_abstract and size > SOCKET_ABSTRACT_MAX:
-            raise _fail(
-                "socket",
-                self.socket,
-                f"is {size} bytes long",
-                f"an abstract socket name is at most {SOCKET_ABSTRACT_MAX} bytes",
-            )
-        if not self.socket_abstract and size > SOCKET_PATH_MAX:
-            raise _fail(
-                "socket",
-                self.socket,
-                f"is {size} bytes long",
-                f"a socket path is at most {SOCKET_PATH_MAX} bytes ({SOCKET_PATH_MAX + 1} with its NUL)",
-            )
+        name, abstract = resolve_socket(self.socket, self.socket_abstract)
+        object.__setattr__(self, "socket", name)
+        object.__setattr__(self, "socket_abstract", abstract)
         if self.zero_copy and self.role == "server":
             # Mirror DPDK memif_create(): the client owns the memory; a server only maps it.
             _log.info(
@@ -412,17 +427,11 @@ class InterfaceConfig:
     @property
     def socket_display(self) -> str:
         """The socket in libmemif's spelling (``@name`` when abstract), for logs and messages."""
-        return f"@{self.socket}" if self.socket_abstract else self.socket
+        return socket_display(self.socket, self.socket_abstract)
 
     def socket_address(self) -> str | bytes:
-        """What ``socket.bind``/``connect`` take: ``b"\\0" + name`` (no trailing NUL) or the path.
-
-        Python sizes an abstract address by the bytes given, which yields the address length
-        ``2 + 1 + len(name)`` that libmemif, VPP and DPDK use (memif-protocol.md section 1).
-        """
-        if self.socket_abstract:
-            return b"\0" + self.socket.encode()
-        return self.socket
+        """What ``socket.bind``/``connect`` take (see the module function socket_address)."""
+        return socket_address(self.socket, self.socket_abstract)
 
     def to_devargs(self, *, dpdk_only: bool = False) -> str:
         """The devargs string that :meth:`from_devargs` turns back into an equal config.

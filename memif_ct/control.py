@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _native, constants as c, protocol as p
+from .config import resolve_socket, socket_address, socket_display
 from .errors import ConfigError, MemifError, ProtocolError
 from .link import LinkResources, PendingLink, close_fd, new_eventfd
 
@@ -90,21 +91,9 @@ class Socket:
     """
 
     def __init__(self, path: str = c.DEFAULT_SOCKET, *, abstract: bool | None = None) -> None:
-        if not isinstance(path, str) or not path or path == "@":
-            raise ConfigError(f"socket={path!r} must be a non-empty path or @name", key="socket", value=path)
-        if abstract is None:
-            abstract = path.startswith("@")
-        name = path.removeprefix("@")
-        limit = 107
-        if len(name.encode()) > limit:
-            raise ConfigError(
-                f"socket={path!r} is {len(name.encode())} bytes: a {'abstract name' if abstract else 'path'} "
-                f"may have at most {limit}", key="socket", value=path,
-            )
-        self.name = name
-        self.abstract = abstract
-        self.address: str | bytes = b"\0" + name.encode() if abstract else name
-        self.display = ("@" + name) if abstract else name
+        self.name, self.abstract = resolve_socket(path, bool(abstract))
+        self.address = socket_address(self.name, self.abstract)
+        self.display = socket_display(self.name, self.abstract)
         self._interfaces: list[Interface] = []
         self._listener: _socket.socket | None = None
         self._connections: dict[int, _Connection] = {}
