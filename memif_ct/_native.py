@@ -293,11 +293,6 @@ def address_of(buffer: object) -> BufferAddress:
     return BufferAddress(buffer)
 
 
-def view_at(address: int, size: int) -> memoryview:
-    """A writable memoryview of ``size`` bytes at ``address`` (tests and tools poke rings with it)."""
-    return memoryview((ctypes.c_char * size).from_address(address)).cast("B")
-
-
 def ring_init(address: int, log2_ring_size: int, buffer_region: int, buffer_offset: int, buffer_size: int) -> None:
     """Client: write a fresh ring header and descriptors at ``address`` (see memif_ct_ring_init)."""
     _require_int("log2_ring_size", log2_ring_size, _c.MIN_LOG2_RING_SIZE, _c.MAX_LOG2_RING_SIZE)
@@ -457,10 +452,6 @@ class NativeQueue:
             int(raw.packets), int(raw.bytes), int(raw.chains), int(raw.bad_desc),
             int(raw.bad_ring), int(raw.drops), int(raw.no_space),
         )
-
-    def reset_stats(self) -> None:
-        """Zero the queue's counters."""
-        _lib.memif_ct_queue_stats_reset(self._q)
 
 
 def eventfd_signal(fd: int) -> None:

@@ -18,10 +18,6 @@ __all__ = ["Packet", "RxScratch", "pack_packets", "tx_packed", "rx_into"]
 
 Packet = bytes | bytearray | memoryview
 
-# An upper bound on a single packet, for the error message only: the C side enforces the
-# real limit (a chain may not exceed the ring).
-MAX_PACKET_SIZE = 0xFFFFFFFF
-
 
 def _nbytes(packet: object, index: int) -> int:
     if type(packet) is bytes or type(packet) is bytearray:

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 _PROGRESS_EVERY_S = 0.5
-_ETH_OVERHEAD_BITS = 0  # Gbit/s are of frame bytes, like testpmd's throughput lines
 
 
 # ---- reports -------------------------------------------------------------------------------
@@ -68,6 +67,7 @@ class TrafficReport:
     interrupted: bool = False
 
     def finish(self, seconds: float, *, by_rx: bool) -> TrafficReport:
+        """Rates over ``seconds``; Gbit/s count frame bytes (no preamble or gap), as testpmd does."""
         self.seconds = round(seconds, 6)
         packets, nbytes = (self.rx, self.rx_bytes) if by_rx else (self.tx, self.tx_bytes)
         if seconds > 0:
