@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 import memif_ct
-from memif_ct import _native, constants
+from memif_ct import _native, constants, protocol
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,6 +20,13 @@ def test_every_c_constant_has_an_equal_python_twin():
     for name, value in table.items():
         assert hasattr(constants, name), f"constants.{name} is missing (C has {value:#x})"
         assert getattr(constants, name) == value, f"{name}: C {value:#x} != Python {getattr(constants, name):#x}"
+
+
+def test_ring_size_math_agrees_between_c_and_the_sans_io_protocol():
+    """protocol.py checks ring bounds without the library; it must size rings as C lays them."""
+    cl = _native.cacheline_size()
+    for log2 in range(constants.MIN_LOG2_RING_SIZE, constants.MAX_LOG2_RING_SIZE + 1):
+        assert protocol.ring_bytes(log2, cl) == _native.ring_bytes(log2), f"log2_ring_size={log2}"
 
 
 def test_abi_and_identity():
