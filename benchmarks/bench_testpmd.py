@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import array
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -67,15 +69,23 @@ def baseline(factory: testpmd.TestPmdFactory, seconds: float, size: int) -> floa
     return rate
 
 
+@contextlib.contextmanager
+def client_of(server: testpmd.TestPmd, sock: str) -> Iterator[memif_ct.Interface]:
+    """A memif-ct client, polling, up with ``server``, and the server forwarding."""
+    devargs = f"role=client,id=0,socket={sock},socket-abstract=no,interrupt=no"
+    with memif_ct.Interface.from_devargs(devargs) as intf:
+        intf.wait_up(20)
+        server.wait_link_up(20)
+        server.start_forwarding()
+        yield intf
+
+
 def py_tx(factory: testpmd.TestPmdFactory, seconds: float, size: int, burst: int) -> float:
     sock = factory.socket_path("pytx")
     server = factory("server", sock, forward_mode="rxonly")
     data, lengths = frames.build_frames_batch(burst, size, 0)
     lens = array.array("I", lengths)
-    with memif_ct.Interface.from_devargs(f"role=client,id=0,socket={sock},socket-abstract=no,interrupt=no") as intf:
-        intf.wait_up(20)
-        server.wait_link_up(20)
-        server.start_forwarding()
+    with client_of(server, sock) as intf:
         sent = 0
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
@@ -93,10 +103,7 @@ def py_rx(factory: testpmd.TestPmdFactory, seconds: float, size: int, burst: int
     server = factory("server", sock, forward_mode="txonly", txpkts=str(size))
     out = bytearray(burst * 2048)
     lens = array.array("I", bytes(4 * burst))
-    with memif_ct.Interface.from_devargs(f"role=client,id=0,socket={sock},socket-abstract=no,interrupt=no") as intf:
-        intf.wait_up(20)
-        server.wait_link_up(20)
-        server.start_forwarding()
+    with client_of(server, sock) as intf:
         got = 0
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
