@@ -54,12 +54,16 @@ MAX_REGIONS: Final = 255
 MAX_RINGS_PER_DIRECTION: Final = 255
 MAX_BUFFER_SIZE: Final = 0xFFFF  # descriptors carry u32 lengths; we cap buffers at 64 KiB - 1
 MIN_BUFFER_SIZE: Final = 64
+# Largest single region a server maps (1 TiB): far beyond any real layout, small enough that a
+# hostile ADD_REGION size never reaches mmap. The handshake refuses larger ones before its ACK.
+MAX_REGION_SIZE: Final = 1 << 40
 
 # Defaults shared by both configuration forms (config.py documents where they differ).
 DEFAULT_BUFFER_SIZE: Final = 2048
 DEFAULT_LOG2_RING_SIZE: Final = 10
 DEFAULT_SOCKET: Final = "/tmp/memif.sock"  # keyword form (libmemif-like); devargs use DPDK's /run/memif.sock
 DEFAULT_ID: Final = 0
+DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 5.0  # a connection must reach CONNECTED within this
 
 ROLE_CLIENT: Final = 0
 ROLE_SERVER: Final = 1

@@ -1,7 +1,9 @@
-"""Exception hierarchy of memif-ct.
+"""Exception hierarchy of memif-ct: everything the package raises derives from MemifError.
 
 Every message names the field (or the peer), the value seen and what was expected, so that a
-user can act on it without reading the source.
+user can act on it without reading the source. Each class also derives from the built-in
+exception a Python user would catch for that kind of failure (ValueError, TypeError, OSError,
+TimeoutError, ImportError), so ``except ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 __all__ = [
     "MemifError",
     "ConfigError",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "NativeArgumentError",
     "NativeLibraryError",
     "ProtocolError",
     "PeerDisconnected",
     "NotConnectedError",
+    "SocketError",
+    "LinkTimeout",
 ]
 
 
@@ -31,6 +38,25 @@ class ConfigError(MemifError, ValueError):
         super().__init__(message)
         self.key = key
         self.value = value
+
+
+class ArgumentError(MemifError, ValueError):
+    """An argument of an API call is out of range; the message names it and the allowed range."""
+
+
+class ArgumentTypeError(MemifError, TypeError):
+    """An argument of an API call has the wrong type; the message names it and what is accepted."""
+
+
+class NativeArgumentError(ArgumentError):
+    """The C library rejected a call. ``code`` is the ``memif_ct_error_t`` it returned (see
+    ``_native.ERR_*``), ``function`` the C function, ``reason`` its ``memif_ct_strerror`` text."""
+
+    def __init__(self, message: str, *, code: int, function: str, reason: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.function = function
+        self.reason = reason
 
 
 class NativeLibraryError(MemifError, ImportError):
@@ -58,4 +84,17 @@ class PeerDisconnected(MemifError):
 
 
 class NotConnectedError(MemifError):
-    """A data-path call was made on an interface whose link is down."""
+    """A call needs a link (or an open interface) and there is none."""
+
+
+class SocketError(MemifError, OSError):
+    """A control socket could not be bound, listened on or connected, or is closed.
+
+    Built like OSError (``SocketError(errno, text)``), so ``errno`` and ``strerror`` are set
+    when the cause was a system call.
+    """
+
+
+class LinkTimeout(MemifError, TimeoutError):
+    """A wait for the link (``wait_up``/``wait_down``) ran out of time; the message says which
+    interface and the last disconnect reason."""
