@@ -3,28 +3,44 @@
 The library has no Python C-API in it; memif_ct/_native.py loads it with ctypes. We borrow
 setuptools' build_ext only for its compiler plumbing, in-place (editable) builds and platform
 wheel tagging.
+
+The source list and the compiler flags live in csrc/sources.txt and csrc/cflags.txt, which
+meson.build reads too, so both builds compile the same files the same way.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 LIB_NAME = "libmemif_ct.so"
-CFLAGS = [
-    "-std=c11",
-    "-O3",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-fvisibility=hidden",
-    "-DMEMIF_CT_BUILDING",
-]
+CSRC = "csrc"  # relative: setuptools wants source paths relative to the project directory
+OPTIMIZATION = "-O3"  # the one flag kept here: meson derives its -O level from buildtype
+
+
+def read_list(name: str) -> list[str]:
+    """Items of csrc/<name>.txt, one a line, skipping blank lines and '#' comments (as meson.build does)."""
+    lines = (Path(__file__).resolve().parent / CSRC / f"{name}.txt").read_text().splitlines()
+    return [item for item in (line.strip() for line in lines) if item and not item.startswith("#")]
+
+
+def library_sources() -> list[str]:
+    """The C sources of the library, from csrc/sources.txt."""
+    return [f"{CSRC}/{name}" for name in read_list("sources")]
+
+
+def compile_flags(cacheline: str | None) -> list[str]:
+    """csrc/cflags.txt, the -O level, the cache-line override if any, and the build description."""
+    flags = [*read_list("cflags"), OPTIMIZATION]
+    if cacheline:
+        flags.append(f"-DMEMIF_CT_CACHELINE_SIZE={int(cacheline)}")
+    flags.append('-DMEMIF_CT_BUILD_INFO="' + " ".join(flags).replace('"', "") + '"')
+    return flags
 
 
 class BuildNativeLibrary(build_ext):
@@ -39,12 +55,7 @@ class BuildNativeLibrary(build_ext):
 
     def build_extension(self, ext: Extension) -> None:
         self._check_compiler()
-        flags = list(CFLAGS)
-        cacheline = os.environ.get("MEMIF_CT_CACHELINE_SIZE")
-        if cacheline:
-            flags.append(f"-DMEMIF_CT_CACHELINE_SIZE={int(cacheline)}")
-        flags.append('-DMEMIF_CT_BUILD_INFO="' + " ".join(flags).replace('"', "") + '"')
-        ext.extra_compile_args = flags
+        ext.extra_compile_args = compile_flags(os.environ.get("MEMIF_CT_CACHELINE_SIZE"))
         try:
             super().build_extension(ext)
         except Exception as exc:  # CompileError, LinkError, DistutilsExecError
@@ -72,9 +83,9 @@ setup(
     ext_modules=[
         Extension(
             "memif_ct.libmemif_ct",
-            sources=sorted(glob.glob("csrc/*.c")),
-            include_dirs=["csrc"],
-            depends=["csrc/memif_ct.h"],
+            sources=library_sources(),
+            include_dirs=[CSRC],
+            depends=[f"{CSRC}/memif_ct.h", f"{CSRC}/sources.txt", f"{CSRC}/cflags.txt"],
         )
     ],
     cmdclass={"build_ext": BuildNativeLibrary},

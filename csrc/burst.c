@@ -199,7 +199,11 @@ int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size
         return rc;
     if (n_pkts > INT32_MAX)
         n_pkts = INT32_MAX;
-    return q->role == MEMIF_CT_ROLE_CLIENT ? client_tx(q, data, lengths, n_pkts) : server_tx(q, data, lengths, n_pkts);
+    int sent = q->role == MEMIF_CT_ROLE_CLIENT ? client_tx(q, data, lengths, n_pkts) : server_tx(q, data, lengths, n_pkts);
+    /* One signal per burst, after the index store, so the woken peer finds every packet. */
+    if (sent > 0 && q->eventfd >= 0 && memif_ct_queue_needs_signal(q))
+        (void)memif_ct_eventfd_signal(q->eventfd);
+    return sent;
 }
 
 /* ---- RX ---- */

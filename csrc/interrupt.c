@@ -19,6 +19,16 @@ void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling)
     atomic_store_explicit(&q->ring->flags, polling ? MEMIF_CT_RING_FLAG_MASK_INT : 0, memory_order_release);
 }
 
+int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd)
+{
+    if (!q)
+        return MEMIF_CT_ERR_NULL;
+    if (fd < -1)
+        return MEMIF_CT_ERR_ARG;
+    q->eventfd = fd;
+    return MEMIF_CT_OK;
+}
+
 int memif_ct_queue_needs_signal(const memif_ct_queue_t *q)
 {
     if (!q || !q->ring)

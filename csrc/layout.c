@@ -146,6 +146,7 @@ int memif_ct_queue_init(memif_ct_queue_t *q, void *ring_mem, uint32_t log2_ring_
     q->role = (uint8_t)role;
     q->type = (uint8_t)type;
     q->tx = (role == MEMIF_CT_ROLE_CLIENT) == (type == MEMIF_CT_RING_TYPE_S2M);
+    q->eventfd = -1;
     q->last_head = atomic_load_explicit(&ring->head, memory_order_acquire);
     q->last_tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
     if (role == MEMIF_CT_ROLE_CLIENT) {

@@ -5,15 +5,45 @@
  * the control plane (Python, or your C program) creates or maps the regions, then hands ring
  * and region addresses to a memif_ct_queue_t and moves whole bursts through it.
  *
- * Thread model: one thread per queue at a time. Nothing here allocates, locks or makes system
- * calls, except memif_ct_eventfd_signal()/memif_ct_eventfd_clear(), which exist for C users.
+ * Thread model: one thread per queue at a time. Nothing here allocates, locks or calls back.
+ * The only system call on the burst path is the eventfd signal memif_ct_tx_burst() sends after
+ * publishing packets, and only when the peer asked for interrupts (MASK_INT clear on the ring)
+ * and the queue has an eventfd (memif_ct_queue_set_eventfd()); it goes through
+ * memif_ct_eventfd_signal(), a zero-timeout poll then one write. memif_ct_eventfd_clear() is
+ * the only other function that makes system calls.
+ *
+ * The header compiles as C11, and as C++11 or later with g++ or clang++ (the ring's descriptor
+ * array uses their flexible-array extension): the ring's atomic indexes are _Atomic uint16_t in
+ * C and std::atomic<uint16_t> in C++, and every offset below is pinned by a compile-time assert
+ * in both languages.
  */
 #ifndef MEMIF_CT_H
 #define MEMIF_CT_H
 
+#ifdef __cplusplus
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+/* The shared ring must have one layout in both languages: std::atomic<uint16_t> has to be the
+ * plain, lock-free 16-bit word C's _Atomic uint16_t is. */
+typedef std::atomic<uint16_t> memif_ct_atomic_u16_t;
+static_assert(std::is_standard_layout<memif_ct_atomic_u16_t>::value, "std::atomic<uint16_t> is standard-layout");
+#define MEMIF_CT_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#define MEMIF_CT_ALIGNOF(type) alignof(type)
+#define MEMIF_CT_FLEXIBLE_ARRAY __extension__ /* ISO C++ has no flexible array member; g++ and clang++ do */
+#else
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+typedef _Atomic uint16_t memif_ct_atomic_u16_t;
+#define MEMIF_CT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define MEMIF_CT_ALIGNOF(type) _Alignof(type)
+#define MEMIF_CT_FLEXIBLE_ARRAY
+#endif
+MEMIF_CT_STATIC_ASSERT(sizeof(memif_ct_atomic_u16_t) == 2, "atomic u16 is a plain 16-bit word");
+MEMIF_CT_STATIC_ASSERT(MEMIF_CT_ALIGNOF(memif_ct_atomic_u16_t) == 2, "atomic u16 is 2-byte aligned");
+MEMIF_CT_STATIC_ASSERT(ATOMIC_SHORT_LOCK_FREE == 2, "atomic u16 is always lock-free: the peer uses plain loads");
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,7 +60,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct layout or a function signature below changes. */
-#define MEMIF_CT_ABI_VERSION 1
+#define MEMIF_CT_ABI_VERSION 2
 #define MEMIF_CT_VERSION_STRING "0.1.0"
 
 /* Cache-line size is part of the ring ABI (memif-protocol.md section 5): 64 on x86-64,
@@ -74,6 +104,8 @@ extern "C" {
 #define MEMIF_CT_MAX_RINGS_PER_DIRECTION 255
 #define MEMIF_CT_MIN_BUFFER_SIZE 64
 #define MEMIF_CT_MAX_BUFFER_SIZE 0xFFFF
+/* Largest single region a server maps (1 TiB): a hostile ADD_REGION size never reaches mmap. */
+#define MEMIF_CT_MAX_REGION_SIZE (1ull << 40)
 
 /* Roles of the side that drives a queue. */
 #define MEMIF_CT_ROLE_CLIENT 0
@@ -106,29 +138,28 @@ typedef struct {
  * their cache line; each is written by one side only and read with acquire semantics. */
 typedef struct {
     uint32_t cookie;               /* MEMIF_CT_COOKIE, written by the client at init */
-    _Atomic uint16_t flags;        /* MEMIF_CT_RING_FLAG_MASK_INT, owned by the receiver */
-    _Atomic uint16_t head;         /* written only by the client */
+    memif_ct_atomic_u16_t flags;   /* MEMIF_CT_RING_FLAG_MASK_INT, owned by the receiver */
+    memif_ct_atomic_u16_t head;    /* written only by the client */
     uint8_t pad0[MEMIF_CT_CACHELINE_SIZE - 8];
-    _Atomic uint16_t tail;         /* written only by the server */
+    memif_ct_atomic_u16_t tail;    /* written only by the server */
     uint8_t pad1[MEMIF_CT_CACHELINE_SIZE - 2];
-    memif_ct_desc_t desc[];
+    MEMIF_CT_FLEXIBLE_ARRAY memif_ct_desc_t desc[];
 } memif_ct_ring_t;
 
-_Static_assert(sizeof(memif_ct_desc_t) == MEMIF_CT_DESC_SIZE, "descriptor is 16 bytes");
-_Static_assert(offsetof(memif_ct_desc_t, flags) == 0, "desc.flags at 0");
-_Static_assert(offsetof(memif_ct_desc_t, region) == 2, "desc.region at 2");
-_Static_assert(offsetof(memif_ct_desc_t, length) == 4, "desc.length at 4");
-_Static_assert(offsetof(memif_ct_desc_t, offset) == 8, "desc.offset at 8");
-_Static_assert(offsetof(memif_ct_desc_t, metadata) == 12, "desc.metadata at 12");
-_Static_assert(sizeof(_Atomic uint16_t) == 2, "atomic u16 is a plain 16-bit word");
-_Static_assert(offsetof(memif_ct_ring_t, cookie) == 0, "ring.cookie at 0");
-_Static_assert(offsetof(memif_ct_ring_t, flags) == 4, "ring.flags at 4");
-_Static_assert(offsetof(memif_ct_ring_t, head) == 6, "ring.head at 6");
-_Static_assert(offsetof(memif_ct_ring_t, tail) == MEMIF_CT_CACHELINE_SIZE, "ring.tail at CL");
-_Static_assert(offsetof(memif_ct_ring_t, desc) == 2 * MEMIF_CT_CACHELINE_SIZE, "desc at 2*CL");
-_Static_assert(sizeof(memif_ct_ring_t) == 2 * MEMIF_CT_CACHELINE_SIZE, "ring header is 2*CL");
-_Static_assert(MEMIF_CT_CACHELINE_SIZE >= 64 && (MEMIF_CT_CACHELINE_SIZE & (MEMIF_CT_CACHELINE_SIZE - 1)) == 0,
-               "cache-line size is a power of two >= 64");
+MEMIF_CT_STATIC_ASSERT(sizeof(memif_ct_desc_t) == MEMIF_CT_DESC_SIZE, "descriptor is 16 bytes");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_desc_t, flags) == 0, "desc.flags at 0");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_desc_t, region) == 2, "desc.region at 2");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_desc_t, length) == 4, "desc.length at 4");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_desc_t, offset) == 8, "desc.offset at 8");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_desc_t, metadata) == 12, "desc.metadata at 12");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_ring_t, cookie) == 0, "ring.cookie at 0");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_ring_t, flags) == 4, "ring.flags at 4");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_ring_t, head) == 6, "ring.head at 6");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_ring_t, tail) == MEMIF_CT_CACHELINE_SIZE, "ring.tail at CL");
+MEMIF_CT_STATIC_ASSERT(offsetof(memif_ct_ring_t, desc) == 2 * MEMIF_CT_CACHELINE_SIZE, "desc at 2*CL");
+MEMIF_CT_STATIC_ASSERT(sizeof(memif_ct_ring_t) == 2 * MEMIF_CT_CACHELINE_SIZE, "ring header is 2*CL");
+MEMIF_CT_STATIC_ASSERT(MEMIF_CT_CACHELINE_SIZE >= 64 && (MEMIF_CT_CACHELINE_SIZE & (MEMIF_CT_CACHELINE_SIZE - 1)) == 0,
+                       "cache-line size is a power of two >= 64");
 
 /* ---- process-local structures ---- */
 
@@ -177,6 +208,7 @@ typedef struct {
     uint16_t last_tail;       /* server: our tail; client: last tail consumed */
     uint16_t buffer_region;   /* client: region of this ring's buffers */
     uint32_t buffer_size;     /* client: bytes per buffer slot */
+    int32_t eventfd;          /* TX: signalled after a burst when the peer asks; -1 for none */
     uint64_t buffer_offset;   /* client: offset of this ring's slot 0 buffer */
     memif_ct_stats_t stats;
 } memif_ct_queue_t;
@@ -227,10 +259,13 @@ MEMIF_CT_API int memif_ct_ring_init(void *ring, uint32_t log2_ring_size, uint16_
 /* Bind *q to a ring. role/type say who drives which ring; regions[0..num_regions) is the
  * caller's table of mapped regions used to validate every descriptor. buffer_* describe the
  * client's own buffers and are ignored for a server. Checks the ring cookie and that the ring
- * and (client) buffers lie inside their regions. */
+ * and (client) buffers lie inside their regions. The queue starts with no eventfd (-1). */
 MEMIF_CT_API int memif_ct_queue_init(memif_ct_queue_t *q, void *ring, uint32_t log2_ring_size, uint32_t role,
                                      uint32_t type, const memif_ct_region_t *regions, uint16_t num_regions,
                                      uint16_t buffer_region, uint64_t buffer_offset, uint32_t buffer_size);
+/* Set the eventfd memif_ct_tx_burst() signals (fd >= 0; -1: none); the caller still owns the fd.
+ * Returns MEMIF_CT_OK, MEMIF_CT_ERR_NULL, or MEMIF_CT_ERR_ARG for fd < -1. */
+MEMIF_CT_API int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd);
 
 /* ---- burst data path (copy mode) ---- */
 
@@ -238,15 +273,18 @@ MEMIF_CT_API int memif_ct_queue_init(memif_ct_queue_t *q, void *ring, uint32_t l
  * lengths[i] bytes; lengths of 0, or summing past data_size, are MEMIF_CT_ERR_ARG.
  * Client on S2M: fills its own buffers, chaining packets longer than one buffer. Server on M2S:
  * fills buffers the client posted, after validating each descriptor. A packet that does not fit
- * in the free slots is not started: no partial chain is ever published. Returns the number of
- * packets queued (0..n_pkts), or a negative memif_ct_error_t for a wrong call. */
+ * in the free slots is not started: no partial chain is ever published. When at least one packet
+ * was queued, the peer wants interrupts (MASK_INT clear, read with acquire) and the queue has an
+ * eventfd, writes it once per burst with memif_ct_eventfd_signal(); a failed write is not
+ * reported, as the packets are queued regardless. Returns the number of packets queued
+ * (0..n_pkts), or a negative memif_ct_error_t for a wrong call. */
 MEMIF_CT_API int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
                                    const uint32_t *lengths, uint32_t n_pkts);
 /* Receive up to max_pkts packets into out (capacity out_size bytes) back to back, storing each
  * length in lengths[]. Chains are reassembled; bad descriptors are counted and skipped; a
  * packet larger than out_size is dropped and counted; a chain still missing its last slot is
- * left for the next call. A client re-posts the consumed buffers before returning. Returns the
- * number of packets received, or a negative memif_ct_error_t. */
+ * left for the next call. A client re-posts the consumed buffers before returning. Never touches
+ * the eventfd. Returns the number of packets received, or a negative memif_ct_error_t. */
 MEMIF_CT_API int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths,
                                    uint32_t max_pkts);
 /* Client on M2S: post every free buffer to the server (advances head). Returns slots posted. */
@@ -262,7 +300,8 @@ MEMIF_CT_API uint32_t memif_ct_queue_free(const memif_ct_queue_t *q);
 
 /* Receiver: set (1) or clear (0) MASK_INT on the ring it reads; set means "I poll, don't signal". */
 MEMIF_CT_API void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling);
-/* Transmitter: 1 if the peer wants an eventfd signal after this burst (MASK_INT clear), else 0. */
+/* Transmitter: 1 if the peer wants an eventfd signal after a burst (MASK_INT clear), else 0.
+ * memif_ct_tx_burst() already acts on it when the queue has an eventfd. */
 MEMIF_CT_API int memif_ct_queue_needs_signal(const memif_ct_queue_t *q);
 /* Signal an eventfd (write 1) without ever blocking, even if the peer cleared O_NONBLOCK on the
  * shared file: a saturated counter is left as is. Returns 0 or -errno. */

@@ -10,22 +10,31 @@ Each build is made once per session in a temporary directory:
 * ``cacheline128``: ``-Dcacheline_size=128``; the library must put tail at 128 and the
   descriptors at 256 (memif-protocol.md section 5), and say so in its pkg-config Cflags.
 
+Beside the builds: the public header compiles as C++ and lays every struct out as C does, and
+meson.build and setup.py compile the same sources with the same flags (csrc/sources.txt,
+csrc/cflags.txt).
+
 meson and ninja are required: a missing tool fails these tests, it never skips them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = ROOT / "csrc" / "memif_ct.h"
+CSRC = ROOT / "csrc"
+HEADER = CSRC / "memif_ct.h"
+TESTS_C = ROOT / "tests" / "c"
 EXAMPLE = ROOT / "examples" / "c" / "echo_loopback.c"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
 INSTALL_HINT = (
@@ -154,6 +163,8 @@ def test_c_ring_tests_pass_under_asan_and_ubsan(meson_builds: dict[str, MesonBui
     assert "ERROR: LeakSanitizer" not in proc.stderr, f"LSan report:\n{_tail(proc.stderr)}"
     _assert_summary_clean(proc, "tests/c/test_ring.c under ASan+UBSan")
     _assert_summary_clean(build.run("layout_probe"), "layout_probe under ASan+UBSan")
+    if (build.dir / "cxx_header").is_file():  # built where meson found a C++ compiler
+        _assert_summary_clean(build.run("cxx_header"), "tests/c/cxx_header.cpp under ASan+UBSan")
     _check(build.run("echo_loopback"), "echo_loopback under ASan+UBSan")
 
 
@@ -163,6 +174,8 @@ def test_meson_test_suite(meson_builds: dict[str, MesonBuild]) -> None:
     _check(proc, "meson test")
     assert re.search(r"^Ok:\s+[1-9]", proc.stdout, re.MULTILINE), proc.stdout
     assert re.search(r"^Fail:\s+0\s*$", proc.stdout, re.MULTILINE), proc.stdout
+    if shutil.which("c++") or shutil.which("g++"):
+        assert re.search(r"cxx_header\s+OK", proc.stdout), f"meson did not run the C++ header test:\n{proc.stdout}"
 
 
 def _api_functions() -> set[str]:
@@ -242,3 +255,92 @@ def test_cacheline_128_build_puts_tail_at_128_and_descriptors_at_256(
     assert "-DMEMIF_CT_CACHELINE_SIZE=128" in pc, f"consumers would compile the 64-byte layout:\n{pc}"
     # The whole ring suite holds for the 128-byte layout too.
     _assert_summary_clean(build.run("test_ring"), "tests/c/test_ring.c with cacheline_size=128")
+
+
+# ---- the header as C++ ---------------------------------------------------------------------
+
+
+def test_header_compiles_as_cxx_and_lays_structs_out_as_c(
+    meson_builds: dict[str, MesonBuild], tmp_path: Path
+) -> None:
+    """tests/c/cxx_header.cpp, built by g++ itself: the header compiles as strict C++17, every public
+    struct has the size, alignment and offsets the C compiler gives it (tests/c/c_layout.c), and a
+    C++ program drives the library (a burst, the eventfd signal, std::atomic indexes)."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ is not installed (Debian/Ubuntu: apt-get install -y g++); the C++ header check needs it")
+    library = meson_builds["plain"].dir / "libmemif_ct.a"
+    assert library.is_file(), f"{library} was not built"
+    cc = os.environ.get("CC", "cc").split()
+    warnings = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"]
+    c_object = tmp_path / "c_layout.o"
+    _check(
+        _run([*cc, "-std=c11", *warnings, f"-I{CSRC}", "-c", TESTS_C / "c_layout.c", "-o", c_object]),
+        "compiling tests/c/c_layout.c as C11",
+    )
+    exe = tmp_path / "cxx_header"
+    _check(
+        _run([gxx, "-std=c++17", *warnings, f"-I{CSRC}", TESTS_C / "cxx_header.cpp", c_object, library, "-o", exe]),
+        "compiling tests/c/cxx_header.cpp with g++ -std=c++17",
+    )
+    passed, _ = _assert_summary_clean(_run([exe]), "tests/c/cxx_header.cpp")
+    assert passed >= 3
+
+
+# ---- one build recipe ------------------------------------------------------------------------
+
+
+def _recipe(name: str) -> list[str]:
+    """csrc/<name>.txt: one item a line, blank lines and '#' comments skipped."""
+    lines = (CSRC / f"{name}.txt").read_text().splitlines()
+    return [item for item in (line.strip() for line in lines) if item and not item.startswith("#")]
+
+
+def _library_commands(commands: dict[str, list[str]], what: str) -> None:
+    """Every library source compiled once, each with the whole of csrc/cflags.txt, in file order."""
+    sources = {f"csrc/{name}" for name in _recipe("sources")}
+    flags = _recipe("cflags")
+    assert set(commands) == sources, f"{what} compiles {sorted(commands)}; csrc/sources.txt lists {sorted(sources)}"
+    for source, args in commands.items():
+        starts = [i for i in range(len(args)) if args[i : i + len(flags)] == flags]
+        assert starts, f"{what}: {source} is not compiled with csrc/cflags.txt {flags}:\n{shlex.join(args)}"
+
+
+def test_meson_and_setup_py_compile_the_same_sources_with_the_same_flags(
+    meson_builds: dict[str, MesonBuild], tmp_path: Path
+) -> None:
+    """Both builds take the library's sources and flags from csrc/sources.txt and csrc/cflags.txt,
+    proven on the compiler commands each one really runs; neither file names a source or a flag."""
+    sources, flags = _recipe("sources"), _recipe("cflags")
+    assert len(sources) >= 4 and all(name.endswith(".c") for name in sources), sources
+    assert {"-std=c11", "-Werror", "-fvisibility=hidden", "-DMEMIF_CT_BUILDING"} <= set(flags), flags
+    assert not any(flag.startswith("-O") for flag in flags), "the -O level is each build system's own"
+    for build_file in ("setup.py", "meson.build"):
+        strings = re.findall(r"""["']([^"'\n]*)["']""", (ROOT / build_file).read_text())
+        named = [s for s in strings for item in sources + flags if s == item or s.endswith("/" + item)]
+        assert not named, f"{build_file} names {named} itself instead of reading csrc/sources.txt and cflags.txt"
+
+    build = meson_builds["plain"]
+    meson_commands: dict[str, list[str]] = {}
+    for entry in json.loads((build.dir / "compile_commands.json").read_text()):
+        if entry["output"].startswith("libmemif_ct."):
+            source = Path(entry["directory"], entry["file"]).resolve().relative_to(ROOT).as_posix()
+            meson_commands[source] = shlex.split(entry["command"])
+    _library_commands(meson_commands, "meson")
+
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(CSRC, tmp_path / "csrc")
+    shutil.copytree(ROOT / "memif_ct", tmp_path / "memif_ct", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    proc = _run(
+        [sys.executable, "setup.py", "build_ext", "--build-temp", tmp_path / "obj", "--build-lib", tmp_path / "lib"],
+        cwd=tmp_path,
+    )
+    output = _check(proc, "setup.py build_ext") + proc.stderr
+    setup_commands: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        args = shlex.split(line) if " -c csrc/" in line else []
+        if args:
+            setup_commands[args[args.index("-c") + 1]] = args
+    _library_commands(setup_commands, "setup.py")
+    assert all("-O3" in args for args in setup_commands.values()), "setup.py builds the library at -O3"

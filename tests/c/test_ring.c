@@ -407,6 +407,8 @@ static void test_queue_init_fields(void)
     CHECK_EQ(f.crx.buffer_offset, f.m2s_buf);
     CHECK_EQ(f.srx.buffer_size, 0); /* ignored for a server */
     CHECK_EQ(f.ctx.num_regions, NREG);
+    CHECK_INT(f.ctx.eventfd, -1); /* no eventfd until one is set */
+    CHECK_INT(f.stx.eventfd, -1);
     CHECK(f.ctx.regions == f.creg);
     CHECK(f.srx.regions == f.sreg);
     /* Free/pending on a fresh pair: client TX may fill the ring, the server may send nothing
@@ -1522,6 +1524,84 @@ static void test_eventfd(void)
     close(p[1]);
 }
 
+/* memif_ct_tx_burst signals the queue's eventfd once per burst that queued a packet, when the
+ * receiver asked for interrupts (MASK_INT clear); never for an empty or refused burst, never
+ * with eventfd -1, and an RX burst never touches the eventfd. m2s: server TX, else client TX. */
+static void test_tx_signal(int m2s)
+{
+    fx_t f;
+    FX(&f, 3, 64, 0, 0);
+    memif_ct_queue_t *txq = m2s ? &f.stx : &f.ctx, *rxq = m2s ? &f.crx : &f.srx;
+    if (m2s)
+        REQUIRE(memif_ct_refill(rxq) == 8);
+    int efd = eventfd(0, EFD_NONBLOCK);
+    REQUIRE(efd >= 0);
+    CHECK_INT(memif_ct_queue_set_eventfd(txq, efd), MEMIF_CT_OK);
+    CHECK_INT(memif_ct_queue_set_eventfd(rxq, efd), MEMIF_CT_OK); /* to see that RX never writes it */
+    const uint32_t lens[3] = {10, 64, 30};
+    burst_t b = {0};
+    burst_make(&b, 3, lens);
+    uint8_t out[8 * 64];
+    uint32_t ol[8];
+
+    /* MASK_INT clear: the counter grows by 1 per burst, not per packet. */
+    CHECK_INT(tx(txq, &b), 3);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 1);
+    CHECK_INT(memif_ct_rx_burst(rxq, out, sizeof(out), ol, 8), 3);
+    check_rx(&b, 0, 3, out, ol);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 0); /* RX signalled nothing */
+    CHECK_INT(tx(txq, &b), 3);
+    CHECK_INT(tx(txq, &b), 3);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 2);
+    /* A burst the full ring cuts short still signals once; one that sends nothing does not. */
+    CHECK_INT(tx(txq, &b), 2);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 1);
+    CHECK_INT(tx(txq, &b), 0);
+    CHECK_INT(memif_ct_tx_burst(txq, b.data, b.size, b.len, 0), 0);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 0);
+    CHECK_INT(memif_ct_rx_burst(rxq, out, sizeof(out), ol, 8), 8);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 0);
+
+    /* A refused burst changes nothing, so it signals nothing. */
+    const uint32_t too_long = (uint32_t)b.size + 1;
+    CHECK_INT(memif_ct_tx_burst(txq, b.data, b.size, &too_long, 1), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 0);
+
+    /* MASK_INT set: the receiver polls, so no signal. */
+    memif_ct_queue_set_polling(rxq, 1);
+    CHECK_INT(tx(txq, &b), 3);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 0);
+    memif_ct_queue_set_polling(rxq, 0);
+    CHECK_INT(tx(txq, &b), 3);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 1);
+    CHECK_INT(memif_ct_rx_burst(rxq, out, sizeof(out), ol, 8), 6);
+
+    /* eventfd -1: never a signal, whatever MASK_INT says. */
+    CHECK_INT(memif_ct_queue_set_eventfd(txq, -1), MEMIF_CT_OK);
+    CHECK_INT(txq->eventfd, -1);
+    CHECK_INT(tx(txq, &b), 3);
+    CHECK_INT(memif_ct_eventfd_clear(efd), 0);
+    CHECK_INT(memif_ct_rx_burst(rxq, out, sizeof(out), ol, 8), 3);
+
+    /* A signal that fails (not an eventfd open for writing) is not the burst's failure. */
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    CHECK_INT(memif_ct_queue_set_eventfd(txq, p[0]), MEMIF_CT_OK);
+    CHECK_INT(tx(txq, &b), 3);
+    CHECK_EQ(stats_of(txq).packets, 23);
+    close(p[0]);
+    close(p[1]);
+
+    /* Arguments. */
+    CHECK_INT(memif_ct_queue_set_eventfd(NULL, efd), MEMIF_CT_ERR_NULL);
+    CHECK_INT(memif_ct_queue_set_eventfd(txq, -2), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_queue_set_eventfd(txq, INT_MIN), MEMIF_CT_ERR_ARG);
+    CHECK_INT(txq->eventfd, p[0]); /* unchanged by a refused call */
+    close(efd);
+    burst_free(&b);
+    fx_teardown(&f);
+}
+
 /* ====================================================================================== */
 /* argument checks                                                                         */
 
@@ -1686,6 +1766,7 @@ static void test_constants_and_strerror(void)
         {"RING_FLAG_MASK_INT", MEMIF_CT_RING_FLAG_MASK_INT},
         {"MAX_LOG2_RING_SIZE", MEMIF_CT_MAX_LOG2_RING_SIZE},
         {"MAX_BUFFER_SIZE", MEMIF_CT_MAX_BUFFER_SIZE},
+        {"MAX_REGION_SIZE", MEMIF_CT_MAX_REGION_SIZE},
         {"ROLE_SERVER", MEMIF_CT_ROLE_SERVER},
     };
     for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
@@ -1786,6 +1867,8 @@ int main(void)
 
     RUN("interrupt flags", test_interrupt_flags());
     RUN("eventfd", test_eventfd());
+    RUN("tx burst signals the eventfd, S2M client", test_tx_signal(0));
+    RUN("tx burst signals the eventfd, M2S server", test_tx_signal(1));
 
     RUN("direction and NULL", test_direction_and_null());
     RUN("queue_init errors", test_queue_init_errors());
