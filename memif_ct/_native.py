@@ -1,43 +1,79 @@
-"""The only module that touches ctypes: loads libmemif_ct.so and wraps it in typed Python.
+"""The only module that touches ctypes: the thin FFI layer over libmemif_ct.so.
 
 The library is loaded by absolute path from this package's directory, so neither the current
 directory nor LD_LIBRARY_PATH can substitute another copy by accident. ``MEMIF_CT_LIBRARY``
 names a different build on purpose (a sanitizer build, say); its ABI version is checked the same.
+
+What this layer gives the layers above (``queue.py``, ``region.py``, ``wire.py``):
+
+* every C prototype, declared once at import;
+* ``check(rc, function)``, which turns a negative ``memif_ct_error_t`` into a
+  ``NativeArgumentError`` carrying the code (compare ``.code`` with ``ERR_*``, never the text);
+* ``CQueue``, one C ``memif_ct_queue_t``, and ``STATS_FIELDS``, read off the C stats struct;
+* the burst entry points ``tx_burst_raw``/``rx_burst_raw``: the bare ctypes functions, so that
+  a burst is one call with nothing in between (their callers own every check);
+* ``Pinned``/``pin_readonly``: the address of a Python buffer, held still while C uses it.
 """
 
 from __future__ import annotations
 
-import array
 import ctypes
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from . import constants as _c
-from .errors import NativeLibraryError
+from .errors import ArgumentError, ArgumentTypeError, NativeArgumentError, NativeLibraryError, SocketError
 
 __all__ = [
     "ABI_VERSION",
+    "ERR_ALIGN",
+    "ERR_ARG",
+    "ERR_COOKIE",
+    "ERR_DIRECTION",
+    "ERR_LAYOUT",
+    "ERR_NULL",
+    "ERR_OVERFLOW",
     "LIBRARY_PATH",
+    "STATS_FIELDS",
+    "CQueue",
     "Layout",
-    "NativeQueue",
-    "QueueStats",
+    "Pinned",
     "RegionTable",
     "abi_version",
-    "address_of",
     "build_info",
     "c_constants",
     "cacheline_size",
+    "check",
     "eventfd_clear",
+    "eventfd_clear_raw",
     "eventfd_signal",
+    "eventfd_signal_raw",
     "library_version",
+    "pin_readonly",
     "ring_bytes",
     "ring_init",
+    "rx_burst_raw",
+    "strerror",
+    "tx_burst_raw",
 ]
 
-ABI_VERSION: Final = 1  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
+ABI_VERSION: Final = 2  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
 _LIBRARY_NAME: Final = "libmemif_ct.so"
+
+# memif_ct_error_t (csrc/memif_ct.h); a test proves these equal the header's.
+ERR_ARG: Final = -1  # an argument is out of range
+ERR_NULL: Final = -2  # a required pointer is NULL
+ERR_LAYOUT: Final = -3  # a ring or buffer lies outside its region
+ERR_COOKIE: Final = -4  # ring header does not carry the memif cookie
+ERR_DIRECTION: Final = -5  # the call does not fit the queue's role and ring type
+ERR_OVERFLOW: Final = -6  # a size computation overflowed
+ERR_ALIGN: Final = -7  # a ring is not aligned for its 16-bit atomic indexes
+
+_U64_MAX: Final = (1 << 64) - 1
+_FD_MAX: Final = (1 << 31) - 1
 
 
 def _library_path() -> Path:
@@ -67,6 +103,8 @@ class _Layout(ctypes.Structure):
 
 
 class _Stats(ctypes.Structure):
+    """memif_ct_stats_t, field for field: the one Python list of statistics names."""
+
     _fields_ = [
         ("packets", ctypes.c_uint64),
         ("bytes", ctypes.c_uint64),
@@ -76,6 +114,9 @@ class _Stats(ctypes.Structure):
         ("drops", ctypes.c_uint64),
         ("no_space", ctypes.c_uint64),
     ]
+
+
+STATS_FIELDS: Final[tuple[str, ...]] = tuple(field[0] for field in _Stats._fields_)
 
 
 class _Constant(ctypes.Structure):
@@ -128,6 +169,7 @@ def _load() -> ctypes.CDLL:
                 p(_Region), ctypes.c_uint16, ctypes.c_uint16, ctypes.c_uint64, ctypes.c_uint32,
             ],
         ),
+        "memif_ct_queue_set_eventfd": (ctypes.c_int, [vp, ctypes.c_int]),
         "memif_ct_tx_burst": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
         "memif_ct_rx_burst": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
         "memif_ct_refill": (ctypes.c_int, [vp]),
@@ -152,12 +194,46 @@ def _load() -> ctypes.CDLL:
 
 _lib: Final = _load()
 
+# ---- the burst path: bare ctypes functions, argtypes bound above ---------------------------
+# No checks in between: the caller passes a live CQueue.address, pinned buffers with their true
+# sizes, and a count within its lengths array ('I', 32-bit), and hands a negative result to check().
 
-def _check(rc: int, what: str) -> int:
+tx_burst_raw: Final = _lib.memif_ct_tx_burst
+"""tx_burst_raw(q_address, data: bytes | int, data_size, lengths_address, count) -> int (memif_ct_tx_burst)."""
+rx_burst_raw: Final = _lib.memif_ct_rx_burst
+"""rx_burst_raw(q_address, out_address, out_size, lengths_address, max_pkts) -> int (memif_ct_rx_burst)."""
+eventfd_signal_raw: Final = _lib.memif_ct_eventfd_signal
+"""eventfd_signal_raw(fd) -> 0 or -errno; never blocks (memif_ct_eventfd_signal)."""
+eventfd_clear_raw: Final = _lib.memif_ct_eventfd_clear
+"""eventfd_clear_raw(fd) -> counter read, 0 if none, or -errno; never blocks (memif_ct_eventfd_clear)."""
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+
+def strerror(code: int) -> str:
+    """The C library's text for a ``memif_ct_error_t``."""
+    return str(_lib.memif_ct_strerror(code).decode())
+
+
+def _native_error(rc: int, function: str, what: str) -> NativeArgumentError:
+    reason = strerror(rc)
+    return NativeArgumentError(f"{what}: {reason} (error {rc})", code=rc, function=function, reason=reason)
+
+
+def check(rc: int, function: str) -> int:
+    """``rc`` when it is >= 0; else raise NativeArgumentError with ``code=rc`` for C ``function``."""
     if rc < 0:
-        reason = _lib.memif_ct_strerror(rc).decode()
-        raise ValueError(f"{what} failed: {reason} (error {rc})")
+        raise _native_error(rc, function, f"{function} failed")
     return rc
+
+
+def _require_int(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ArgumentError(f"{name}={value} is out of range: expected {lo}..{hi}")
+    return value
 
 
 # ---- identity ----------------------------------------------------------------------------
@@ -196,14 +272,6 @@ _QUEUE_SIZE: Final = int(_lib.memif_ct_queue_sizeof())
 # ---- layout ------------------------------------------------------------------------------
 
 
-def _require_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}={value} is out of range: expected {lo}..{hi}")
-    return value
-
-
 def ring_bytes(log2_ring_size: int) -> int:
     """Bytes of one ring (header and descriptors) of ``1 << log2_ring_size`` slots."""
     _require_int("log2_ring_size", log2_ring_size, _c.MIN_LOG2_RING_SIZE, _c.MAX_LOG2_RING_SIZE)
@@ -224,13 +292,13 @@ class Layout:
 
     @classmethod
     def compute(cls, num_s2m: int, num_m2s: int, log2_ring_size: int, buffer_size: int) -> Layout:
-        """Lay out a region; each argument is range-checked with a ValueError naming it."""
+        """Lay out a region; each argument is range-checked with an ArgumentError naming it."""
         _require_int("num_s2m", num_s2m, 1, _c.MAX_RINGS_PER_DIRECTION)
         _require_int("num_m2s", num_m2s, 1, _c.MAX_RINGS_PER_DIRECTION)
         _require_int("log2_ring_size", log2_ring_size, _c.MIN_LOG2_RING_SIZE, _c.MAX_LOG2_RING_SIZE)
         _require_int("buffer_size", buffer_size, _c.MIN_BUFFER_SIZE, _c.MAX_BUFFER_SIZE)
         raw = _Layout()
-        _check(
+        check(
             _lib.memif_ct_layout_init(ctypes.byref(raw), num_s2m, num_m2s, log2_ring_size, buffer_size),
             "memif_ct_layout_init",
         )
@@ -264,44 +332,139 @@ class Layout:
 # ---- memory ------------------------------------------------------------------------------
 
 
-class BufferAddress:
-    """The address of a writable Python buffer (mmap, bytearray), kept valid while held.
+class _PyBuffer(ctypes.Structure):
+    """Py_buffer (stable ABI since Python 3.11; unchanged since 3.3)."""
 
-    Holding it keeps a buffer export alive, so an mmap cannot be closed under the C code's
-    feet; call ``release()`` before closing the mapping.
-    """
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),  # a strong reference, dropped by PyBuffer_Release
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_void_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
 
-    __slots__ = ("_anchor", "address", "size")
 
-    def __init__(self, buffer: object) -> None:
-        view = memoryview(buffer)  # type: ignore[arg-type]
-        if view.readonly:
-            raise TypeError("buffer must be writable")
-        self.size = view.nbytes
-        if self.size == 0:
-            raise ValueError("buffer must not be empty")
-        self._anchor: object | None = (ctypes.c_char * self.size).from_buffer(view)
-        self.address = ctypes.addressof(self._anchor)
+_PyObject_GetBuffer: Final = ctypes.pythonapi.PyObject_GetBuffer
+_PyObject_GetBuffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_PyObject_GetBuffer.restype = ctypes.c_int
+_PyBuffer_Release: Final = ctypes.pythonapi.PyBuffer_Release
+_PyBuffer_Release.argtypes = [ctypes.POINTER(_PyBuffer)]
+_PyBuffer_Release.restype = None
+_PyBUF_SIMPLE: Final = 0  # contiguous bytes; read-only allowed
+
+
+class _ReadOnlyExport:
+    """A buffer export of a read-only object, held until released. ctypes' from_buffer() only
+    takes writable buffers, so this asks CPython for the export itself: no copy is made."""
+
+    __slots__ = ("_lock", "_held", "_view")
+
+    def __init__(self, obj: object) -> None:
+        self._lock = threading.Lock()
+        self._held = False
+        self._view = _PyBuffer()
+        _PyObject_GetBuffer(obj, ctypes.byref(self._view), _PyBUF_SIMPLE)  # raises BufferError
+        self._held = True
+
+    @property
+    def address(self) -> int:
+        return int(self._view.buf or 0)
+
+    @property
+    def size(self) -> int:
+        return int(self._view.len)
 
     def release(self) -> None:
-        self._anchor = None
+        with self._lock:  # released once, whichever thread or finalizer gets here first
+            if self._held:
+                self._held = False
+                _PyBuffer_Release(ctypes.byref(self._view))
+
+    def __del__(self) -> None:
+        self.release()
+
+
+class Pinned:
+    """The address of a C-contiguous Python buffer, held still while pinned.
+
+    Holding a buffer export keeps the memory where it is: an mmap cannot be closed and a
+    bytearray or array.array cannot be resized under the C code. ``Pinned(obj)`` needs a
+    writable buffer (RX output, lengths arrays, a mapped region); ``Pinned(obj, writable=False)``
+    (see ``pin_readonly``) also takes read-only ones, such as TX data. No copy is ever made.
+    Call ``release()`` (or leave the ``with`` block) before closing what was pinned; ``address``
+    is 0 afterwards.
+    """
+
+    __slots__ = ("_anchor", "address", "readonly", "size")
+
+    def __init__(self, obj: object, *, writable: bool = True) -> None:
+        try:
+            with memoryview(obj) as view:  # type: ignore[arg-type]
+                readonly, contiguous, size = view.readonly, view.c_contiguous, view.nbytes
+        except TypeError:
+            raise ArgumentTypeError(
+                f"buffer must support the buffer protocol (bytes, bytearray, memoryview, mmap, array), "
+                f"not {type(obj).__name__}"
+            ) from None
+        if not contiguous:
+            raise ArgumentTypeError(f"buffer must be C-contiguous; this {type(obj).__name__} is not")
+        if readonly and writable:
+            raise ArgumentTypeError(
+                f"buffer must be writable, but this {type(obj).__name__} is read-only "
+                "(pin_readonly() takes data C only reads)"
+            )
+        self.readonly = readonly
+        if readonly:
+            try:
+                export = _ReadOnlyExport(obj)
+            except BufferError as exc:
+                raise ArgumentTypeError(f"cannot pin this {type(obj).__name__}: {exc}") from None
+            self._anchor: object | None = export
+            self.address = export.address
+            self.size = export.size
+        else:
+            array = (ctypes.c_char * size).from_buffer(obj)  # type: ignore[arg-type]
+            self._anchor = array
+            self.address = ctypes.addressof(array)
+            self.size = size
+
+    def release(self) -> None:
+        """Drop the export: the buffer may be closed or resized again. Idempotent."""
+        anchor, self._anchor = self._anchor, None
         self.address = 0
+        self.size = 0
+        if isinstance(anchor, _ReadOnlyExport):
+            anchor.release()
+
+    def __enter__(self) -> Pinned:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
-def address_of(buffer: object) -> BufferAddress:
-    """Pin a writable buffer and return its address (see BufferAddress)."""
-    return BufferAddress(buffer)
+def pin_readonly(obj: object) -> Pinned:
+    """Pin a buffer C only reads (TX data): bytes, a read-only memoryview or mmap, a numpy array,
+    or any writable buffer. Zero-copy; see Pinned."""
+    return Pinned(obj, writable=False)
 
 
 def ring_init(address: int, log2_ring_size: int, buffer_region: int, buffer_offset: int, buffer_size: int) -> None:
     """Client: write a fresh ring header and descriptors at ``address`` (see memif_ct_ring_init)."""
+    _require_int("address", address, 0, _U64_MAX)
     _require_int("log2_ring_size", log2_ring_size, _c.MIN_LOG2_RING_SIZE, _c.MAX_LOG2_RING_SIZE)
     _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
     _require_int("buffer_size", buffer_size, _c.MIN_BUFFER_SIZE, _c.MAX_BUFFER_SIZE)
     _require_int("buffer_offset", buffer_offset, 0, 0xFFFFFFFF)
     if not address:
-        raise ValueError("ring address must not be NULL")
-    _check(
+        raise ArgumentError("ring address must not be NULL (0)")
+    check(
         _lib.memif_ct_ring_init(address, log2_ring_size, buffer_region, buffer_offset, buffer_size),
         "memif_ct_ring_init",
     )
@@ -316,10 +479,10 @@ class RegionTable:
         self.count = count
 
     def set(self, index: int, address: int, size: int) -> None:
-        """Record that region ``index`` is mapped at ``address`` for ``size`` bytes."""
+        """Record that region ``index`` is mapped at ``address`` (0: not mapped) for ``size`` bytes."""
         _require_int("index", index, 0, self.count - 1)
-        if size < 0:
-            raise ValueError(f"region size must be >= 0, got {size}")
+        _require_int("address", address, 0, _U64_MAX)
+        _require_int("size", size, 0, _U64_MAX)
         self._array[index].base = address or None
         self._array[index].size = size
 
@@ -329,25 +492,26 @@ class RegionTable:
             self._array[i].base = None
             self._array[i].size = 0
 
+    @property
+    def c_array(self) -> ctypes.Array[_Region]:
+        """The C table itself (what memif_ct_queue_init points into): keep the table alive."""
+        return self._array
+
 
 # ---- queues ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class QueueStats:
-    """Counters of one queue (see memif_ct_stats_t)."""
+class CQueue:
+    """One C ``memif_ct_queue_t``: one end of one ring as this process drives it.
 
-    packets: int = 0
-    bytes: int = 0
-    chains: int = 0
-    bad_desc: int = 0
-    bad_ring: int = 0
-    drops: int = 0
-    no_space: int = 0
+    ``address`` is the C struct's address, stable for the object's life: pass it to
+    ``tx_burst_raw``/``rx_burst_raw``. This is the bare C object: it neither locks nor knows
+    whether the ring is still mapped; whoever owns it (``queue.Queue``) guards the teardown.
+    A ring the C library refuses raises NativeArgumentError whose ``code`` says why
+    (``ERR_COOKIE``, ``ERR_ALIGN``, ``ERR_LAYOUT``, ...).
+    """
 
-
-class NativeQueue:
-    """One end of one ring driven by this process: burst TX/RX through the C library."""
+    __slots__ = ("_mem", "_regions", "address", "is_tx", "log2_ring_size", "ring_size", "ring_type", "role")
 
     def __init__(
         self,
@@ -361,109 +525,86 @@ class NativeQueue:
         buffer_offset: int = 0,
         buffer_size: int = 0,
     ) -> None:
+        _require_int("ring_address", ring_address, 0, _U64_MAX)
         _require_int("log2_ring_size", log2_ring_size, _c.MIN_LOG2_RING_SIZE, _c.MAX_LOG2_RING_SIZE)
         _require_int("role", role, _c.ROLE_CLIENT, _c.ROLE_SERVER)
         _require_int("ring_type", ring_type, _c.RING_TYPE_S2M, _c.RING_TYPE_M2S)
-        if role == _c.ROLE_CLIENT:
-            _require_int("buffer_size", buffer_size, _c.MIN_BUFFER_SIZE, _c.MAX_BUFFER_SIZE)
-            _require_int("buffer_region", buffer_region, 0, regions.count - 1)
-        self._mem = ctypes.create_string_buffer(_QUEUE_SIZE)
-        self._q = ctypes.addressof(self._mem)
-        self._regions = regions  # the C queue points into it: keep it alive
+        if not isinstance(regions, RegionTable):
+            raise ArgumentTypeError(f"regions must be a RegionTable, not {type(regions).__name__}")
+        _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
+        _require_int("buffer_offset", buffer_offset, 0, _U64_MAX)
+        _require_int("buffer_size", buffer_size, 0, _c.MAX_BUFFER_SIZE)
+        self._mem = (ctypes.c_uint64 * ((_QUEUE_SIZE + 7) // 8))()  # 8-byte aligned, zeroed
+        self._regions = regions  # the C queue points into its table: keep it alive
+        self.address: int = ctypes.addressof(self._mem)
         rc = _lib.memif_ct_queue_init(
-            self._q, ring_address, log2_ring_size, role, ring_type,
-            regions._array, regions.count, buffer_region, buffer_offset, buffer_size,
+            self.address, ring_address, log2_ring_size, role, ring_type,
+            regions.c_array, regions.count, buffer_region, buffer_offset, buffer_size,
         )
         if rc < 0:
-            reason = _lib.memif_ct_strerror(rc).decode()
-            raise ValueError(f"ring at offset-resolved address {ring_address:#x} rejected: {reason}")
+            raise _native_error(
+                rc,
+                "memif_ct_queue_init",
+                f"the ring at {ring_address:#x} (log2_ring_size={log2_ring_size}, role={role}, "
+                f"ring_type={ring_type}) was refused",
+            )
+        self.log2_ring_size = log2_ring_size
+        self.ring_size = 1 << log2_ring_size
         self.role = role
         self.ring_type = ring_type
-        self.detached = False
-        self.ring_size = 1 << log2_ring_size
         self.is_tx = (role == _c.ROLE_CLIENT) == (ring_type == _c.RING_TYPE_S2M)
 
-    def detach(self) -> None:
-        """Forget the ring (it is about to be unmapped): every later call that would touch
-        shared memory raises instead of reading freed pages. Counters stay readable."""
-        self.detached = True
-
-    def _ring(self) -> int:
-        if self.detached:
-            raise ValueError("queue is detached: its ring was unmapped when the link went down")
-        return self._q
-
-    def tx_burst(self, data: bytes | BufferAddress, lengths: array.array[int], count: int) -> int:
-        """Queue ``count`` packets packed back to back in ``data``, lengths in ``lengths`` ('I').
-
-        The C side checks that the lengths stay inside ``data``; this side checks ``count``
-        against the lengths array. Returns how many packets were queued (a prefix).
-        """
-        if lengths.typecode != "I" or lengths.itemsize != 4:
-            raise TypeError("lengths must be array.array('I') of 32-bit unsigned ints")
-        if not 0 <= count <= len(lengths):
-            raise ValueError(f"count={count} is out of range: lengths holds {len(lengths)}")
-        if isinstance(data, bytes):
-            ptr: object = data
-            size = len(data)
-        else:
-            ptr, size = data.address, data.size
-        # Pinned for the call: another thread resizing the array would free what C reads.
-        pinned = (ctypes.c_uint32 * len(lengths)).from_buffer(lengths) if len(lengths) else None
-        return _check(_lib.memif_ct_tx_burst(self._ring(), ptr, size, pinned, count), "tx_burst")
-
-    def rx_burst(self, out: BufferAddress, lengths: array.array[int], max_packets: int) -> int:
-        """Receive up to ``max_packets`` packets back to back into ``out``; see memif_ct_rx_burst."""
-        if lengths.typecode != "I" or lengths.itemsize != 4:
-            raise TypeError("lengths must be array.array('I') of 32-bit unsigned ints")
-        if not 0 <= max_packets <= len(lengths):
-            raise ValueError(f"max_packets={max_packets} is out of range: lengths holds {len(lengths)}")
-        if not out.address:
-            raise ValueError("output buffer was released")
-        # Pinned for the call: another thread resizing the array would free what C writes.
-        pinned = (ctypes.c_uint32 * len(lengths)).from_buffer(lengths) if len(lengths) else None
-        return _check(_lib.memif_ct_rx_burst(self._ring(), out.address, out.size, pinned, max_packets), "rx_burst")
-
-    def refill(self) -> int:
-        """Client M2S: post every free buffer to the server."""
-        return _check(_lib.memif_ct_refill(self._ring()), "refill")
-
-    def pending(self) -> int:
-        """Slots published and not yet consumed (see memif_ct_queue_pending)."""
-        return int(_lib.memif_ct_queue_pending(self._ring()))
-
-    def free(self) -> int:
-        """Slots a producer could fill now."""
-        return int(_lib.memif_ct_queue_free(self._ring()))
+    def set_eventfd(self, fd: int) -> None:
+        """The eventfd a TX burst signals when the peer asks (MASK_INT clear); -1 for none.
+        The fd stays the caller's to close (set -1 first)."""
+        _require_int("fd", fd, -1, _FD_MAX)
+        check(_lib.memif_ct_queue_set_eventfd(self.address, fd), "memif_ct_queue_set_eventfd")
 
     def set_polling(self, polling: bool) -> None:
         """Receiver: set MASK_INT (poll) or clear it (ask the peer for interrupts)."""
-        _lib.memif_ct_queue_set_polling(self._ring(), 1 if polling else 0)
+        _lib.memif_ct_queue_set_polling(self.address, 1 if polling else 0)
+
+    def refill(self) -> int:
+        """Client M2S: post every free buffer to the server; returns the slots posted."""
+        return check(_lib.memif_ct_refill(self.address), "memif_ct_refill")
+
+    def pending(self) -> int:
+        """Slots published and not yet consumed (see memif_ct_queue_pending)."""
+        return int(_lib.memif_ct_queue_pending(self.address))
+
+    def free(self) -> int:
+        """Slots a producer could fill now."""
+        return int(_lib.memif_ct_queue_free(self.address))
 
     def needs_signal(self) -> bool:
         """Transmitter: True if the peer wants an eventfd signal after a burst."""
-        return bool(_lib.memif_ct_queue_needs_signal(self._ring()))
+        return bool(_lib.memif_ct_queue_needs_signal(self.address))
 
-    def stats(self) -> QueueStats:
-        """A snapshot of the queue's counters."""
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the queue's counters, keyed by STATS_FIELDS."""
         raw = _Stats()
-        _lib.memif_ct_queue_stats(self._q, ctypes.byref(raw))
-        return QueueStats(
-            int(raw.packets), int(raw.bytes), int(raw.chains), int(raw.bad_desc),
-            int(raw.bad_ring), int(raw.drops), int(raw.no_space),
-        )
+        _lib.memif_ct_queue_stats(self.address, ctypes.byref(raw))
+        return {name: int(getattr(raw, name)) for name in STATS_FIELDS}
+
+    def stats_reset(self) -> None:
+        """Zero the queue's counters."""
+        _lib.memif_ct_queue_stats_reset(self.address)
+
+
+# ---- eventfds ----------------------------------------------------------------------------
 
 
 def eventfd_signal(fd: int) -> None:
-    """Write 1 to an eventfd (one system call); OSError on failure."""
-    rc = int(_lib.memif_ct_eventfd_signal(fd))
+    """Write 1 to an eventfd without ever blocking; SocketError (an OSError) on failure."""
+    rc = int(eventfd_signal_raw(fd))
     if rc < 0:
-        raise OSError(-rc, f"eventfd write failed: {os.strerror(-rc)}")
+        raise SocketError(-rc, f"signalling eventfd {fd} failed: {os.strerror(-rc)}")
 
 
 def eventfd_clear(fd: int) -> int:
-    """Read an eventfd's counter (clearing it); 0 if nothing was pending."""
-    rc = int(_lib.memif_ct_eventfd_clear(fd))
+    """Read an eventfd's counter (clearing it) without ever blocking; 0 if nothing was pending.
+    SocketError (an OSError) on failure."""
+    rc = int(eventfd_clear_raw(fd))
     if rc < 0:
-        raise OSError(-rc, f"eventfd read failed: {os.strerror(-rc)}")
+        raise SocketError(-rc, f"reading eventfd {fd} failed: {os.strerror(-rc)}")
     return rc

@@ -16,13 +16,12 @@ import stat
 from types import TracebackType
 
 from . import _native
-from .errors import ProtocolError
+from .constants import MAX_REGION_SIZE
+from .errors import ArgumentError, ArgumentTypeError, ProtocolError
 
 __all__ = ["Region"]
 
 log = logging.getLogger(__name__)
-
-_MAX_REGION_SIZE = 1 << 40  # 1 TiB: far beyond any real layout, small enough to refuse nonsense
 
 
 class Region:
@@ -34,10 +33,10 @@ class Region:
         self.size = size
         self._fd = fd
         self._mmap: mmap.mmap | None = None
-        self._pin: _native.BufferAddress | None = None
+        self._pin: _native.Pinned | None = None
         try:
             self._mmap = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-            self._pin = _native.address_of(self._mmap)
+            self._pin = _native.Pinned(self._mmap)
         except BaseException:
             self.close()
             raise
@@ -46,9 +45,9 @@ class Region:
     def create(cls, size: int, *, index: int = 0, name: str = "memif-ct region") -> Region:
         """Client side: a new sealed memfd of ``size`` bytes, mapped and zero-filled."""
         if not isinstance(size, int) or isinstance(size, bool):
-            raise TypeError(f"region size must be an int, not {type(size).__name__}")
-        if not 0 < size <= _MAX_REGION_SIZE:
-            raise ValueError(f"region size={size} is out of range: expected 1..{_MAX_REGION_SIZE}")
+            raise ArgumentTypeError(f"region size must be an int, not {type(size).__name__}")
+        if not 0 < size <= MAX_REGION_SIZE:
+            raise ArgumentError(f"region size={size} is out of range: expected 1..{MAX_REGION_SIZE}")
         fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
             os.ftruncate(fd, size)
@@ -66,7 +65,7 @@ class Region:
         the end of a file would turn the first access into SIGBUS.
         """
         try:
-            if not 0 < size <= _MAX_REGION_SIZE:
+            if not 0 < size <= MAX_REGION_SIZE:
                 raise ProtocolError(f"region {index} size {size} out of range")
             st = os.fstat(fd)
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
@@ -92,14 +91,14 @@ class Region:
     def fd(self) -> int:
         """The region's file descriptor (what travels in ADD_REGION)."""
         if self._fd < 0:
-            raise ValueError("region is closed")
+            raise ArgumentError("region is closed")
         return self._fd
 
     @property
     def address(self) -> int:
         """Address of the mapping in this process."""
         if self._pin is None:
-            raise ValueError("region is closed")
+            raise ArgumentError("region is closed")
         return self._pin.address
 
     @property
@@ -109,10 +108,10 @@ class Region:
     def view(self, offset: int = 0, length: int | None = None) -> memoryview:
         """A memoryview of part of the region; release it before close()."""
         if self._mmap is None:
-            raise ValueError("region is closed")
+            raise ArgumentError("region is closed")
         end = self.size if length is None else offset + length
         if not 0 <= offset <= end <= self.size:
-            raise ValueError(f"view [{offset}, {end}) is outside the region's {self.size} bytes")
+            raise ArgumentError(f"view [{offset}, {end}) is outside the region's {self.size} bytes")
         return memoryview(self._mmap)[offset:end]
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from memif_ct import _native, constants as c
-from memif_ct.burst import RxScratch, pack_packets, tx_packed
+from memif_ct.queue import Queue
 from memif_ct.region import Region
 
 
@@ -21,20 +21,24 @@ class RingPair:
     server_region: Region
     client_table: _native.RegionTable
     server_table: _native.RegionTable
-    client_tx: list[_native.NativeQueue] = field(default_factory=list)  # S2M
-    client_rx: list[_native.NativeQueue] = field(default_factory=list)  # M2S
-    server_rx: list[_native.NativeQueue] = field(default_factory=list)  # S2M
-    server_tx: list[_native.NativeQueue] = field(default_factory=list)  # M2S
+    client_tx: list[Queue] = field(default_factory=list)  # S2M
+    client_rx: list[Queue] = field(default_factory=list)  # M2S
+    server_rx: list[Queue] = field(default_factory=list)  # S2M
+    server_tx: list[Queue] = field(default_factory=list)  # M2S
 
     def ring_view(self, ring_type: int, index: int, *, server: bool = True) -> memoryview:
         region = self.server_region if server else self.client_region
         return region.view(self.layout.ring_offset(ring_type, index), self.layout.ring_bytes)
 
     def close(self) -> None:
+        for q in self.client_tx + self.client_rx + self.server_rx + self.server_tx:
+            q.detach()
         self.client_table.clear()
         self.server_table.clear()
         self.client_region.close()
         self.server_region.close()
+        for q in self.client_tx + self.client_rx + self.server_rx + self.server_tx:
+            q.release()
 
 
 def make_pair(num_s2m: int = 1, num_m2s: int = 1, log2_ring_size: int = 10, buffer_size: int = 2048) -> RingPair:
@@ -51,13 +55,15 @@ def make_pair(num_s2m: int = 1, num_m2s: int = 1, log2_ring_size: int = 10, buff
             off = layout.ring_offset(ring_type, i)
             boff = layout.buffer_offset(ring_type, i)
             _native.ring_init(client_region.address + off, log2_ring_size, 0, boff, buffer_size)
-            cq = _native.NativeQueue(
+            # One eventfd per ring, shared by both ends as with a real peer.
+            efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            cq = Queue(_native.CQueue(
                 client_region.address + off, log2_ring_size, role=c.ROLE_CLIENT, ring_type=ring_type,
                 regions=ct, buffer_region=0, buffer_offset=boff, buffer_size=buffer_size,
-            )
-            sq = _native.NativeQueue(
+            ), efd, index=i)
+            sq = Queue(_native.CQueue(
                 server_region.address + off, log2_ring_size, role=c.ROLE_SERVER, ring_type=ring_type, regions=st
-            )
+            ), os.dup(efd), index=i)
             if ring_type == c.RING_TYPE_S2M:
                 pair.client_tx.append(cq)
                 pair.server_rx.append(sq)
@@ -68,21 +74,19 @@ def make_pair(num_s2m: int = 1, num_m2s: int = 1, log2_ring_size: int = 10, buff
     return pair
 
 
-def transfer(tx: _native.NativeQueue, rx: _native.NativeQueue, packets: list[bytes], burst: int = 32) -> list[bytes]:
+def transfer(tx: Queue, rx: Queue, packets: list[bytes], burst: int = 32) -> list[bytes]:
     """Send every packet tx -> rx in bursts, draining as needed; return what arrived."""
-    scratch = RxScratch(1 << 22, 256)
     got: list[bytes] = []
     i = 0
     stalls = 0
     while i < len(packets):
-        data, lengths = pack_packets(packets[i : i + burst])
-        n = tx_packed(tx, data, lengths)
+        n = tx.tx_burst(packets[i : i + burst])
         i += n
-        got.extend(scratch.receive(rx, 256))
+        got.extend(rx.rx_burst(256))
         stalls = stalls + 1 if n == 0 else 0
         assert stalls < 1000, "transfer stalled"
     for _ in range(100):
-        more = scratch.receive(rx, 256)
+        more = rx.rx_burst(256)
         if not more:
             break
         got.extend(more)

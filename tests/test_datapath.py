@@ -1,4 +1,5 @@
-"""The C burst functions driven from Python over one memfd mapped twice (client and server)."""
+"""The C burst functions driven through queue objects over one memfd mapped twice (client and
+server)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import struct
 import pytest
 
 from memif_ct import _native, constants as c
-from memif_ct.burst import RxScratch, pack_packets, rx_into, tx_packed
+from memif_ct.errors import ArgumentError, ArgumentTypeError, MemifError, NativeArgumentError
 from memif_ct.region import Region
 
 from ringpair import make_pair, transfer
@@ -43,23 +44,20 @@ def test_every_size_1_to_9000_bytes_equal(pair, direction):
     chains = sum(1 for p in packets if len(p) > BSIZE)
     for q in (tx, rx):
         s = q.stats()
-        assert (s.packets, s.bytes, s.chains) == (len(packets), total, chains)
-        assert (s.bad_desc, s.bad_ring, s.drops) == (0, 0, 0)
+        assert (s["packets"], s["bytes"], s["chains"]) == (len(packets), total, chains)
+        assert (s["bad_desc"], s["bad_ring"], s["drops"]) == (0, 0, 0)
 
 
 def test_multi_queue_isolation():
     p = make_pair(num_s2m=4, num_m2s=2, log2_ring_size=6)
     try:
         for i in range(4):
-            data, lengths = pack_packets([bytes([i]) * (100 + i)])
-            assert tx_packed(p.client_tx[i], data, lengths) == 1
-        scratch = RxScratch(1 << 16, 64)
+            assert p.client_tx[i].tx_burst([bytes([i]) * (100 + i)]) == 1
         for i in range(4):
-            assert scratch.receive(p.server_rx[i], 64) == [bytes([i]) * (100 + i)]
+            assert p.server_rx[i].rx_burst(64) == [bytes([i]) * (100 + i)]
         for i in range(2):
-            data, lengths = pack_packets([b"m2s" * (i + 1)])
-            assert tx_packed(p.server_tx[i], data, lengths) == 1
-            assert scratch.receive(p.client_rx[i], 64) == [b"m2s" * (i + 1)]
+            assert p.server_tx[i].tx_burst([b"m2s" * (i + 1)]) == 1
+            assert p.client_rx[i].rx_burst(64) == [b"m2s" * (i + 1)]
     finally:
         p.close()
 
@@ -67,39 +65,36 @@ def test_multi_queue_isolation():
 def test_ring_full_returns_partial_count(pair):
     tx = pair.client_tx[0]
     packets = [b"x" * 60] * 1500
-    data, lengths = pack_packets(packets)
-    assert tx_packed(tx, data, lengths) == 1024  # ring of 1024 slots
-    assert tx.free() == 0 and tx.stats().no_space == 1
+    assert tx.tx_burst(packets) == 1024  # ring of 1024 slots
+    assert tx.free() == 0 and tx.stats()["no_space"] == 1
     assert pair.server_rx[0].pending() == 1024
 
 
 def test_m2s_without_posted_buffers_sends_nothing(pair):
-    scratch = RxScratch(1 << 20, 2048)
     tx = pair.server_tx[0]
-    data, lengths = pack_packets([b"y" * 100] * 1100)
-    assert tx_packed(tx, data, lengths) == 1024  # the client posted 1024 buffers
-    assert tx_packed(tx, data, lengths) == 0  # none left until the client consumes
-    assert len(scratch.receive(pair.client_rx[0], 2048)) == 1024  # consume + refill
-    assert tx_packed(tx, data, lengths) == 1024
+    packets = [b"y" * 100] * 1100
+    assert tx.tx_burst(packets) == 1024  # the client posted 1024 buffers
+    assert tx.tx_burst(packets) == 0  # none left until the client consumes
+    assert len(pair.client_rx[0].rx_burst(2048)) == 1024  # consume + refill
+    assert tx.tx_burst(packets) == 1024
 
 
 def test_packed_and_into_variants(pair):
     data = bytearray(b"abc" + b"defgh")
     lengths = array.array("I", [3, 5])
-    assert tx_packed(pair.client_tx[0], data, lengths) == 2
+    assert pair.client_tx[0].tx_packed(data, lengths, 2) == 2
     out = bytearray(64)
     got_lengths = array.array("I", [0] * 8)
-    assert rx_into(pair.server_rx[0], out, got_lengths) == 2
+    assert pair.server_rx[0].rx_into(out, got_lengths) == 2
     assert list(got_lengths[:2]) == [3, 5] and bytes(out[:8]) == b"abcdefgh"
 
 
 def test_rx_buffer_too_small_drops_and_counts(pair):
-    data, lengths = pack_packets([b"A" * 1000, b"B" * 10])
-    tx_packed(pair.client_tx[0], data, lengths)
+    pair.client_tx[0].tx_burst([b"A" * 1000, b"B" * 10])
     out, got = bytearray(500), array.array("I", [0] * 4)
-    assert rx_into(pair.server_rx[0], out, got) == 1
+    assert pair.server_rx[0].rx_into(out, got) == 1
     assert got[0] == 10 and bytes(out[:10]) == b"B" * 10
-    assert pair.server_rx[0].stats().drops == 1
+    assert pair.server_rx[0].stats()["drops"] == 1
 
 
 # ---- hostile descriptors written straight into shared memory ------------------------------
@@ -137,19 +132,19 @@ def test_hostile_descriptor_is_skipped_and_counted(pair, flags, region, length, 
     poke_desc(pair, 0, flags, region, length, offset)
     poke_desc(pair, 1, 0, 0, 4, good)  # a valid packet after it is still delivered
     set_head(pair, 2)
-    got = RxScratch(1 << 16, 16).receive(pair.server_rx[0], 16)
+    got = pair.server_rx[0].rx_burst(16)
     s = pair.server_rx[0].stats()
     if flags & c.DESC_FLAG_NEXT:
         # the bad head segment swallows the next slot as its chain continuation
-        assert got == [] and s.drops == 1
+        assert got == [] and s["drops"] == 1
     else:
-        assert got == [b"good"] and s.drops == 1 and s.bad_desc == 1
+        assert got == [b"good"] and s["drops"] == 1 and s["bad_desc"] == 1
 
 
 def test_impossible_head_is_counted_and_adopted(pair):
     set_head(pair, 5000)  # more than a 1024-slot ring can hold
-    assert RxScratch(1 << 16, 16).receive(pair.server_rx[0], 16) == []
-    assert pair.server_rx[0].stats().bad_ring == 1
+    assert pair.server_rx[0].rx_burst(16) == []
+    assert pair.server_rx[0].stats()["bad_ring"] == 1
     view = pair.ring_view(c.RING_TYPE_S2M, 0)
     tail = int.from_bytes(view[_native.cacheline_size():_native.cacheline_size() + 2], "little")
     view.release()
@@ -162,12 +157,11 @@ def test_next_on_last_published_slot_waits_for_the_rest(pair):
     pair.client_region.view(off + BSIZE, 8)[:] = b"part2..."
     poke_desc(pair, 0, c.DESC_FLAG_NEXT, 0, 8, off)
     set_head(pair, 1)
-    scratch = RxScratch(1 << 16, 16)
-    assert scratch.receive(pair.server_rx[0], 16) == []
+    assert pair.server_rx[0].rx_burst(16) == []
     assert pair.server_rx[0].pending() == 1  # not consumed
     poke_desc(pair, 1, 0, 0, 8, off + BSIZE)
     set_head(pair, 2)
-    assert scratch.receive(pair.server_rx[0], 16) == [b"part1...part2..."]
+    assert pair.server_rx[0].rx_burst(16) == [b"part1...part2..."]
 
 
 # ---- argument validation -----------------------------------------------------------------
@@ -211,48 +205,68 @@ def test_layout_values():
 
 
 def test_bad_packets_from_caller(pair):
-    with pytest.raises(ValueError, match=r"packets\[1\] is empty"):
-        pack_packets([b"a", b"", b"c"])
-    with pytest.raises(TypeError, match=r"packets\[0\]"):
-        pack_packets(["text"])  # type: ignore[list-item]
+    tx = pair.client_tx[0]
+    with pytest.raises(ArgumentError, match=r"packets\[1\] is empty"):
+        tx.tx_burst([b"a", b"", b"c"])
+    with pytest.raises(TypeError):
+        tx.tx_burst(["text"])  # type: ignore[list-item]
     lengths = array.array("I", [10])
-    with pytest.raises(ValueError, match="argument out of range"):
-        tx_packed(pair.client_tx[0], b"short", lengths)  # lengths run past the data
-    with pytest.raises(ValueError, match="count"):
-        pair.client_tx[0].tx_burst(b"x", array.array("I", [1]), 2)
-    with pytest.raises(TypeError, match="array"):
-        pair.client_tx[0].tx_burst(b"x", array.array("H", [1]), 1)  # type: ignore[arg-type]
+    with pytest.raises(NativeArgumentError, match="argument out of range") as err:
+        tx.tx_packed(b"short", lengths, 1)  # lengths run past the data
+    assert err.value.code == _native.ERR_ARG and err.value.function == "memif_ct_tx_burst"
+    with pytest.raises(ArgumentError, match="count"):
+        tx.tx_packed(b"x", array.array("I", [1]), 2)
+    with pytest.raises(ArgumentTypeError, match="array"):
+        tx.tx_packed(b"x", array.array("H", [1]), 1)  # type: ignore[arg-type]
     # a chain longer than the ring can never be sent
     small = make_pair(log2_ring_size=1, buffer_size=64)
     try:
-        with pytest.raises(ValueError, match="argument out of range"):
-            tx_packed(small.client_tx[0], b"z" * 129, array.array("I", [129]))
+        with pytest.raises(NativeArgumentError, match="argument out of range"):
+            small.client_tx[0].tx_packed(b"z" * 129, array.array("I", [129]), 1)
     finally:
         small.close()
 
 
-def test_wrong_direction_is_refused(pair):
-    with pytest.raises(ValueError, match="role and ring type"):
-        tx_packed(pair.server_rx[0], b"x", array.array("I", [1]))
-    with pytest.raises(ValueError, match="role and ring type"):
-        rx_into(pair.client_tx[0], bytearray(8), array.array("I", [0]))
+def test_wrong_direction_is_refused_with_the_c_error_code(pair):
+    with pytest.raises(NativeArgumentError, match="role and ring type") as err:
+        pair.server_rx[0].tx_burst([b"x"])
+    assert err.value.code == _native.ERR_DIRECTION
+    with pytest.raises(NativeArgumentError, match="role and ring type") as err:
+        pair.client_tx[0].rx_into(bytearray(8), array.array("I", [0]))
+    assert err.value.code == _native.ERR_DIRECTION
+    assert isinstance(err.value, MemifError) and isinstance(err.value, ValueError)
 
 
-def test_queue_rejects_ring_outside_region_and_bad_cookie():
+def test_queue_rejects_ring_outside_region_and_bad_cookie_by_code():
     with Region.create(1 << 16) as region:
         table = _native.RegionTable(1)
         table.set(0, region.address, region.size)
-        with pytest.raises(ValueError, match="cookie"):
-            _native.NativeQueue(region.address, 4, role=c.ROLE_SERVER, ring_type=0, regions=table)
-        with pytest.raises(ValueError, match="outside"):
-            _native.NativeQueue(region.address + region.size - 64, 4, role=c.ROLE_SERVER, ring_type=0, regions=table)
+        with pytest.raises(NativeArgumentError, match="cookie") as err:
+            _native.CQueue(region.address, 4, role=c.ROLE_SERVER, ring_type=0, regions=table)
+        assert err.value.code == _native.ERR_COOKIE
+        with pytest.raises(NativeArgumentError, match="outside") as err:
+            _native.CQueue(region.address + region.size - 64, 4, role=c.ROLE_SERVER, ring_type=0, regions=table)
+        assert err.value.code == _native.ERR_LAYOUT
         table.clear()
+
+
+def test_a_detached_queue_moves_nothing_and_keeps_its_counters(pair):
+    tx, rx = pair.client_tx[0], pair.server_rx[0]
+    assert tx.tx_burst([b"abc"]) == 1
+    tx.detach()
+    rx.detach()
+    assert tx.tx_burst([b"abc"]) == 0
+    assert rx.rx_burst(8) == []
+    assert rx.pending() == 0 and tx.free() == 0
+    assert rx.wait(0.01) is False
+    assert tx.stats()["packets"] == 1
 
 
 def test_interrupt_mask_and_eventfd(pair):
     import os
 
     rx, tx = pair.server_rx[0], pair.client_tx[0]
+    rx.set_polling(False)
     assert tx.needs_signal()
     rx.set_polling(True)
     assert not tx.needs_signal()
@@ -266,3 +280,32 @@ def test_interrupt_mask_and_eventfd(pair):
         assert _native.eventfd_clear(fd) == 2
     finally:
         os.close(fd)
+
+
+def test_a_tx_burst_signals_the_peer_from_c_and_rx_leaves_the_signal_to_wait(pair):
+    tx, rx = pair.client_tx[0], pair.server_rx[0]
+    rx.set_polling(False)  # interrupt mode: the receiver asks for signals
+    assert tx.tx_burst([b"a", b"b"]) == 2
+    assert tx.tx_burst([b"c"]) == 1
+    assert rx.rx_burst(8) == [b"a", b"b", b"c"]
+    assert _native.eventfd_clear(rx.eventfd) == 2  # one per burst, and rx_burst did not read it
+    rx.set_polling(True)
+    assert tx.tx_burst([b"d"]) == 1
+    assert _native.eventfd_clear(rx.eventfd) == 0  # a polling receiver is never signalled
+    assert rx.rx_burst(8) == [b"d"]
+    rx.set_polling(False)
+    assert tx.tx_burst([b"e"]) == 1
+    assert rx.wait(1.0) is True
+    assert _native.eventfd_clear(rx.eventfd) == 0  # the wait consumed it
+
+
+def test_a_signal_with_no_packet_behind_it_does_not_make_wait_spin(pair):
+    import os
+    import time
+
+    rx = pair.server_rx[0]
+    rx.set_polling(False)
+    os.eventfd_write(rx.eventfd, 1)
+    t0 = time.process_time()
+    assert rx.wait(0.5) is False
+    assert time.process_time() - t0 < 0.2

@@ -1,32 +1,246 @@
-"""How the C library is found, checked and built, and that C and Python agree on constants."""
+"""How the C library is found, checked and built, that C and Python agree on constants, error
+codes and statistics fields, and the contract of the FFI layer (_native) the queues build on."""
 
 from __future__ import annotations
 
+import ast
+import ctypes
+import errno
+import mmap
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import memif_ct
-from memif_ct import _native, constants, protocol
+from memif_ct import _native, constants, errors
 
 REPO = Path(__file__).resolve().parent.parent
+HEADER = REPO / "csrc" / "memif_ct.h"
 
 
 def test_every_c_constant_has_an_equal_python_twin():
     table = _native.c_constants()
     assert len(table) >= 30
+    assert table["MAX_REGION_SIZE"] == 1 << 40
     for name, value in table.items():
         assert hasattr(constants, name), f"constants.{name} is missing (C has {value:#x})"
         assert getattr(constants, name) == value, f"{name}: C {value:#x} != Python {getattr(constants, name):#x}"
 
 
-def test_ring_size_math_agrees_between_c_and_the_sans_io_protocol():
-    """protocol.py checks ring bounds without the library; it must size rings as C lays them."""
-    cl = _native.cacheline_size()
-    for log2 in range(constants.MIN_LOG2_RING_SIZE, constants.MAX_LOG2_RING_SIZE + 1):
-        assert protocol.ring_bytes(log2, cl) == _native.ring_bytes(log2), f"log2_ring_size={log2}"
+def test_error_codes_equal_the_header_and_each_has_its_own_text():
+    declared = dict(re.findall(r"MEMIF_CT_ERR_(\w+) = (-\d+)", HEADER.read_text()))
+    assert len(declared) == 7, declared
+    for name, value in declared.items():
+        assert getattr(_native, f"ERR_{name}") == int(value), f"_native.ERR_{name} != header's {value}"
+    texts = [_native.strerror(int(v)) for v in declared.values()]
+    unknown = _native.strerror(12345)
+    assert unknown not in texts and len(set(texts)) == len(texts), texts
+
+
+def test_stats_fields_are_the_c_struct_fields():
+    struct = re.search(r"typedef struct \{([^{}]*)\} memif_ct_stats_t;", HEADER.read_text())
+    assert struct, "memif_ct_stats_t not found in the header"
+    assert _native.STATS_FIELDS == tuple(re.findall(r"uint64_t (\w+);", struct.group(1)))
+
+
+def test_check_raises_a_typed_error_carrying_the_c_code():
+    assert _native.check(0, "memif_ct_refill") == 0
+    assert _native.check(5, "memif_ct_refill") == 5
+    with pytest.raises(errors.NativeArgumentError) as info:
+        _native.check(_native.ERR_DIRECTION, "memif_ct_refill")
+    err = info.value
+    assert (err.code, err.function, err.reason) == (
+        _native.ERR_DIRECTION, "memif_ct_refill", _native.strerror(_native.ERR_DIRECTION)
+    )
+    assert isinstance(err, ValueError) and "memif_ct_refill" in str(err)
+
+
+def test_every_raise_in_native_is_a_memif_error():
+    tree = ast.parse((REPO / "memif_ct" / "_native.py").read_text())
+    raises = [node.exc for node in ast.walk(tree) if isinstance(node, ast.Raise) and node.exc is not None]
+    assert len(raises) >= 10
+    for exc in raises:
+        assert isinstance(exc, ast.Call) and isinstance(exc.func, ast.Name), ast.unparse(exc)
+        name = exc.func.id
+        if not hasattr(errors, name):  # a helper that builds the error: judge it by what it returns
+            name = getattr(_native, name).__annotations__["return"]
+        assert issubclass(getattr(errors, name), errors.MemifError), f"_native.py raises {ast.unparse(exc)}"
+
+
+def test_argument_checks_raise_memif_errors():
+    with pytest.raises(errors.ArgumentTypeError, match="log2_ring_size must be an int"):
+        _native.ring_bytes("3")  # type: ignore[arg-type]
+    with pytest.raises(errors.ArgumentError, match="log2_ring_size=15 is out of range"):
+        _native.ring_bytes(15)
+    with pytest.raises(errors.ArgumentError, match="buffer_size=63"):
+        _native.Layout.compute(1, 1, 10, 63)
+    with pytest.raises(errors.SocketError) as info:
+        _native.eventfd_signal(-1)
+    assert info.value.errno == errno.EBADF and isinstance(info.value, OSError)
+    with pytest.raises(errors.SocketError):
+        _native.eventfd_clear(-1)
+
+
+# ---- CQueue over a real mapping ------------------------------------------------------------------
+
+
+class _Region:
+    """One anonymous mapping laid out for one S2M and one M2S ring, as a client builds it."""
+
+    def __init__(self, log2_ring_size: int = 3, buffer_size: int = 128) -> None:
+        self.layout = _native.Layout.compute(1, 1, log2_ring_size, buffer_size)
+        self.map = mmap.mmap(-1, self.layout.total_size)
+        self.pin = _native.Pinned(self.map)
+        self.table = _native.RegionTable(1)
+        self.table.set(0, self.pin.address, self.pin.size)
+
+    def ring(self, ring_type: int) -> tuple[int, int]:
+        """(address, buffer offset) of ring 0 of ring_type, freshly initialised."""
+        address = self.pin.address + self.layout.ring_offset(ring_type, 0)
+        buffer_offset = self.layout.buffer_offset(ring_type, 0)
+        _native.ring_init(address, self.layout.log2_ring_size, 0, buffer_offset, self.layout.buffer_size)
+        return address, buffer_offset
+
+    def close(self) -> None:
+        self.pin.release()
+        self.map.close()
+
+
+@pytest.fixture
+def region():
+    r = _Region()
+    yield r
+    r.close()
+
+
+def test_cqueue_refusals_carry_the_c_code(region):
+    address, _ = region.ring(constants.RING_TYPE_S2M)
+    log2 = region.layout.log2_ring_size
+    server = {"role": constants.ROLE_SERVER, "ring_type": constants.RING_TYPE_S2M, "regions": region.table}
+    cases = {
+        _native.ERR_ALIGN: address + 2 * region.layout.ring_bytes + 1,  # inside the region, misaligned
+        _native.ERR_COOKIE: address + 2 * region.layout.ring_bytes,  # buffer bytes, no ring header
+        _native.ERR_LAYOUT: address + region.layout.total_size,  # past the region
+        _native.ERR_NULL: 0,
+    }
+    for code, ring_address in cases.items():
+        with pytest.raises(errors.NativeArgumentError) as info:
+            _native.CQueue(ring_address, log2, **server)
+        assert (info.value.code, info.value.function) == (code, "memif_ct_queue_init"), str(info.value)
+    with pytest.raises(errors.ArgumentTypeError, match="regions must be a RegionTable"):
+        _native.CQueue(address, log2, role=constants.ROLE_SERVER, ring_type=constants.RING_TYPE_S2M, regions=None)  # type: ignore[arg-type]
+
+
+def test_cqueue_burst_signals_the_eventfd_in_one_call(region):
+    address, buffer_offset = region.ring(constants.RING_TYPE_S2M)
+    log2, bsize = region.layout.log2_ring_size, region.layout.buffer_size
+    tx = _native.CQueue(address, log2, role=constants.ROLE_CLIENT, ring_type=constants.RING_TYPE_S2M,
+                        regions=region.table, buffer_region=0, buffer_offset=buffer_offset, buffer_size=bsize)
+    rx = _native.CQueue(address, log2, role=constants.ROLE_SERVER, ring_type=constants.RING_TYPE_S2M,
+                        regions=region.table)
+    assert (tx.is_tx, rx.is_tx, tx.ring_size, tx.role, tx.ring_type) == (
+        True, False, 8, constants.ROLE_CLIENT, constants.RING_TYPE_S2M
+    )
+    assert tx.address and tx.address != rx.address
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    try:
+        tx.set_eventfd(efd)
+        data = b"first" + b"second packet"
+        lengths = (ctypes.c_uint32 * 2)(5, 13)
+        assert tx.needs_signal() and tx.free() == 8
+        assert _native.tx_burst_raw(tx.address, data, len(data), ctypes.addressof(lengths), 2) == 2
+        assert _native.eventfd_clear(efd) == 1  # once per burst, not per packet
+        assert rx.pending() == 2
+        out = bytearray(64)
+        out_lengths = (ctypes.c_uint32 * 4)()
+        with _native.Pinned(out) as pin:
+            n = _native.rx_burst_raw(rx.address, pin.address, pin.size, ctypes.addressof(out_lengths), 4)
+        assert n == 2 and list(out_lengths[:2]) == [5, 13] and bytes(out[:18]) == data
+        assert _native.eventfd_clear_raw(efd) == 0  # RX never signals
+        rx.set_polling(True)  # MASK_INT: the receiver polls, so no signal
+        assert not tx.needs_signal()
+        assert _native.tx_burst_raw(tx.address, data, len(data), ctypes.addressof(lengths), 2) == 2
+        assert _native.eventfd_clear(efd) == 0
+        tx.set_eventfd(-1)
+        rx.set_polling(False)
+        assert _native.tx_burst_raw(tx.address, data, len(data), ctypes.addressof(lengths), 2) == 2
+        assert _native.eventfd_clear(efd) == 0
+        _native.eventfd_signal(efd)
+        assert _native.eventfd_signal_raw(efd) == 0 and _native.eventfd_clear(efd) == 2
+    finally:
+        os.close(efd)
+    stats = tx.stats()
+    assert tuple(stats) == _native.STATS_FIELDS
+    assert (stats["packets"], stats["bytes"]) == (6, 54)
+    tx.stats_reset()
+    assert set(tx.stats().values()) == {0}
+    with pytest.raises(errors.NativeArgumentError) as info:
+        _native.check(_native.tx_burst_raw(rx.address, data, len(data), ctypes.addressof(lengths), 2),
+                      "memif_ct_tx_burst")
+    assert info.value.code == _native.ERR_DIRECTION
+    with pytest.raises(errors.NativeArgumentError) as info:
+        tx.refill()
+    assert info.value.code == _native.ERR_DIRECTION
+    with pytest.raises(errors.ArgumentError, match="fd=-2"):
+        tx.set_eventfd(-2)
+
+
+def test_client_m2s_refill(region):
+    address, buffer_offset = region.ring(constants.RING_TYPE_M2S)
+    q = _native.CQueue(address, region.layout.log2_ring_size, role=constants.ROLE_CLIENT,
+                       ring_type=constants.RING_TYPE_M2S, regions=region.table, buffer_offset=buffer_offset,
+                       buffer_size=region.layout.buffer_size)
+    assert not q.is_tx
+    assert q.refill() == 8 and q.refill() == 0
+
+
+# ---- pinning -------------------------------------------------------------------------------------
+
+
+def test_pinned_holds_an_mmap_open_until_released():
+    m = mmap.mmap(-1, 4096)
+    with _native.Pinned(m) as pin:
+        assert pin.size == 4096 and pin.address and not pin.readonly
+        ctypes.memmove(pin.address, b"xyz", 3)
+        with pytest.raises(BufferError):
+            m.close()
+    assert pin.address == 0
+    assert m[:3] == b"xyz"
+    m.close()
+
+
+def test_pinned_refuses_read_only_and_strided_buffers():
+    with pytest.raises(errors.ArgumentTypeError, match="writable"):
+        _native.Pinned(b"data")
+    with pytest.raises(errors.ArgumentTypeError, match="C-contiguous"):
+        _native.Pinned(memoryview(bytearray(8))[::2])
+    with pytest.raises(errors.ArgumentTypeError, match="buffer protocol"):
+        _native.pin_readonly(42)
+
+
+def test_pin_readonly_is_zero_copy_and_holds_the_export():
+    data = b"read-only payload"
+    pin = _native.pin_readonly(data)
+    assert pin.readonly and pin.size == len(data)
+    assert pin.address == ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value  # the bytes' own storage
+    pin.release()
+    pin.release()  # idempotent
+    backing = bytearray(b"abcdef")
+    view = memoryview(backing).toreadonly()
+    pin = _native.pin_readonly(view)
+    assert ctypes.string_at(pin.address, pin.size) == b"abcdef"
+    backing[0:1] = b"A"  # same memory: no copy was made
+    assert ctypes.string_at(pin.address, 1) == b"A"
+    with pytest.raises(BufferError):
+        view.release()  # still exported to C
+    pin.release()
+    view.release()
+    assert _native.pin_readonly(bytearray(b"w")).readonly is False  # a writable buffer pins as such
 
 
 def test_abi_and_identity():

@@ -1,0 +1,290 @@
+"""One ring end as this process drives it: the only object for it.
+
+A :class:`Queue` owns the C queue (``_native.CQueue``), the ring's interrupt eventfd, its pinned
+scratch buffers and the teardown guard. A burst is one C call, which also signals the peer when
+the ring asks for it; nothing is pinned per call. In interrupt mode the eventfd is read (and so
+cleared) when a caller waits, never on every RX burst.
+
+Teardown guard: every call that touches shared memory holds the queue's lock and checks
+``alive``; :meth:`Queue.detach` clears ``alive`` under the same lock before the link unmaps the
+regions, so a burst can never race an unmap. Counters live in process memory and stay readable.
+"""
+
+from __future__ import annotations
+
+import array
+import itertools
+import os
+import select
+import threading
+import time
+from collections.abc import Sequence
+
+from . import _native
+from .errors import ArgumentError, ArgumentTypeError
+
+__all__ = ["MAX_BURST", "Packet", "Queue"]
+
+Packet = bytes | bytearray | memoryview
+
+MAX_BURST = 65535  # packets in one burst call
+RX_SCRATCH_MIN_BYTES = 1 << 20  # a received packet larger than the scratch is dropped and counted
+_RX_SCRATCH_PER_PACKET = 2048
+_DEFAULT_BURST = 256
+_POLL_SLICE_S = 0.05  # longest sleep before re-checking that the queue is still alive
+_POLLING_SLEEP_S = 0.001  # polling mode: the peer never signals, so waits re-check this often
+
+_tx_burst = _native.tx_burst_raw
+_rx_burst = _native.rx_burst_raw
+_check = _native.check
+
+
+def _nbytes(packet: object, index: int) -> int:
+    try:
+        return memoryview(packet).nbytes  # type: ignore[arg-type]
+    except TypeError:
+        raise ArgumentTypeError(
+            f"packets[{index}] must be bytes, bytearray or memoryview, not {type(packet).__name__}"
+        ) from None
+
+
+def _lengths_of(packets: Sequence[Packet], data_size: int) -> array.array[int]:
+    """u32 lengths of packets whose joined bytes are ``data_size`` long."""
+    lengths = array.array("I", map(len, packets))
+    if sum(lengths) != data_size:  # a memoryview of wider items: len() counts items, not bytes
+        lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+    if 0 in lengths:
+        raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
+    return lengths
+
+
+class Queue:
+    """One ring end: TX (we produce) or RX (we consume), with its eventfd.
+
+    Built by ``link.py`` when a link comes up; a data-path call on a detached queue (its link
+    went down) moves nothing: TX returns 0, RX returns nothing.
+    """
+
+    def __init__(self, cqueue: _native.CQueue, eventfd: int, *, index: int) -> None:
+        self._cq = cqueue
+        self._q = cqueue.address
+        self._eventfd = eventfd
+        self.index = index
+        self.is_tx = cqueue.is_tx
+        self.ring_size = cqueue.ring_size
+        self.interrupt = False  # RX: clear MASK_INT so the peer signals (set_polling)
+        self._lock = threading.Lock()
+        self._alive = True
+        cqueue.set_eventfd(eventfd if self.is_tx else -1)
+        self._rx_data: bytearray | None = None
+        self._rx_view: memoryview | None = None
+        self._rx_pin: _native.Pinned | None = None
+        self._rx_lengths = array.array("I")
+        if not self.is_tx:
+            self._grow_rx(_DEFAULT_BURST)
+
+    def __repr__(self) -> str:
+        kind = "tx" if self.is_tx else "rx"
+        return f"<memif_ct Queue {kind}{self.index} {'alive' if self._alive else 'detached'}>"
+
+    # ---- state ---------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """False once the link this queue belongs to went down."""
+        return self._alive
+
+    @property
+    def c_address(self) -> int:
+        """Address of the C ``memif_ct_queue_t``, for C code that drives this queue itself
+        (one thread at a time, and only while ``alive``)."""
+        return self._q
+
+    @property
+    def eventfd(self) -> int:
+        """The ring's interrupt eventfd (shared with the peer); -1 once released."""
+        return self._eventfd
+
+    def detach(self) -> None:
+        """Stop every later call from touching shared memory (the ring is about to be unmapped).
+
+        Waits for a burst in progress on another thread to finish first."""
+        with self._lock:
+            self._alive = False
+
+    def release(self) -> None:
+        """Close the eventfd (after detach and unmapping). Idempotent."""
+        self.detach()
+        fd, self._eventfd = self._eventfd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self._rx_pin is not None:
+            self._rx_pin.release()
+            self._rx_pin = None
+
+    # ---- TX ------------------------------------------------------------------------------
+
+    def tx_burst(self, packets: Sequence[Packet]) -> int:
+        """Queue packets; returns how many were queued (a prefix), 0 once detached."""
+        if not packets:
+            return 0
+        data = b"".join(packets)
+        lengths = _lengths_of(packets, len(data))
+        # The lengths array is ours alone (no other thread can resize it): its address is
+        # stable for the call without pinning.
+        with self._lock:
+            if not self._alive:
+                return 0
+            return _check(_tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths)),
+                          "memif_ct_tx_burst")
+
+    def tx_packed(self, data: object, lengths: array.array[int], count: int) -> int:
+        """Queue ``count`` packets packed back to back in ``data`` (bytes or any buffer)."""
+        if not isinstance(lengths, array.array) or lengths.typecode != "I" or lengths.itemsize != 4:
+            raise ArgumentTypeError("lengths must be array.array('I') of 32-bit unsigned ints")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(lengths):
+            raise ArgumentError(f"count={count!r} is out of range: expected 0..{len(lengths)} (len(lengths))")
+        if count == 0:
+            return 0
+        # The caller's lengths could be resized by another thread mid-call: send a copy.
+        own = lengths[:count]
+        if isinstance(data, bytes):
+            with self._lock:
+                if not self._alive:
+                    return 0
+                return _check(_tx_burst(self._q, data, len(data), own.buffer_info()[0], count),
+                              "memif_ct_tx_burst")
+        with _native.Pinned(data, writable=False) as pin, self._lock:
+            if not self._alive:
+                return 0
+            return _check(_tx_burst(self._q, pin.address, pin.size, own.buffer_info()[0], count),
+                          "memif_ct_tx_burst")
+
+    def free(self) -> int:
+        """Slots a producer could fill now (0 once detached)."""
+        with self._lock:
+            return self._cq.free() if self._alive else 0
+
+    def needs_signal(self) -> bool:
+        """TX: True if the peer asked to be signalled after each burst (interrupt mode)."""
+        with self._lock:
+            return self._alive and self._cq.needs_signal()
+
+    # ---- RX ------------------------------------------------------------------------------
+
+    def _grow_rx(self, max_packets: int) -> None:
+        size = max(RX_SCRATCH_MIN_BYTES, max_packets * _RX_SCRATCH_PER_PACKET)
+        if self._rx_pin is not None:
+            self._rx_pin.release()
+            self._rx_view = None
+        self._rx_data = bytearray(size)
+        self._rx_view = memoryview(self._rx_data)
+        self._rx_pin = _native.Pinned(self._rx_data)
+        self._rx_lengths = array.array("I", bytes(4 * max_packets))
+        self._rx_addr = self._rx_pin.address
+        self._rx_size = size
+        self._rx_lengths_addr = self._rx_lengths.buffer_info()[0]
+
+    def rx_burst(self, max_packets: int) -> list[bytes]:
+        """Up to ``max_packets`` packets as bytes, chains reassembled; [] once detached."""
+        with self._lock:
+            if not self._alive:
+                return []
+            if max_packets > len(self._rx_lengths):
+                self._grow_rx(max_packets)
+            n = _rx_burst(self._q, self._rx_addr, self._rx_size, self._rx_lengths_addr, max_packets)
+            if n <= 0:
+                _check(n, "memif_ct_rx_burst")
+                return []
+            # One copy out of the scratch, then bytes slices: about twice as fast as a bytes
+            # per memoryview slice.
+            offsets = list(itertools.accumulate(self._rx_lengths[:n], initial=0))
+            assert self._rx_view is not None
+            data = bytes(self._rx_view[: offsets[-1]])
+        return [data[a:b] for a, b in itertools.pairwise(offsets)]
+
+    def rx_into(self, out: object, lengths: array.array[int]) -> int:
+        """Receive into the caller's writable buffer, lengths into ``lengths`` (its length is
+        the most packets taken); 0 once detached."""
+        if not isinstance(lengths, array.array) or lengths.typecode != "I" or lengths.itemsize != 4:
+            raise ArgumentTypeError("lengths must be array.array('I') of 32-bit unsigned ints")
+        max_packets = len(lengths)
+        if max_packets == 0:
+            return 0
+        with _native.Pinned(out) as out_pin, _native.Pinned(lengths) as len_pin, self._lock:
+            if not self._alive:
+                return 0
+            return _check(_rx_burst(self._q, out_pin.address, out_pin.size, len_pin.address, max_packets),
+                          "memif_ct_rx_burst")
+
+    def pending(self) -> int:
+        """Slots the peer published that we have not consumed (0 once detached)."""
+        with self._lock:
+            return self._cq.pending() if self._alive else 0
+
+    def set_polling(self, polling: bool) -> None:
+        """RX: set MASK_INT (we poll, the peer must not signal) or clear it (interrupt mode)."""
+        with self._lock:
+            if self._alive and not self.is_tx:
+                self._cq.set_polling(polling)
+                self.interrupt = not polling
+
+    def refill(self) -> int:
+        """Client RX: post every free buffer to the server."""
+        with self._lock:
+            return self._cq.refill() if self._alive else 0
+
+    def clear_signal(self) -> None:
+        """Consume a pending interrupt on the eventfd (never blocks, whatever the peer did)."""
+        fd = self._eventfd
+        if fd >= 0:
+            _native.eventfd_clear_raw(fd)
+
+    def wait(self, timeout_s: float | None) -> bool:
+        """Sleep until packets are pending, the queue is detached, or ``timeout_s`` passes.
+
+        True if packets are pending. Interrupt mode: the eventfd is cleared *before* the ring is
+        checked (no lost wakeup), then slept on; a signal with no packet behind it costs one
+        check, never a spin. Polling mode: the ring is re-checked every millisecond.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        poller: select.poll | None = None
+        while True:
+            with self._lock:
+                if not self._alive:
+                    return False
+                fd = self._eventfd if self.interrupt else -1
+                if fd >= 0:
+                    _native.eventfd_clear_raw(fd)
+                if self._cq.pending():
+                    return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            if fd < 0:
+                time.sleep(_POLLING_SLEEP_S if left is None else min(left, _POLLING_SLEEP_S))
+                continue
+            if poller is None:
+                poller = select.poll()  # not select(): fd numbers above 1023 are fine
+                poller.register(fd, select.POLLIN)
+            step = _POLL_SLICE_S if left is None else min(left, _POLL_SLICE_S)
+            if any(ev & select.POLLNVAL for _fd, ev in poller.poll(step * 1000)):
+                time.sleep(step)  # closed under us (link going down): never spin
+
+    # ---- counters ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the queue's counters (``_native.STATS_FIELDS``); readable after detach."""
+        return self._cq.stats()
+
+
+def check_burst_size(name: str, value: object) -> int:
+    """A burst size argument: an int in 1..MAX_BURST."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= MAX_BURST:
+        raise ArgumentError(f"{name}={value} is out of range: expected 1..{MAX_BURST}")
+    return value
