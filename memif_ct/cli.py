@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import frames, library_info, tools
+from . import library_info, macaddr, tools
 from .errors import ConfigError, MemifError
 from .interface import Interface
 
@@ -145,7 +145,7 @@ def cmd_forward(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
-    src_mac = frames.str_to_mac(args.src_mac) if args.src_mac else None
+    src_mac = macaddr.str_to_mac(args.src_mac) if args.src_mac else None
     with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
         r = tools.run_ping(intf, args.ipv4, count=args.count, interval_s=args.interval, timeout_s=args.timeout,
                            src_ip=args.src_ip, src_mac=src_mac, size=args.size, on_line=out.line, stop=stop)
@@ -210,7 +210,7 @@ def _ipv4(text: str) -> str:
 
 def _mac(text: str) -> str:
     try:
-        frames.str_to_mac(text)
+        macaddr.str_to_mac(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

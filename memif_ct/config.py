@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from memif_ct import constants
-from memif_ct.errors import ConfigError
-from memif_ct.frames import mac_to_str, random_local_mac, str_to_mac
+from memif_ct.errors import ArgumentError, ConfigError
+from memif_ct.macaddr import MAC_SIZE, mac_to_str, random_local_mac, str_to_mac
 
 __all__ = ["DEFAULT_NAME", "DPDK_DEFAULT_SOCKET", "InterfaceConfig", "Role"]
 
@@ -69,8 +69,10 @@ def _show(value: object) -> str:
     """A value as the user typed it: devargs text verbatim, anything else as its repr."""
     if isinstance(value, str):
         return value if value and value.strip() == value else repr(value)
-    if isinstance(value, bytes) and len(value) == 6:
+    if isinstance(value, bytes) and len(value) == MAC_SIZE:
         return mac_to_str(value)
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"  # repr() refuses ints past 4300 digits
     return repr(value)
 
 
@@ -89,8 +91,10 @@ def _int_range(lo: int, hi: int, what: str) -> _Coerce:
     def coerce(key: str, raw: object) -> int:
         if isinstance(raw, str):
             text = raw.strip()
-            if not text.isdigit():  # decimal only, like DPDK's strtoul(value, NULL, 10)
+            if not (text.isascii() and text.isdigit()):  # decimal only, like DPDK's strtoul(.., 10)
                 raise _fail(key, raw, "is not a decimal integer", expected)
+            if len(text.lstrip("0")) > len(str(hi)):  # also keeps int() clear of its digit limit
+                raise _fail(key, raw, "is out of range", expected)
             value = int(text)
         elif isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
@@ -107,15 +111,14 @@ def _float_range(lo: float, hi: float, what: str) -> _Coerce:
     expected = f"{what} must be {lo:g}..{hi:g} seconds"
 
     def coerce(key: str, raw: object) -> float:
-        if isinstance(raw, str):
-            try:
-                value = float(raw)
-            except ValueError:
-                raise _fail(key, raw, "is not a number", expected) from None
-        elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            value = float(raw)
-        else:
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             raise _fail(key, raw, "is not a number", expected)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _fail(key, raw, "is not a number", expected) from None
+        except OverflowError:  # an int beyond any float
+            raise _fail(key, raw, "is out of range", expected) from None
         if not math.isfinite(value) or not lo <= value <= hi:
             raise _fail(key, raw, "is out of range", expected)
         return value
@@ -162,15 +165,15 @@ def _mac(key: str, raw: object) -> bytes:
     if isinstance(raw, str):
         try:
             mac = str_to_mac(raw.strip())
-        except ValueError:
+        except ArgumentError:
             raise _fail(key, raw, "is not a MAC address", expected) from None
-    elif isinstance(raw, (bytes, bytearray)) and len(raw) == 6:
+    elif isinstance(raw, (bytes, bytearray)) and len(raw) == MAC_SIZE:
         mac = bytes(raw)
     else:
         raise _fail(key, raw, "is not a MAC address", expected)
     if mac[0] & 0x01:
         raise _fail(key, raw, "is a multicast address", expected)
-    if mac == bytes(6):
+    if mac == bytes(MAC_SIZE):
         raise _fail(key, raw, "is the all-zero address", expected)
     return mac
 
@@ -196,7 +199,7 @@ def _wire_name(what: str) -> _Coerce:
     expected = f"{what} must be 1..{NAME_MAX} bytes of UTF-8 without NUL"
 
     def coerce(key: str, raw: object) -> str:
-        if not isinstance(raw, str) or not raw or "\0" in raw:
+        if not isinstance(raw, str) or not raw or "\0" in raw or not _is_utf8(raw):
             raise _fail(key, raw, "is not a valid name", expected)
         if len(raw.encode()) > NAME_MAX:
             raise _fail(key, raw, f"is {len(raw.encode())} bytes long", expected)
@@ -205,9 +208,18 @@ def _wire_name(what: str) -> _Coerce:
     return coerce
 
 
+def _is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates, which no wire field or socket name can carry."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _socket(key: str, raw: object) -> str:
     """Text only here; the length limit depends on socket_abstract, checked in __post_init__."""
-    if not isinstance(raw, str) or raw in ("", "@") or "\0" in raw:
+    if not isinstance(raw, str) or raw in ("", "@") or "\0" in raw or not _is_utf8(raw):
         raise _fail(
             key, raw, "is not a socket", "expected a filesystem path, or @name for an abstract socket"
         )
@@ -320,7 +332,7 @@ class InterfaceConfig:
     app_name: str = DEFAULT_NAME
     reconnect: bool = True
     reconnect_interval_s: float = 1.0
-    handshake_timeout_s: float = 5.0
+    handshake_timeout_s: float = constants.DEFAULT_HANDSHAKE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         for option in _OPTIONS:
@@ -375,6 +387,9 @@ class InterfaceConfig:
         module docstring): client role, abstract socket ``/run/memif.sock``, random MAC.
         Duplicate keys are rejected (DPDK would silently keep the last one).
         """
+        if not isinstance(devargs, str):
+            raise ConfigError(f"devargs is a {type(devargs).__name__}, not a string like "
+                              f"net_memif0,role=server", key=None, value=devargs)
         tokens = devargs.strip().split(",")
         values: dict[str, Any] = {"socket": DPDK_DEFAULT_SOCKET}
         seen: set[str] = set()
@@ -480,4 +495,7 @@ class InterfaceConfig:
         ``socket_abstract`` is carried over unless given: replacing an abstract socket with a
         path needs ``socket_abstract=False`` too (a ``@name`` always switches to abstract).
         """
+        for key in changes:
+            if key not in _BY_ATTR:
+                raise _unknown(key, list(_BY_ATTR))
         return dataclasses.replace(self, **changes)

@@ -28,10 +28,12 @@ import enum
 import functools
 import hashlib
 import ipaddress
-import secrets
 import struct
 import zlib
 from typing import NamedTuple
+
+from .errors import ArgumentError
+from .macaddr import MAC_SIZE
 
 __all__ = [
     "ARP_REPLY",
@@ -65,12 +67,9 @@ __all__ = [
     "icmp_echo_reply_for",
     "inet_checksum",
     "ip_to_bytes",
-    "mac_to_str",
     "macswap",
     "parse_arp",
     "parse_icmp_echo",
-    "random_local_mac",
-    "str_to_mac",
     "verify_udp_frame",
 ]
 
@@ -101,7 +100,7 @@ DEFAULT_DST_MAC = bytes.fromhex("020000000002")
 DEFAULT_SRC_IP = "198.18.0.1"
 DEFAULT_DST_IP = "198.18.0.2"
 DEFAULT_PORT = 9
-BROADCAST_MAC = b"\xff" * 6
+BROADCAST_MAC = b"\xff" * MAC_SIZE
 
 _PATTERN_PERIOD = 251  # prime, so consecutive seqs give windows that never line up
 _MAX_PATTERN = MAX_FRAME_SIZE - _PATTERN_OFF
@@ -117,51 +116,22 @@ IPv4Like = str | bytes
 # --- addresses ---------------------------------------------------------------------------
 
 
-def mac_to_str(mac: bytes) -> str:
-    """Format 6 bytes as ``aa:bb:cc:dd:ee:ff`` (lower case, the spelling DPDK devargs accept)."""
-    if len(mac) != 6:
-        raise ValueError(f"a MAC address is 6 bytes, got {len(mac)}")
-    return ":".join(f"{b:02x}" for b in mac)
-
-
-def str_to_mac(text: str) -> bytes:
-    """Parse ``aa:bb:cc:dd:ee:ff`` (``-`` also accepted, 1-2 hex digits per group).
-
-    Raises ValueError naming the text; callers that know the option name wrap it.
-    """
-    groups = text.replace("-", ":").split(":")
-    if len(groups) != 6 or not all(1 <= len(g) <= 2 for g in groups):
-        raise ValueError(f"{text!r} is not a MAC address: expected 6 hex groups like aa:bb:cc:dd:ee:ff")
-    try:
-        return bytes(int(g, 16) for g in groups)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a MAC address: expected 6 hex groups like aa:bb:cc:dd:ee:ff"
-        ) from None
-
-
-def random_local_mac() -> bytes:
-    """A random locally administered unicast MAC, as DPDK's ``rte_eth_random_addr`` makes.
-
-    DPDK gives every memif port without ``mac=`` such an address, so two ports never collide
-    and none can clash with a vendor-assigned address.
-    """
-    mac = bytearray(secrets.token_bytes(6))
-    mac[0] = (mac[0] & ~0x01) | 0x02  # clear the group (multicast) bit, set the local bit
-    return bytes(mac)
-
-
 def ip_to_bytes(ip: IPv4Like) -> bytes:
-    """Accept a dotted quad or 4 raw bytes, return 4 bytes (ValueError otherwise)."""
+    """Accept a dotted quad or 4 raw bytes, return 4 bytes (ArgumentError otherwise)."""
     if isinstance(ip, bytes):
         if len(ip) != 4:
-            raise ValueError(f"an IPv4 address is 4 bytes, got {len(ip)}")
+            raise ArgumentError(f"an IPv4 address is 4 bytes, got {len(ip)}")
         return ip
-    return ipaddress.IPv4Address(ip).packed
+    try:
+        return ipaddress.IPv4Address(ip).packed
+    except ValueError as exc:
+        raise ArgumentError(f"{ip!r} is not an IPv4 address: {exc}") from None
 
 
 def bytes_to_ip(raw: bytes) -> str:
     """Format 4 bytes as a dotted quad."""
+    if len(raw) != 4:
+        raise ArgumentError(f"an IPv4 address is 4 bytes, got {len(raw)}")
     return str(ipaddress.IPv4Address(bytes(raw)))
 
 
@@ -187,8 +157,8 @@ def _ipv4_header(total_length: int, proto: int, src: bytes, dst: bytes, ttl: int
 
 
 def _eth_header(dst_mac: bytes, src_mac: bytes, ethertype: int) -> bytes:
-    if len(dst_mac) != 6 or len(src_mac) != 6:
-        raise ValueError("MAC addresses must be 6 bytes")
+    if len(dst_mac) != MAC_SIZE or len(src_mac) != MAC_SIZE:
+        raise ArgumentError(f"MAC addresses must be {MAC_SIZE} bytes")
     return dst_mac + src_mac + struct.pack(">H", ethertype)
 
 
@@ -209,10 +179,10 @@ def _udp_template(
 ) -> bytes:
     """Headers plus magic of a test frame of ``size`` bytes; seq, crc and pattern left zero."""
     if not MIN_FRAME_SIZE <= size <= MAX_FRAME_SIZE:
-        raise ValueError(f"frame size {size} is out of range: must be {MIN_FRAME_SIZE}..{MAX_FRAME_SIZE}")
+        raise ArgumentError(f"frame size {size} is out of range: must be {MIN_FRAME_SIZE}..{MAX_FRAME_SIZE}")
     for port in (src_port, dst_port):
         if not 0 <= port <= 0xFFFF:
-            raise ValueError(f"UDP port {port} is out of range: must be 0..65535")
+            raise ArgumentError(f"UDP port {port} is out of range: must be 0..65535")
     ip_len = size - ETH_HEADER_SIZE
     udp = _UDP_HDR.pack(src_port, dst_port, ip_len - IPV4_HEADER_SIZE, 0)
     head = (
@@ -236,7 +206,8 @@ def build_udp_frame(
 ) -> bytes:
     """One test frame of exactly ``size`` bytes (60..65535) carrying sequence number ``seq``.
 
-    Raises ValueError for a size, port or address out of range, or a seq outside u64.
+    Raises ArgumentError (a ValueError) for a size, port or address out of range, or a seq
+    outside u64.
     """
     packed, _ = build_frames_batch(
         1,
@@ -271,10 +242,10 @@ def build_frames_batch(
     seq, pattern window and crc are written, which keeps pktgen's Python cost per frame small.
     """
     if count < 0:
-        raise ValueError(f"count {count} must be >= 0")
+        raise ArgumentError(f"count {count} must be >= 0")
     last_seq = first_seq + count - 1
     if first_seq < 0 or last_seq >= 1 << 64:
-        raise ValueError(f"sequence numbers {first_seq}..{last_seq} do not fit in u64")
+        raise ArgumentError(f"sequence numbers {first_seq}..{last_seq} do not fit in u64")
     template = _udp_template(
         size, bytes(src_mac), bytes(dst_mac), ip_to_bytes(src_ip), ip_to_bytes(dst_ip), src_port, dst_port
     )
@@ -387,7 +358,7 @@ _ARP = struct.Struct(">HHBBH6s4s6s4s")  # htype, ptype, hlen, plen, op, sha, spa
 
 
 class ArpPacket(NamedTuple):
-    """An Ethernet/IPv4 ARP message; addresses as bytes (use mac_to_str / bytes_to_ip)."""
+    """An Ethernet/IPv4 ARP message; addresses as bytes (use macaddr.mac_to_str / bytes_to_ip)."""
 
     op: int
     sender_mac: bytes

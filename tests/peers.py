@@ -1,8 +1,9 @@
 """Test helpers: raw memif control peers, a relay, subprocess peers, and resource counters.
 
 The raw peers speak memif with hand-packed frames (memif-protocol.md section 3) on a plain
-SOCK_SEQPACKET socket, independent of memif_ct.protocol, so that a test can send anything a
-hostile or broken peer could. Run as a script (``python peers.py echo ...``) this module is the
+SOCK_SEQPACKET socket, independent of memif_ct.wire and memif_ct.handshake, so that a test can
+send anything a hostile or broken peer could; only ring sizes come from the C library, which
+owns the ring layout. Run as a script (``python peers.py echo ...``) this module is the
 subprocess peer of the multi-process tests: a memif_ct Interface that echoes every packet back on
 the queue it arrived on.
 """
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memif_ct import _native
+
 if TYPE_CHECKING:
     import memif_ct
 
@@ -39,7 +42,8 @@ COOKIE = 0x3E31F20
 VERSION = 0x0200
 ACK, HELLO, INIT, ADD_REGION, ADD_RING, CONNECT, CONNECTED, DISCONNECT = range(1, 9)
 S2M, M2S = 0, 1
-CL = 64  # cache line size of the ring header ABI on x86-64 (section 5)
+DESC_SIZE = 16
+CL = _native.cacheline_size()  # the ring header's cache line, as the C library lays rings out (s5)
 
 
 # ---- frames (section 3), packed by hand ----------------------------------------------------
@@ -188,7 +192,9 @@ class RawServer:
 
 
 def ring_bytes(log2: int) -> int:
-    return 2 * CL + 16 * (1 << log2)
+    """Bytes of one ring (two cache lines of header, then descriptors) as the C library lays
+    it out: the one ring size in the project, so peer and server agree on any build."""
+    return _native.ring_bytes(log2)
 
 
 @dataclass
@@ -245,7 +251,7 @@ class RawMemory:
     def write_desc(self, ring_type: int, index: int, slot: int, flags: int, region: int, length: int,
                    offset: int) -> None:
         assert self.map is not None
-        base = self.ring_offset(ring_type, index) + 2 * CL + 16 * (slot & ((1 << self.log2) - 1))
+        base = self.ring_offset(ring_type, index) + 2 * CL + DESC_SIZE * (slot & ((1 << self.log2) - 1))
         struct.pack_into("<HHII", self.map, base, flags, region, length, offset)
 
     def head(self, ring_type: int, index: int) -> int:

@@ -27,6 +27,7 @@ import pytest
 import memif_ct
 from memif_ct import frames, tools
 from memif_ct.interface import Interface
+from memif_ct.macaddr import mac_to_str
 from peers import receive, send_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -519,7 +520,7 @@ def test_ping_answered(sockdir: str, peers: Peers) -> None:
     s = last_json(r.stdout)
     assert s["transmitted"] == 3 and s["received"] == 3
     assert 0 < s["rtt_min_us"] <= s["rtt_avg_us"] <= s["rtt_max_us"]
-    assert s["target_mac"] == frames.mac_to_str(PEER_MAC)
+    assert s["target_mac"] == mac_to_str(PEER_MAC)
 
 
 def test_ping_human_output(sockdir: str, peers: Peers) -> None:

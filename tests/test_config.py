@@ -10,7 +10,8 @@ import pytest
 
 from memif_ct import constants
 from memif_ct.config import DPDK_DEFAULT_SOCKET, InterfaceConfig
-from memif_ct.errors import ConfigError
+from memif_ct.errors import ArgumentError, ConfigError, MemifError
+from memif_ct.macaddr import MAC_SIZE, mac_to_str, random_local_mac, str_to_mac
 
 
 def devargs_error(devargs: str) -> ConfigError:
@@ -26,7 +27,7 @@ def kwargs_error(**kwargs: object) -> ConfigError:
 
 
 def is_random_local_unicast(mac: bytes) -> bool:
-    return len(mac) == 6 and mac[0] & 0x01 == 0 and mac[0] & 0x02 == 0x02
+    return len(mac) == MAC_SIZE and mac[0] & 0x01 == 0 and mac[0] & 0x02 == 0x02
 
 
 # --- defaults ----------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def test_keyword_defaults() -> None:
     assert cfg.app_name == "memif-ct"
     assert cfg.reconnect is True
     assert cfg.reconnect_interval_s == 1.0
-    assert cfg.handshake_timeout_s == 5.0
+    assert cfg.handshake_timeout_s == constants.DEFAULT_HANDSHAKE_TIMEOUT_S == 5.0
     assert is_random_local_unicast(cfg.mac)
     assert InterfaceConfig(mac=cfg.mac) == cfg
 
@@ -214,6 +215,10 @@ INVALID_DEVARGS = [
     ("mac=02:00:00:00:00:zz", "mac", ["mac=02:00:00:00:00:zz", "MAC"]),
     ("mac=01:00:5e:00:00:01", "mac", ["multicast"]),
     ("mac=00:00:00:00:00:00", "mac", ["all-zero"]),
+    ("mac=02:00:00:00:00:+1", "mac", ["mac=02:00:00:00:00:+1", "MAC"]),  # int(.., 16) would take it
+    ("mac=02:00:00:00:00:\u0661", "mac", ["MAC"]),  # an Arabic-Indic digit one, ditto
+    ("id=\u00b2", "id", ["decimal"]),  # "²".isdigit() is True, int() refuses it
+    ("id=" + "9" * 5000, "id", ["is out of range", "0..4294967295"]),  # past int()'s digit limit
     ("secret=" + "x" * 24, "secret", ["secret", "24 characters", "at most 23"]),
     ("secret=caf\u00e9", "secret", ["secret", "printable ASCII"]),
     ("zero-copy=si", "zero-copy", ["zero-copy=si", "yes or no"]),
@@ -426,9 +431,66 @@ def test_replace_revalidates() -> None:
     assert cfg.replace(log2_ring_size=5).log2_ring_size == 5
     with pytest.raises(ConfigError):
         cfg.replace(log2_ring_size=0)
+    with pytest.raises(ConfigError, match="unknown key 'rsize'") as info:
+        cfg.replace(rsize=5)
+    assert info.value.key == "rsize"
 
 
 def test_config_is_frozen() -> None:
     cfg = InterfaceConfig()
     with pytest.raises(AttributeError):
         cfg.id = 3  # type: ignore[misc]
+
+
+# --- only MemifError comes out ------------------------------------------------------------
+
+
+def test_leading_zeros_are_still_a_number() -> None:
+    assert InterfaceConfig.from_devargs("net_memif0,id=" + "0" * 200 + "7").id == 7
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"id": 10**5000},  # repr() of it would raise ValueError
+        {"handshake_timeout_s": 10**400},  # float() of it would raise OverflowError
+        {"reconnect_interval_s": -(10**400)},
+        {"name": "bad\udc80"},  # a lone surrogate: no UTF-8 for the wire
+        {"app_name": "\ud800"},
+        {"socket": "/tmp/\udcff.sock"},
+        {"socket": "@\udcff"},
+        {"secret": "\udcff"},
+        {"bogus": 1},
+    ],
+)
+def test_hostile_keyword_values_raise_config_error(kwargs: dict[str, object]) -> None:
+    err = kwargs_error(**kwargs)
+    assert err.key == next(iter(kwargs))
+    str(err)  # the message itself can be built
+
+
+def test_devargs_must_be_text() -> None:
+    with pytest.raises(ConfigError, match="devargs is a bytes"):
+        InterfaceConfig.from_devargs(b"net_memif0")  # type: ignore[arg-type]
+
+
+# --- MAC addresses (memif_ct.macaddr, which config uses for mac=) ---------------------------
+
+
+def test_mac_helpers() -> None:
+    assert mac_to_str(bytes.fromhex("0a1b2c3d4e5f")) == "0a:1b:2c:3d:4e:5f"
+    assert str_to_mac("0A:1b:2C:3d:4E:5f") == bytes.fromhex("0a1b2c3d4e5f")
+    assert str_to_mac("2-0-0-0-0-1") == bytes.fromhex("020000000001")
+    for bad in ["", "0a:1b:2c:3d:4e", "0a:1b:2c:3d:4e:5f:00", "0a:1b:2c:3d:4e:zz", "0a:1b:2c:3d:4e:5f0",
+                "0a:1b:2c:3d:4e: f", "0a:1b:2c:3d:4e:+f", "0a:1b:2c:3d:4e:\u0661"]:
+        with pytest.raises(ArgumentError, match="is not a MAC address") as info:
+            str_to_mac(bad)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, MemifError)
+    with pytest.raises(ArgumentError):
+        mac_to_str(b"\0" * 5)
+
+
+def test_random_local_mac() -> None:
+    for _ in range(100):
+        mac = random_local_mac()
+        assert len(mac) == 6 and mac[0] & 0x03 == 0x02

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import memif_ct
-from memif_ct import constants as c, protocol
+from memif_ct import constants as c, wire
 
 
 @pytest.fixture
@@ -91,14 +91,15 @@ def test_wait_tx_drained_racing_teardown_does_not_crash(pair):
 
 def test_a_queue_of_a_torn_down_link_refuses_instead_of_reading_freed_memory(pair):
     server, client = pair
-    old = client._link
-    assert old is not None
-    native = old.tx[0].native
+    old = client.tx_queue(0)
+    assert old.tx_burst([b"before"]) == 1
     client.disconnect("test")
     client.wait_up(5)
-    with pytest.raises(ValueError, match="detached"):
-        native.free()
-    assert native.stats().packets == 0  # counters stay readable
+    assert not old.alive
+    assert old.tx_burst([b"after"]) == 0  # moves nothing: its ring was unmapped
+    assert old.free() == 0 and old.pending() == 0
+    assert old.stats()["packets"] == 1  # counters stay readable
+    assert client.tx_queue(0) is not old
 
 
 def test_server_advertises_a_region_index_limit_its_table_can_hold(sockdir):
@@ -108,10 +109,10 @@ def test_server_advertises_a_region_index_limit_its_table_can_hold(sockdir):
         try:
             s.settimeout(5)
             s.connect(path)
-            hello = protocol.unpack(s.recv(256))
+            hello = wire.unpack(s.recv(256))
         finally:
             s.close()
-    assert isinstance(hello, protocol.Hello)
+    assert isinstance(hello, wire.Hello)
     assert hello.max_region == c.MAX_REGIONS - 1  # highest index: MAX_REGIONS regions in all
 
 

@@ -1,33 +1,28 @@
-"""Pure tests of memif_ct.protocol: wire layout, and both handshake machines driven in-process."""
+"""Pure tests of memif_ct.handshake: both state machines driven in-process, no sockets.
+
+Every message crosses ``wire.pack``/``wire.unpack`` on its way, as it would on a real socket.
+"""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
+from memif_ct import _native
 from memif_ct import constants as C
-from memif_ct.errors import ProtocolError
-from memif_ct.protocol import (
-    Ack,
-    AddRegion,
-    AddRing,
+from memif_ct.errors import ArgumentError, ArgumentTypeError, MemifError
+from memif_ct.handshake import (
     ClientHandshake,
     ClientState,
     Closed,
-    Connect,
-    Connected,
     ConnectRequest,
-    Disconnect,
     Established,
     Event,
-    Hello,
-    Init,
+    Handshake,
     InitReceived,
     LocalProtocolError,
-    Message,
     Negotiated,
     PeerDisconnect,
     RegionAdded,
@@ -38,206 +33,24 @@ from memif_ct.protocol import (
     ServerHandshake,
     ServerInterfaceParams,
     ServerState,
+)
+from memif_ct.wire import (
+    Ack,
+    AddRegion,
+    AddRing,
+    Connect,
+    Connected,
+    Disconnect,
+    Hello,
+    Init,
+    Message,
     message_name,
     pack,
-    ring_bytes,
     unpack,
 )
 
-U16, U32, U64 = 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
-
-# ------------------------------------------------------------------------------------------
-# Wire format
-
-
-def frame(msg_type: int, *fields: tuple[int, str, object]) -> bytes:
-    """Hand-built 128-byte frame: each field is (offset, struct format, value)."""
-    buf = bytearray(C.MSG_SIZE)
-    struct.pack_into("<H", buf, 0, msg_type)
-    for offset, fmt, value in fields:
-        if isinstance(value, bytes):
-            buf[offset:offset + len(value)] = value
-        else:
-            struct.pack_into("<" + fmt, buf, offset, value)
-    return bytes(buf)
-
-
-# (message, frame built at the offsets of memif-protocol.md section 3)
-LAYOUT_CASES: list[tuple[Message, bytes]] = [
-    (Ack(), frame(1)),
-    (Hello("srv", 0x0200, 0x0201, 255, 254, 253, 14),
-     frame(2, (2, "", b"srv"), (34, "H", 0x0200), (36, "H", 0x0201), (38, "H", 255),
-           (40, "H", 254), (42, "H", 253), (44, "B", 14))),
-    (Hello("", 0, U16, U16, U16, U16, 255),
-     frame(2, (34, "H", 0), (36, "H", U16), (38, "H", U16), (40, "H", U16), (42, "H", U16),
-           (44, "B", 255))),
-    (Init(0x0200, 0xDEADBEEF, 2, b"s3cret", "client-app"),
-     frame(3, (2, "H", 0x0200), (4, "I", 0xDEADBEEF), (8, "B", 2), (9, "", b"s3cret"),
-           (33, "", b"client-app"))),
-    (Init(0, U32, 255, b"x" * 23, "n" * 31),
-     frame(3, (4, "I", U32), (8, "B", 255), (9, "", b"x" * 23), (33, "", b"n" * 31))),
-    (AddRegion(7, 0x123456789A), frame(4, (2, "H", 7), (4, "Q", 0x123456789A))),
-    (AddRegion(U16, U64), frame(4, (2, "H", U16), (4, "Q", U64))),
-    (AddRing(1, 3, 2, 0x10000, 10, 0),
-     frame(5, (2, "H", 1), (4, "H", 3), (6, "H", 2), (8, "I", 0x10000), (12, "B", 10))),
-    (AddRing(U16, U16, U16, U32, 255, U16),
-     frame(5, (2, "H", U16), (4, "H", U16), (6, "H", U16), (8, "I", U32), (12, "B", 255),
-           (13, "H", U16))),
-    (Connect("memif0/0"), frame(6, (2, "", b"memif0/0"))),
-    (Connected("eth0"), frame(7, (2, "", b"eth0"))),
-    (Disconnect(0, "ID not found"), frame(8, (2, "I", 0), (6, "", b"ID not found"))),
-    (Disconnect(U32, "r" * 95), frame(8, (2, "I", U32), (6, "", b"r" * 95))),
-]
-
-
-@pytest.mark.parametrize(("msg", "wire"), LAYOUT_CASES)
-def test_pack_matches_documented_offsets(msg: Message, wire: bytes) -> None:
-    assert pack(msg) == wire
-
-
-@pytest.mark.parametrize(("msg", "wire"), LAYOUT_CASES)
-def test_unpack_documented_frame(msg: Message, wire: bytes) -> None:
-    assert unpack(wire) == msg
-    assert unpack(bytearray(wire)) == msg
-    assert unpack(memoryview(wire)) == msg
-
-
-ROUND_TRIP: list[Message] = [m for m, _ in LAYOUT_CASES] + [
-    Hello("ünïcødé-ßerver", 0x0200, 0x0200, 0, 0, 0, 1),
-    Init(0x0200, 0, 0, b"", ""),
-    Init(0x0200, 1, 1, "pässwörd".encode(), "日本語"),
-    AddRegion(0, 0),
-    AddRing(0, 0, 0, 0, 0, 0),
-    Connect(""), Connected("x" * 31), Disconnect(1, ""), Disconnect(7, "😀 bye"),
-]
-
-
-@pytest.mark.parametrize("msg", ROUND_TRIP)
-def test_round_trip(msg: Message) -> None:
-    wire = pack(msg)
-    assert len(wire) == C.MSG_SIZE
-    assert unpack(wire) == msg
-
-
-@pytest.mark.parametrize("msg", ROUND_TRIP)
-def test_garbage_padding_ignored(msg: Message) -> None:
-    """libmemif sends unzeroed padding: unpack must not look past the payload (section 3)."""
-    ends = {1: 2, 2: 45, 3: 65, 4: 12, 5: 15, 6: 34, 7: 34, 8: 102}
-    end = ends[msg.TYPE]
-    wire = pack(msg)
-    assert wire[end:] == bytes(C.MSG_SIZE - end)  # we zero what we send
-    assert unpack(wire[:end] + b"\xaa" * (C.MSG_SIZE - end)) == msg
-
-
-@pytest.mark.parametrize("size", [0, 1, 2, 64, 127, 129, 256])
-def test_unpack_wrong_size(size: int) -> None:
-    with pytest.raises(ProtocolError) as err:
-        unpack(bytes([1]) + bytes(max(size - 1, 0)) if size else b"")
-    assert err.value.reason == f"invalid message size {size}, expected 128"
-
-
-@pytest.mark.parametrize("msg_type", [0, 9, 10, 0x100, U16])
-def test_unpack_unknown_type(msg_type: int) -> None:
-    with pytest.raises(ProtocolError) as err:
-        unpack(frame(msg_type))
-    assert err.value.reason == f"unknown message type {msg_type}"
-
-
-def test_strings_without_nul() -> None:
-    name = b"N" * 32
-    assert unpack(frame(2, (2, "", name))).name == "N" * 32  # type: ignore[union-attr]
-    assert unpack(frame(6, (2, "", name))) == Connect("N" * 32)
-    assert unpack(frame(7, (2, "", name))) == Connected("N" * 32)
-    init = unpack(frame(3, (9, "", b"S" * 24), (33, "", name)))
-    assert init == Init(0, 0, 0, b"S" * 24, "N" * 32)
-    assert unpack(frame(8, (6, "", b"R" * 96))) == Disconnect(0, "R" * 96)
-
-
-def test_strings_read_up_to_first_nul() -> None:
-    msg = unpack(frame(6, (2, "", b"ab\0cd")))
-    assert msg == Connect("ab")
-    init = unpack(frame(3, (9, "", b"pw\0junk"), (33, "", b"app\0junk")))
-    assert init == Init(0, 0, 0, b"pw", "app")
-
-
-def test_non_utf8_replaced() -> None:
-    assert unpack(frame(6, (2, "", b"a\xffb"))) == Connect("a\ufffdb")
-    assert unpack(frame(8, (6, "", b"\xc3"))) == Disconnect(0, "\ufffd")
-    init = unpack(frame(3, (9, "", b"\xff\xfe")))
-    assert isinstance(init, Init) and init.secret == b"\xff\xfe"  # secret stays raw
-
-
-@pytest.mark.parametrize(("text", "limit", "expected"), [
-    ("a" * 31, 31, "a" * 31),
-    ("a" * 40, 31, "a" * 31),
-    ("a" * 30 + "é", 31, "a" * 30),  # 2-byte char straddles the cut
-    ("a" * 29 + "é", 31, "a" * 29 + "é"),  # exactly fits
-    ("a" * 29 + "€", 31, "a" * 29),  # 3-byte char
-    ("a" * 28 + "€", 31, "a" * 28 + "€"),
-    ("a" * 28 + "😀", 31, "a" * 28),  # 4-byte char
-    ("a" * 27 + "😀", 31, "a" * 27 + "😀"),
-    ("é" * 20, 31, "é" * 15),
-    ("ab\0cd", 31, "ab"),  # a C string ends at its NUL
-])
-def test_name_truncation(text: str, limit: int, expected: str) -> None:
-    wire = pack(Connect(text))
-    assert wire[2 + 31] == 0
-    assert unpack(wire) == Connect(expected)
-    assert wire[2 + len(expected.encode()):] == bytes(C.MSG_SIZE - 2 - len(expected.encode()))
-
-
-def test_reason_and_secret_truncation() -> None:
-    wire = pack(Disconnect(0, "r" * 94 + "é"))
-    assert unpack(wire) == Disconnect(0, "r" * 94) and wire[6 + 95] == 0
-    assert unpack(pack(Disconnect(0, "r" * 200))) == Disconnect(0, "r" * 95)
-    wire = pack(Init(0x0200, 0, 0, b"s" * 30, "a"))
-    assert wire[9:9 + 24] == b"s" * 23 + b"\0"
-    wire = pack(Init(0x0200, 0, 0, ("s" * 22 + "é").encode(), "a"))
-    assert wire[9:9 + 24] == b"s" * 22 + bytes(2)
-
-
-@pytest.mark.parametrize(("msg", "field_range"), [
-    (Hello("", -1, 0, 0, 0, 0, 0), "Hello.min_version=-1 out of range 0..65535"),
-    (Hello("", 0, 0x10000, 0, 0, 0, 0), "Hello.max_version=65536 out of range 0..65535"),
-    (Hello("", 0, 0, 0x10000, 0, 0, 0), "Hello.max_region=65536"),
-    (Hello("", 0, 0, 0, 0x10000, 0, 0), "Hello.max_m2s_ring=65536"),
-    (Hello("", 0, 0, 0, 0, 0x10000, 0), "Hello.max_s2m_ring=65536"),
-    (Hello("", 0, 0, 0, 0, 0, 256), "Hello.max_log2_ring_size=256 out of range 0..255"),
-    (Init(0x10000, 0, 0, b"", ""), "Init.version=65536"),
-    (Init(0, 1 << 32, 0, b"", ""), "Init.id=4294967296 out of range 0..4294967295"),
-    (Init(0, 0, 256, b"", ""), "Init.mode=256"),
-    (AddRegion(0x10000, 0), "AddRegion.index=65536"),
-    (AddRegion(0, 1 << 64), "AddRegion.size=18446744073709551616"),
-    (AddRegion(0, -1), "AddRegion.size=-1"),
-    (AddRing(0x10000, 0, 0, 0, 0), "AddRing.flags=65536"),
-    (AddRing(0, 0x10000, 0, 0, 0), "AddRing.index=65536"),
-    (AddRing(0, 0, 0x10000, 0, 0), "AddRing.region=65536"),
-    (AddRing(0, 0, 0, 1 << 32, 0), "AddRing.offset=4294967296"),
-    (AddRing(0, 0, 0, 0, 256), "AddRing.log2_ring_size=256"),
-    (AddRing(0, 0, 0, 0, 0, 0x10000), "AddRing.private_hdr_size=65536"),
-    (Disconnect(1 << 32, ""), "Disconnect.code=4294967296"),
-])
-def test_pack_out_of_range(msg: Message, field_range: str) -> None:
-    with pytest.raises(ValueError, match=field_range.replace(".", r"\.")):
-        pack(msg)
-
-
-def test_message_name() -> None:
-    assert message_name(AddRing(0, 0, 0, 0, 1)) == "ADD_RING"
-    assert [message_name(t) for t in range(10)] == [
-        "NONE", "ACK", "HELLO", "INIT", "ADD_REGION", "ADD_RING", "CONNECT", "CONNECTED",
-        "DISCONNECT", "UNKNOWN(9)"]
-    assert {message_name(m) for m, _ in LAYOUT_CASES} == {
-        "ACK", "HELLO", "INIT", "ADD_REGION", "ADD_RING", "CONNECT", "CONNECTED", "DISCONNECT"}
-
-
-def test_ring_bytes() -> None:
-    assert ring_bytes(10) == 128 + 16 * 1024
-    assert ring_bytes(1, 128) == 256 + 32
-    assert ring_bytes(14, 64) == 128 + 16 * 16384
-    with pytest.raises(ValueError):
-        ring_bytes(-1)
-
+U16, U32 = 0xFFFF, 0xFFFFFFFF
+ring_bytes = _native.ring_bytes  # the one source of ring sizes (the C library's layout)
 
 # ------------------------------------------------------------------------------------------
 # Handshake: both machines in-process, every message through pack/unpack.
@@ -253,10 +66,10 @@ def make_client(**kw: object) -> ClientHandshake:
     return ClientHandshake(**args)  # type: ignore[arg-type]
 
 
-def layout(neg: Negotiated, *, cl: int = 64, two_regions: bool = False,
+def layout(neg: Negotiated, *, two_regions: bool = False,
            ) -> tuple[list[RegionSpec], list[RingSpec]]:
     """The common layout of section 5: rings (S2M first), then buffers; or libmemif's two."""
-    rb = ring_bytes(neg.log2_ring_size, cl)
+    rb = ring_bytes(neg.log2_ring_size)
     n_rings = neg.num_s2m + neg.num_m2s
     buffers = n_rings * (1 << neg.log2_ring_size) * 2048
     rings = [RingSpec(t, i, 0, (i + t * neg.num_s2m) * rb, neg.log2_ring_size, 200 + t * 100 + i)
@@ -280,20 +93,19 @@ class Link:
     wire: list[tuple[str, Message, int | None]] = field(default_factory=list)
 
     def run(self) -> None:
-        queue: list[tuple[str, Event]] = [("s", e) for e in self.server.start()]
+        queue: list[tuple[str, Event]] = [("c", e) for e in self.client.start()]
+        queue += [("s", e) for e in self.server.start()]
         while queue:
             side, ev = queue.pop(0)
             (self.server_events if side == "s" else self.client_events).append(ev)
-            out: list[Event]
             if isinstance(ev, Send):
                 msg = unpack(pack(ev.msg))
                 self.wire.append((side, msg, ev.fd))
-                if side == "s":
-                    out, peer = self.client.receive(msg), "c"
-                else:
-                    out, peer = self.server.receive(msg, has_fd=ev.fd is not None), "s"
+                # One call for either role: the I/O layer needs no isinstance here.
+                peer: Handshake = self.client if side == "s" else self.server
+                out = peer.receive(msg, has_fd=ev.fd is not None)
                 assert sum(isinstance(e, Send) for e in out) <= 1  # lock-step, section 1
-                queue += [(peer, e) for e in out]
+                queue += [("c" if side == "s" else "s", e) for e in out]
             elif isinstance(ev, Negotiated):
                 queue += [("c", e) for e in self.client.setup(*self.plan(ev))]
             elif isinstance(ev, InitReceived):
@@ -372,9 +184,10 @@ def test_server_hello_advertises_counts_minus_one() -> None:
     assert client.receive(hello[0].msg)[0] == Negotiated(1, 2, 10, "b")  # type: ignore[union-attr]
 
 
-def test_two_regions_and_cacheline_128() -> None:
-    link = Link(make_client(num_s2m=2, num_m2s=2), ServerHandshake(app_name="s", cacheline_size=128),
-                plan=lambda n: layout(n, cl=128, two_regions=True))
+def test_two_regions() -> None:
+    """libmemif's layout: rings alone in region 0, buffers in region 1 (section 5)."""
+    link = Link(make_client(num_s2m=2, num_m2s=2), ServerHandshake(app_name="s"),
+                plan=lambda n: layout(n, two_regions=True))
     link.run()
     assert link.server.state is ServerState.ESTABLISHED
     assert [r.index for r in link.server.regions] == [0, 1]
@@ -481,13 +294,13 @@ def test_client_setup_misuse() -> None:
     neg = client.receive(HELLO)[0]
     assert isinstance(neg, Negotiated)
     regions, rings = layout(neg)
-    with pytest.raises(ValueError, match="region indexes"):
+    with pytest.raises(ArgumentError, match="region indexes"):
         client.setup([], rings)
-    with pytest.raises(ValueError, match="S2M ring indexes"):
+    with pytest.raises(ArgumentError, match="S2M ring indexes"):
         client.setup(regions, rings[:1])
-    with pytest.raises(ValueError, match="bad ring"):
+    with pytest.raises(ArgumentError, match="bad ring"):
         client.setup(regions, [RingSpec(r.type, r.index, 5, 0, 10, 1) for r in rings])
-    with pytest.raises(ValueError, match="bad ring"):
+    with pytest.raises(ArgumentError, match="bad ring"):
         client.setup(regions, [RingSpec(r.type, r.index, 0, 0, 9, 1) for r in rings])
     assert client.setup(regions, rings) == []
     with pytest.raises(LocalProtocolError):
@@ -509,8 +322,20 @@ def test_client_too_many_regions_for_peer() -> None:
     ({"log2_ring_size": 0}, "log2_ring_size=0"), ({"log2_ring_size": 15}, "log2_ring_size=15"),
 ])
 def test_client_config_validation(kw: dict[str, int], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ArgumentError, match=message) as err:
         make_client(**kw)
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"id": "7"}, "id must be an int, not str"), ({"log2_ring_size": 10.0}, "log2_ring_size must be"),
+    ({"num_s2m": True}, "num_s2m must be an int, not bool"), ({"if_name": None}, "if_name must be a str"),
+    ({"app_name": b"a"}, "app_name must be a str"), ({"secret": 1234}, "secret must be a str"),
+])
+def test_client_config_types(kw: dict[str, object], message: str) -> None:
+    with pytest.raises(ArgumentTypeError, match=message) as err:
+        make_client(**kw)
+    assert isinstance(err.value, TypeError)
 
 
 # ------------------------------------------------------------------------------------------
@@ -575,7 +400,8 @@ def test_server_accepts_secret(client_secret: bytes, server_secret: str | None) 
     (AddRegion(0, 4096), False, "missing region fd"),
     (AddRegion(1, 4096), True, "region index 1 out of order, expected 0"),
     (AddRegion(0, 0), True, "invalid region size 0"),
-    (AddRegion(0, (1 << 48) + 1), True, "invalid region size 281474976710657"),
+    (AddRegion(0, C.MAX_REGION_SIZE + 1), True, f"invalid region size {C.MAX_REGION_SIZE + 1}"),
+    (AddRegion(0, U32 << 32), True, f"invalid region size {U32 << 32}"),
 ])
 def test_server_rejects_first_region(msg: AddRegion, has_fd: bool, reason: str) -> None:
     assert server_ready().receive(msg, has_fd=has_fd) == dropped(reason)
@@ -583,7 +409,8 @@ def test_server_rejects_first_region(msg: AddRegion, has_fd: bool, reason: str) 
 
 def test_server_region_limits() -> None:
     server = server_ready()
-    assert server.receive(AddRegion(0, 1 << 48), has_fd=True)[0] == RegionAdded(0, 1 << 48)
+    assert server.receive(AddRegion(0, C.MAX_REGION_SIZE), has_fd=True) == [
+        RegionAdded(0, C.MAX_REGION_SIZE), Send(Ack())]
     assert server.receive(AddRegion(0, 1), has_fd=True) == dropped(
         "region index 0 out of order, expected 1")
     server = server_ready(max_region=0)
@@ -615,15 +442,13 @@ def test_server_ring_fits_exactly_and_duplicates() -> None:
     ok = AddRing(C.ADD_RING_FLAG_S2M | 0x8000, 0, 0, 3 * RB10, 10)  # other flag bits ignored
     assert server.receive(ok, has_fd=True) == [RingAdded(0, 0, 0, 3 * RB10, 10), Send(Ack())]
     assert server.receive(AddRing(1, 0, 0, 0, 10), has_fd=True) == dropped("duplicate S2M ring 0")
-    # The ring header takes two cache lines: 128-byte lines (aarch64 VPP) make rings bigger.
-    server = with_region(4 * (256 + 32), cacheline_size=128)
-    assert server.receive(AddRing(0, 0, 0, 3 * (256 + 32), 1), has_fd=True)[0] == RingAdded(
-        1, 0, 0, 864, 1)
-    assert server.receive(AddRing(0, 1, 0, 3 * (256 + 32) + 1, 1), has_fd=True) == dropped(
+    # The smallest ring: its header alone is two cache lines of the C library's layout.
+    rb1 = ring_bytes(1)
+    server = with_region(4 * rb1)
+    assert server.receive(AddRing(0, 0, 0, 3 * rb1, 1), has_fd=True)[0] == RingAdded(
+        1, 0, 0, 3 * rb1, 1)
+    assert server.receive(AddRing(0, 1, 0, 3 * rb1 + 1, 1), has_fd=True) == dropped(
         "M2S ring 1 outside region 0")
-    server = with_region(4 * (128 + 32))
-    assert server.receive(AddRing(0, 0, 0, 3 * (128 + 32), 1), has_fd=True)[0] == RingAdded(
-        1, 0, 0, 480, 1)
 
 
 def rings_server(rings: list[AddRing]) -> ServerHandshake:
@@ -723,13 +548,97 @@ def test_server_misuse_raises() -> None:
         server.connected()
     with pytest.raises(LocalProtocolError):
         server_in(ServerState.WAIT_ADD).accept_init(PARAMS)
-    with pytest.raises(ValueError, match="max_m2s_ring=0"):
+    with pytest.raises(ArgumentError, match="max_m2s_ring=0"):
         ServerHandshake(app_name="s", max_m2s_ring=0)
-    with pytest.raises(ValueError, match="max_log2_ring_size=0"):
+    with pytest.raises(ArgumentError, match="max_log2_ring_size=0"):
         ServerHandshake(app_name="s", max_log2_ring_size=0)
+    # The C library lays out rings up to MAX_LOG2_RING_SIZE only: a server cannot offer more.
+    with pytest.raises(ArgumentError, match=f"max_log2_ring_size=15 out of range 1..{C.MAX_LOG2_RING_SIZE}"):
+        ServerHandshake(app_name="s", max_log2_ring_size=C.MAX_LOG2_RING_SIZE + 1)
+    with pytest.raises(ArgumentTypeError, match="max_region must be an int"):
+        ServerHandshake(app_name="s", max_region="1")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match="app_name must be a str"):
+        ServerHandshake(app_name=None)  # type: ignore[arg-type]
 
 
 def test_server_exposes_peer_before_accept() -> None:
     server = server_in(ServerState.INIT_RECEIVED)
     assert server.init == INIT and server.peer_name == "cli-app" and server.params is None
     assert server.regions == [] and server.rings == [] and server.log2_ring_size is None
+
+
+# ------------------------------------------------------------------------------------------
+# One interface for both roles, ring sizes from the C library, the region size limit
+
+
+def test_both_roles_start_and_receive_alike() -> None:
+    """start(), receive(msg, has_fd), disconnect() and close_reason are the same calls for both
+    roles, declared on the shared base: the I/O layer drives either without isinstance."""
+    machines: list[Handshake] = [make_client(), ServerHandshake(app_name="srv")]
+    started = [m.start() for m in machines]
+    assert started == [[], [Send(Hello("srv", 0x0200, 0x0200, 255, 254, 254, 14))]]
+    first: list[Message] = [HELLO, INIT]  # what each role expects first
+    for machine, msg in zip(machines, first, strict=True):
+        assert not any(isinstance(e, Closed) for e in machine.receive(msg, has_fd=False))
+        assert machine.close_reason is None
+        assert machine.disconnect("done") == dropped("done") and machine.close_reason == "done"
+        assert machine.receive(msg, has_fd=True) == []
+
+
+def test_client_ignores_fd() -> None:
+    """The server never sends an fd; like libmemif and DPDK the client ignores one (the I/O
+    layer closes it, as it closes every fd no event claimed)."""
+    runs = []
+    for has_fd in (False, True):
+        client = make_client()
+        events = client.receive(HELLO, has_fd=has_fd)
+        neg = events[0]
+        assert isinstance(neg, Negotiated)
+        client.setup(*layout(neg))
+        while client.state is ClientState.WAIT_ACK:
+            events += client.receive(Ack(), has_fd=has_fd)
+        events += client.receive(Connected("s"), has_fd=has_fd)
+        runs.append(events)
+    assert runs[0] == runs[1] and runs[1][-1] == Established("s")
+
+
+def test_client_start() -> None:
+    client = make_client()
+    assert client.start() == [] and client.state is ClientState.WAIT_HELLO
+    client.receive(HELLO)
+    with pytest.raises(LocalProtocolError, match="start\\(\\) in state WAIT_ACK"):
+        client.start()
+
+
+@pytest.mark.parametrize("log2", [C.MIN_LOG2_RING_SIZE, 2, 6, 10, 12, C.MAX_LOG2_RING_SIZE])
+def test_ring_bounds_agree_with_c_ring_size(log2: int) -> None:
+    """The ring-outside-region check sizes rings exactly as the C library lays them out: a ring
+    ending on the region's last byte is accepted, one byte further is refused."""
+    rb = _native.ring_bytes(log2)
+    assert rb == 2 * _native.cacheline_size() + C.DESC_SIZE * (1 << log2)  # section 5 shape
+    for region_size, offset in ((rb, 0), (3 * rb + 5, 2 * rb + 5)):
+        server = with_region(region_size)
+        fits = AddRing(C.ADD_RING_FLAG_S2M, 0, 0, offset, log2)
+        assert server.receive(fits, has_fd=True) == [RingAdded(C.RING_TYPE_S2M, 0, 0, offset, log2),
+                                                    Send(Ack())]
+        server = with_region(region_size)
+        assert server.receive(AddRing(C.ADD_RING_FLAG_S2M, 0, 0, offset + 1, log2), has_fd=True) == (
+            dropped("S2M ring 0 outside region 0"))
+        server = with_region(region_size - 1)
+        assert server.receive(fits, has_fd=True) == dropped("S2M ring 0 outside region 0")
+
+
+def test_region_size_limit() -> None:
+    """constants.MAX_REGION_SIZE is the one limit: exactly it is ACKed, one byte more is refused
+    before any ACK, so a hostile size never reaches mmap."""
+    server = server_ready()
+    assert server.receive(AddRegion(0, C.MAX_REGION_SIZE), has_fd=True) == [
+        RegionAdded(0, C.MAX_REGION_SIZE), Send(Ack())]
+    server = server_ready()
+    events = server.receive(AddRegion(0, C.MAX_REGION_SIZE + 1), has_fd=True)
+    assert events == dropped(f"invalid region size {C.MAX_REGION_SIZE + 1}")
+    assert Send(Ack()) not in events and server.regions == []
+
+
+def test_local_protocol_error_is_a_memif_error() -> None:
+    assert issubclass(LocalProtocolError, MemifError)

@@ -1,278 +1,73 @@
-"""memif control protocol v2.0, sans-I/O: message pack/unpack and the handshake state machines.
+"""memif handshake v2.0, sans-I/O: the client and server state machines.
 
 Nothing here touches a socket, an fd, a clock or a thread, so every rule of the handshake can be
 tested exhaustively in-process (the h11 approach, see style.md). The I/O layer (``control.py``)
-owns the socket and the fds; it feeds received messages in and performs the events that come out:
+owns the socket and the fds; it calls ``start()``, feeds every received message to
+``receive(msg, has_fd)`` (one signature for both roles) and performs the events that come out:
 
-* ``Send(msg, fd)``: send ``pack(msg)``, with ``fd`` as SCM_RIGHTS when it is not None.
+* ``Send(msg, fd)``: send ``wire.pack(msg)``, with ``fd`` as SCM_RIGHTS when it is not None.
 * ``Closed(reason, by_peer)``: close the control socket and every fd of this connection. It is
   always the last event of a batch and is emitted exactly once; afterwards every method returns [].
-* When ``unpack`` raises ``ProtocolError`` (or the socket fails), call ``machine.disconnect(reason)``
-  and perform what it returns, so that the peer hears why and the machine ends up closed.
+* When ``wire.unpack`` raises ``ProtocolError`` (or the socket fails), call
+  ``machine.disconnect(reason)`` and perform what it returns, so that the peer hears why and the
+  machine ends up closed.
 
 The server machine never owns fds: ``RegionAdded``/``RingAdded`` say which fd-carrying message
 was accepted, and the I/O layer closes the fd of any message for which no such event came out.
+The client never expects an fd (the server sends none) and ignores ``has_fd``, as libmemif and
+DPDK do; the I/O layer closes such an fd like any other unclaimed one.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import struct
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar
 
+from . import _native
 from .constants import (
     ADD_RING_FLAG_S2M,
-    DESC_SIZE,
-    DISCONNECT_STRING_SIZE,
     MAX_LOG2_RING_SIZE,
+    MAX_REGION_SIZE,
     MAX_REGIONS,
     MAX_RINGS_PER_DIRECTION,
     MIN_LOG2_RING_SIZE,
-    MSG_SIZE,
-    MSG_TYPE_ACK,
-    MSG_TYPE_ADD_REGION,
-    MSG_TYPE_ADD_RING,
-    MSG_TYPE_CONNECT,
-    MSG_TYPE_CONNECTED,
-    MSG_TYPE_DISCONNECT,
-    MSG_TYPE_HELLO,
-    MSG_TYPE_INIT,
-    NAME_SIZE,
     RING_TYPE_M2S,
     RING_TYPE_S2M,
-    SECRET_SIZE,
     VERSION,
 )
-from .errors import MemifError, ProtocolError
+from .errors import ArgumentError, ArgumentTypeError, MemifError
+from .wire import (
+    Ack,
+    AddRegion,
+    AddRing,
+    Connect,
+    Connected,
+    Disconnect,
+    Hello,
+    Init,
+    Message,
+    message_name,
+    secret_bytes,
+)
 
 __all__ = [
-    "Ack", "Hello", "Init", "AddRegion", "AddRing", "Connect", "Connected", "Disconnect",
-    "Message", "pack", "unpack", "message_name", "ring_bytes",
     "Send", "Negotiated", "Established", "PeerDisconnect", "Closed",
     "InitReceived", "RegionAdded", "RingAdded", "ConnectRequest", "Event",
     "RegionSpec", "RingSpec", "ServerInterfaceParams",
-    "ClientState", "ClientHandshake", "ServerState", "ServerHandshake", "LocalProtocolError",
+    "Handshake", "ClientState", "ClientHandshake", "ServerState", "ServerHandshake",
+    "LocalProtocolError",
 ]
 
 logger = logging.getLogger(__name__)
 
-# Largest region a server accepts: a sanity bound (256 TiB, the x86-64 user address space),
-# so that a hostile size can never reach mmap.
-MAX_REGION_SIZE = 1 << 48
-
 
 class LocalProtocolError(MemifError, RuntimeError):
     """The I/O layer called a handshake method in a state where it makes no sense (a bug)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Messages (memif-protocol.md section 3). Every frame is 128 bytes, little-endian, type u16 at 0.
-
-
-@dataclass(frozen=True)
-class Ack:
-    TYPE: ClassVar[int] = MSG_TYPE_ACK
-
-
-@dataclass(frozen=True)
-class Hello:
-    name: str
-    min_version: int
-    max_version: int
-    max_region: int  # highest region index the server accepts
-    max_m2s_ring: int  # highest M2S ring index (= count - 1, see section 4 negotiation)
-    max_s2m_ring: int  # highest S2M ring index
-    max_log2_ring_size: int
-    TYPE: ClassVar[int] = MSG_TYPE_HELLO
-
-
-@dataclass(frozen=True)
-class Init:
-    version: int
-    id: int
-    mode: int
-    secret: bytes  # raw field content up to the first NUL (the field may have none)
-    name: str
-    TYPE: ClassVar[int] = MSG_TYPE_INIT
-
-
-@dataclass(frozen=True)
-class AddRegion:
-    index: int
-    size: int
-    TYPE: ClassVar[int] = MSG_TYPE_ADD_REGION
-
-
-@dataclass(frozen=True)
-class AddRing:
-    flags: int
-    index: int
-    region: int
-    offset: int
-    log2_ring_size: int
-    private_hdr_size: int = 0
-    TYPE: ClassVar[int] = MSG_TYPE_ADD_RING
-
-
-@dataclass(frozen=True)
-class Connect:
-    if_name: str
-    TYPE: ClassVar[int] = MSG_TYPE_CONNECT
-
-
-@dataclass(frozen=True)
-class Connected:
-    if_name: str
-    TYPE: ClassVar[int] = MSG_TYPE_CONNECTED
-
-
-@dataclass(frozen=True)
-class Disconnect:
-    code: int
-    reason: str
-    TYPE: ClassVar[int] = MSG_TYPE_DISCONNECT
-
-
-Message = Ack | Hello | Init | AddRegion | AddRing | Connect | Connected | Disconnect
-
-_NAMES = {
-    MSG_TYPE_ACK: "ACK", MSG_TYPE_HELLO: "HELLO", MSG_TYPE_INIT: "INIT",
-    MSG_TYPE_ADD_REGION: "ADD_REGION", MSG_TYPE_ADD_RING: "ADD_RING", MSG_TYPE_CONNECT: "CONNECT",
-    MSG_TYPE_CONNECTED: "CONNECTED", MSG_TYPE_DISCONNECT: "DISCONNECT", 0: "NONE",
-}
-
-# '<' = no alignment padding, so field offsets are exactly those of the packed C union.
-_TYPE = struct.Struct("<H")
-_HELLO = struct.Struct(f"<H{NAME_SIZE}sHHHHHB")  # 2 name, 34 min, 36 max, 38 reg, 40 m2s, 42 s2m, 44 log2
-_INIT = struct.Struct(f"<HHIB{SECRET_SIZE}s{NAME_SIZE}s")  # 2 version, 4 id, 8 mode, 9 secret, 33 name
-_ADD_REGION = struct.Struct("<HHQ")  # 2 index, 4 size
-_ADD_RING = struct.Struct("<HHHHIBH")  # 2 flags, 4 index, 6 region, 8 offset, 12 log2, 13 priv
-_NAME_MSG = struct.Struct(f"<H{NAME_SIZE}s")  # CONNECT / CONNECTED: 2 if_name
-_DISCONNECT = struct.Struct(f"<HI{DISCONNECT_STRING_SIZE}s")  # 2 code, 6 reason
-
-
-def message_name(msg: Message | int) -> str:
-    """Name of a message (or message type number) in memif's own words, e.g. ``"ADD_RING"``."""
-    msg_type = msg if isinstance(msg, int) else msg.TYPE
-    return _NAMES.get(msg_type, f"UNKNOWN({msg_type})")
-
-
-def _cstr_bytes(raw: bytes, size: int) -> bytes:
-    """Cut ``raw`` as a C string stored in a ``size``-byte field: at the first NUL, and to
-    ``size - 1`` bytes so a NUL always follows, backing off so no utf-8 character is split."""
-    raw = raw.split(b"\0", 1)[0]
-    if len(raw) < size:
-        return raw
-    cut = size - 1
-    # A continuation byte (10xxxxxx) at the cut means a character straddles it: drop its head.
-    back = 0
-    while back < 3 and cut - back > 0 and (raw[cut - back] & 0xC0) == 0x80:
-        back += 1
-    if back and (raw[cut - back] & 0xC0) == 0xC0:
-        cut -= back
-    return raw[:cut]
-
-
-def _cstr(value: str, size: int) -> bytes:
-    return _cstr_bytes(value.encode("utf-8"), size)
-
-
-def _read_cstr(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-
-
-def _check_uint(msg: object, field: str, value: int, bits: int) -> None:
-    limit = (1 << bits) - 1
-    if not 0 <= value <= limit:
-        raise ValueError(f"{type(msg).__name__}.{field}={value} out of range 0..{limit}")
-
-
-def pack(msg: Message) -> bytes:
-    """Encode ``msg`` as exactly 128 bytes, all padding zero (gomemif compares the whole secret).
-
-    Strings are utf-8, cut at the first NUL and truncated to leave room for one. An integer field
-    out of range raises ValueError naming the field and the range.
-    """
-    buf = bytearray(MSG_SIZE)
-    if isinstance(msg, Ack):
-        _TYPE.pack_into(buf, 0, MSG_TYPE_ACK)
-    elif isinstance(msg, Hello):
-        for field, bits in (("min_version", 16), ("max_version", 16), ("max_region", 16),
-                            ("max_m2s_ring", 16), ("max_s2m_ring", 16), ("max_log2_ring_size", 8)):
-            _check_uint(msg, field, getattr(msg, field), bits)
-        _HELLO.pack_into(buf, 0, MSG_TYPE_HELLO, _cstr(msg.name, NAME_SIZE), msg.min_version,
-                         msg.max_version, msg.max_region, msg.max_m2s_ring, msg.max_s2m_ring,
-                         msg.max_log2_ring_size)
-    elif isinstance(msg, Init):
-        for field, bits in (("version", 16), ("id", 32), ("mode", 8)):
-            _check_uint(msg, field, getattr(msg, field), bits)
-        _INIT.pack_into(buf, 0, MSG_TYPE_INIT, msg.version, msg.id, msg.mode,
-                        _cstr_bytes(msg.secret, SECRET_SIZE), _cstr(msg.name, NAME_SIZE))
-    elif isinstance(msg, AddRegion):
-        _check_uint(msg, "index", msg.index, 16)
-        _check_uint(msg, "size", msg.size, 64)
-        _ADD_REGION.pack_into(buf, 0, MSG_TYPE_ADD_REGION, msg.index, msg.size)
-    elif isinstance(msg, AddRing):
-        for field, bits in (("flags", 16), ("index", 16), ("region", 16), ("offset", 32),
-                            ("log2_ring_size", 8), ("private_hdr_size", 16)):
-            _check_uint(msg, field, getattr(msg, field), bits)
-        _ADD_RING.pack_into(buf, 0, MSG_TYPE_ADD_RING, msg.flags, msg.index, msg.region,
-                            msg.offset, msg.log2_ring_size, msg.private_hdr_size)
-    elif isinstance(msg, (Connect, Connected)):
-        _NAME_MSG.pack_into(buf, 0, msg.TYPE, _cstr(msg.if_name, NAME_SIZE))
-    elif isinstance(msg, Disconnect):
-        _check_uint(msg, "code", msg.code, 32)
-        _DISCONNECT.pack_into(buf, 0, MSG_TYPE_DISCONNECT, msg.code,
-                              _cstr(msg.reason, DISCONNECT_STRING_SIZE))
-    else:
-        raise TypeError(f"not a memif message: {msg!r}")
-    return bytes(buf)
-
-
-def unpack(data: bytes | bytearray | memoryview) -> Message:
-    """Decode one received frame. Padding is never validated (libmemif sends garbage there).
-
-    Raises ProtocolError whose ``reason`` is fit to send back in DISCONNECT.
-    """
-    buf = bytes(data)
-    if len(buf) != MSG_SIZE:
-        raise ProtocolError(f"invalid message size {len(buf)}, expected {MSG_SIZE}")
-    (msg_type,) = _TYPE.unpack_from(buf)
-    if msg_type == MSG_TYPE_ACK:
-        return Ack()
-    if msg_type == MSG_TYPE_HELLO:
-        _, name, vmin, vmax, reg, m2s, s2m, log2 = _HELLO.unpack_from(buf)
-        return Hello(_read_cstr(name), vmin, vmax, reg, m2s, s2m, log2)
-    if msg_type == MSG_TYPE_INIT:
-        _, version, id_, mode, secret, name = _INIT.unpack_from(buf)
-        return Init(version, id_, mode, secret.split(b"\0", 1)[0], _read_cstr(name))
-    if msg_type == MSG_TYPE_ADD_REGION:
-        _, index, size = _ADD_REGION.unpack_from(buf)
-        return AddRegion(index, size)
-    if msg_type == MSG_TYPE_ADD_RING:
-        _, flags, index, region, offset, log2, priv = _ADD_RING.unpack_from(buf)
-        return AddRing(flags, index, region, offset, log2, priv)
-    if msg_type == MSG_TYPE_CONNECT:
-        return Connect(_read_cstr(_NAME_MSG.unpack_from(buf)[1]))
-    if msg_type == MSG_TYPE_CONNECTED:
-        return Connected(_read_cstr(_NAME_MSG.unpack_from(buf)[1]))
-    if msg_type == MSG_TYPE_DISCONNECT:
-        _, code, reason = _DISCONNECT.unpack_from(buf)
-        return Disconnect(code, _read_cstr(reason))
-    raise ProtocolError(f"unknown message type {msg_type}")
-
-
-def ring_bytes(log2_ring_size: int, cacheline_size: int = 64) -> int:
-    """Bytes one ring occupies: head cache line, tail cache line, then ``1 << log2`` descriptors
-    (memif-protocol.md section 5)."""
-    if log2_ring_size < 0 or cacheline_size <= 0:
-        raise ValueError(f"log2_ring_size={log2_ring_size}, cacheline_size={cacheline_size}")
-    return 2 * cacheline_size + DESC_SIZE * (1 << log2_ring_size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,8 +176,22 @@ def _ring_type_name(ring_type: int) -> str:
     return "S2M" if ring_type == RING_TYPE_S2M else "M2S"
 
 
-class _Handshake:
-    """What both sides share: closing exactly once, and how a drop is announced."""
+def _check_arguments(ints: Sequence[tuple[str, object, int, int]],
+                     texts: Sequence[tuple[str, object]]) -> None:
+    """Constructor arguments: each int within its range, each name a str."""
+    for field, value, low, high in ints:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArgumentTypeError(f"{field} must be an int, not {type(value).__name__}")
+        if not low <= value <= high:
+            raise ArgumentError(f"{field}={value} out of range {low}..{high}")
+    for field, value in texts:
+        if not isinstance(value, str):
+            raise ArgumentTypeError(f"{field} must be a str, not {type(value).__name__}")
+
+
+class Handshake(ABC):
+    """What both roles share, and all the I/O layer needs without knowing which role it runs:
+    ``start()``, ``receive(msg, has_fd)``, ``disconnect(reason)``, ``close_reason``."""
 
     def __init__(self) -> None:
         self._close_reason: str | None = None
@@ -392,11 +201,19 @@ class _Handshake:
         """Why the machine closed (None while open)."""
         return self._close_reason
 
-    def _state_name(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> list[Event]:
+        """Call once the connection exists; perform the events it returns."""
 
-    def _mark_closed(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def receive(self, msg: Message, has_fd: bool = False) -> list[Event]:
+        """Feed one message from the peer; ``has_fd`` says whether an fd came with it."""
+
+    @abstractmethod
+    def _state_name(self) -> str: ...
+
+    @abstractmethod
+    def _mark_closed(self) -> None: ...
 
     def disconnect(self, reason: str) -> list[Event]:
         """Local decision to drop the connection: tell the peer why, then close."""
@@ -433,21 +250,20 @@ class ClientState(Enum):
     CLOSED = "CLOSED"
 
 
-class ClientHandshake(_Handshake):
+class ClientHandshake(Handshake):
     """Client side: HELLO -> Negotiated + INIT; setup(); each ACK sends the next message."""
 
     def __init__(self, *, id: int, mode: int, secret: str | None, app_name: str,
                  if_name: str, num_s2m: int, num_m2s: int, log2_ring_size: int) -> None:
         super().__init__()
-        for field, value, low, high in (
-                ("id", id, 0, 0xFFFFFFFF), ("mode", mode, 0, 0xFF),
-                ("num_s2m", num_s2m, 1, MAX_RINGS_PER_DIRECTION),
-                ("num_m2s", num_m2s, 1, MAX_RINGS_PER_DIRECTION),
-                ("log2_ring_size", log2_ring_size, MIN_LOG2_RING_SIZE, MAX_LOG2_RING_SIZE)):
-            if not low <= value <= high:
-                raise ValueError(f"{field}={value} out of range {low}..{high}")
+        _check_arguments(
+            (("id", id, 0, 0xFFFFFFFF), ("mode", mode, 0, 0xFF),
+             ("num_s2m", num_s2m, 1, MAX_RINGS_PER_DIRECTION),
+             ("num_m2s", num_m2s, 1, MAX_RINGS_PER_DIRECTION),
+             ("log2_ring_size", log2_ring_size, MIN_LOG2_RING_SIZE, MAX_LOG2_RING_SIZE)),
+            (("app_name", app_name), ("if_name", if_name)))
         self._id, self._mode, self._app_name, self._if_name = id, mode, app_name, if_name
-        self._secret = _cstr(secret or "", SECRET_SIZE)
+        self._secret = secret_bytes(secret)
         self._want = (num_s2m, num_m2s, log2_ring_size)
         self._state = ClientState.WAIT_HELLO
         self._negotiated: Negotiated | None = None
@@ -475,8 +291,14 @@ class ClientHandshake(_Handshake):
     def _mark_closed(self) -> None:
         self._state = ClientState.CLOSED
 
-    def receive(self, msg: Message) -> list[Event]:
-        """Feed one message from the server."""
+    def start(self) -> list[Event]:
+        """Nothing to send: the server speaks first (HELLO, section 4)."""
+        if self._state is not ClientState.WAIT_HELLO:
+            raise LocalProtocolError(f"start() in state {self._state.value}")
+        return []
+
+    def receive(self, msg: Message, has_fd: bool = False) -> list[Event]:
+        """Feed one message from the server. The server sends no fd: ``has_fd`` is ignored."""
         if self._state is ClientState.CLOSED:
             logger.debug("ignoring %s after close", message_name(msg))
             return []
@@ -513,7 +335,7 @@ class ClientHandshake(_Handshake):
         """Store the memory plan the I/O layer built after Negotiated; the ACKs will send it.
 
         Returns [] normally, or a drop when the server cannot take that many regions. A plan that
-        does not match Negotiated is a bug of the caller and raises ValueError.
+        does not match Negotiated is a bug of the caller and raises ArgumentError.
         """
         if self._state is ClientState.CLOSED:
             return []
@@ -522,18 +344,18 @@ class ClientHandshake(_Handshake):
         neg = self._negotiated
         assert neg is not None
         if [r.index for r in regions] != list(range(len(regions))) or not regions:
-            raise ValueError(f"region indexes must be 0..n-1 in order, got "
-                             f"{[r.index for r in regions]}")
+            raise ArgumentError(f"region indexes must be 0..n-1 in order, got "
+                                f"{[r.index for r in regions]}")
         plan = sorted(rings, key=lambda r: (r.type, r.index))  # S2M (0) first, section 4
         for ring_type, count in ((RING_TYPE_S2M, neg.num_s2m), (RING_TYPE_M2S, neg.num_m2s)):
             got = [r.index for r in plan if r.type == ring_type]
             if got != list(range(count)):
-                raise ValueError(f"{_ring_type_name(ring_type)} ring indexes {got}, "
-                                 f"expected 0..{count - 1}")
+                raise ArgumentError(f"{_ring_type_name(ring_type)} ring indexes {got}, "
+                                    f"expected 0..{count - 1}")
         for r in plan:
             if r.type not in (RING_TYPE_S2M, RING_TYPE_M2S) or r.region >= len(regions) \
                     or r.log2_ring_size != neg.log2_ring_size:
-                raise ValueError(f"bad ring {r}")
+                raise ArgumentError(f"bad ring {r}")
         if len(regions) - 1 > self._peer_max_region:
             return self._drop(f"need {len(regions)} regions, peer max_region is "
                               f"{self._peer_max_region}")
@@ -569,29 +391,28 @@ class ServerState(Enum):
     CLOSED = "CLOSED"
 
 
-class ServerHandshake(_Handshake):
+class ServerHandshake(Handshake):
     """Server side of one accepted connection.
 
     ``max_m2s_ring``/``max_s2m_ring`` are ring *counts*; ``max_region`` is the highest region
-    *index* (libmemif and VPP reject ``index > max_region``), sent as-is.
+    *index* (libmemif and VPP reject ``index > max_region``), sent as-is. Ring sizes come from
+    the C library (``_native.ring_bytes``), which owns the ring layout and its cache-line size.
     """
 
     def __init__(self, *, app_name: str, max_region: int = MAX_REGIONS,
                  max_m2s_ring: int = MAX_RINGS_PER_DIRECTION,
                  max_s2m_ring: int = MAX_RINGS_PER_DIRECTION,
-                 max_log2_ring_size: int = MAX_LOG2_RING_SIZE, cacheline_size: int = 64) -> None:
+                 max_log2_ring_size: int = MAX_LOG2_RING_SIZE) -> None:
         super().__init__()
-        for field, value, low, high in (
-                ("max_region", max_region, 0, 0xFFFF), ("max_m2s_ring", max_m2s_ring, 1, 0x10000),
-                ("max_s2m_ring", max_s2m_ring, 1, 0x10000),
-                ("max_log2_ring_size", max_log2_ring_size, MIN_LOG2_RING_SIZE, 0xFF),
-                ("cacheline_size", cacheline_size, 1, 1 << 16)):
-            if not low <= value <= high:
-                raise ValueError(f"{field}={value} out of range {low}..{high}")
+        _check_arguments(
+            (("max_region", max_region, 0, 0xFFFF), ("max_m2s_ring", max_m2s_ring, 1, 0x10000),
+             ("max_s2m_ring", max_s2m_ring, 1, 0x10000),
+             # Beyond MAX_LOG2_RING_SIZE the C library has no ring layout to offer.
+             ("max_log2_ring_size", max_log2_ring_size, MIN_LOG2_RING_SIZE, MAX_LOG2_RING_SIZE)),
+            (("app_name", app_name),))
         self._app_name = app_name
         self._max_region, self._max_log2 = max_region, max_log2_ring_size
         self._max_m2s, self._max_s2m = max_m2s_ring, max_s2m_ring
-        self._cacheline_size = cacheline_size
         self._state = ServerState.IDLE
         self._init: Init | None = None
         self._params: ServerInterfaceParams | None = None
@@ -699,7 +520,7 @@ class ServerHandshake(_Handshake):
             return self._drop("Already connected")
         if params.mode != init.mode:
             return self._drop("Mode mismatch")
-        server_secret = _cstr(params.secret or "", SECRET_SIZE)
+        server_secret = secret_bytes(params.secret)
         if server_secret:  # section 4: with no server secret, ignore the client's field
             if not init.secret:
                 return self._drop("Secret required")
@@ -719,7 +540,7 @@ class ServerHandshake(_Handshake):
             return self._drop(f"region index {msg.index} out of order, expected {expected}")
         if msg.index > self._max_region:
             return self._drop(f"region index {msg.index} above max_region {self._max_region}")
-        if not 0 < msg.size <= MAX_REGION_SIZE:
+        if not 0 < msg.size <= MAX_REGION_SIZE:  # refused before the ACK, so never mapped
             return self._drop(f"invalid region size {msg.size}")
         added = RegionAdded(msg.index, msg.size)
         self._regions.append(added)
@@ -746,7 +567,7 @@ class ServerHandshake(_Handshake):
         if msg.private_hdr_size != 0:
             return self._drop("private header not supported")
         region = self._regions[msg.region]
-        if msg.offset + ring_bytes(msg.log2_ring_size, self._cacheline_size) > region.size:
+        if msg.offset + _native.ring_bytes(msg.log2_ring_size) > region.size:
             return self._drop(f"{kind} ring {msg.index} outside region {msg.region}")
         added = RingAdded(ring_type, msg.index, msg.region, msg.offset, msg.log2_ring_size)
         self._rings.append(added)
