@@ -10,27 +10,39 @@ from . import _native
 from .config import InterfaceConfig
 from .control import Socket
 from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
     ConfigError,
+    LinkTimeout,
     MemifError,
+    NativeArgumentError,
     NativeLibraryError,
     NotConnectedError,
     PeerDisconnected,
     ProtocolError,
+    SocketError,
 )
 from .interface import Interface
+from .queue import Queue
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "ConfigError",
     "Interface",
     "InterfaceConfig",
-    "Socket",
+    "LinkTimeout",
     "MemifError",
+    "NativeArgumentError",
     "NativeLibraryError",
     "NotConnectedError",
     "PeerDisconnected",
     "ProtocolError",
+    "Queue",
+    "Socket",
+    "SocketError",
     "__version__",
     "library_info",
 ]

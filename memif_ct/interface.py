@@ -1,62 +1,107 @@
 """The user API: a memif Interface with burst TX/RX per queue.
 
-The control thread (control.py) brings links up and down; the data path here never waits for
-it. Each ring end has its own lock, taken uncontended on every burst and by the control thread
-only for the instant it marks the end dead during teardown, so unmapping can never race a burst.
+An Interface registers with a control ``Socket`` (control.py) as a ``LinkListener``; the
+control thread brings links up and down and the data path here never waits for it. Each ring
+end is one ``Queue`` (queue.py) with its own teardown guard, so unmapping can never race a burst.
 """
 
 from __future__ import annotations
 
 import array
 import logging
-import select
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 from . import _native, constants as c
-from .burst import Packet, RxScratch, pack_packets, rx_into, tx_packed
 from .config import InterfaceConfig
 from .control import Socket
-from .link import LinkResources, QueueRing
-from .errors import NotConnectedError
+from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError
+from .link import Link
+from .queue import Packet, Queue, check_burst_size
 
-__all__ = ["Interface"]
+__all__ = ["Interface", "OnDown", "OnUp"]
 
 log = logging.getLogger(__name__)
 
-_MAX_BURST = 65535
-_RX_SCRATCH_MIN_BYTES = 1 << 20  # a received packet larger than this is dropped and counted
-_STAT_FIELDS = ("packets", "bytes", "chains", "bad_desc", "bad_ring", "drops", "no_space")
 _MODE_NAMES = {c.MODE_ETHERNET: "ethernet", c.MODE_IP: "ip", c.MODE_PUNT_INJECT: "punt-inject"}
 
-
-class _End:
-    """One ring end of the current link, guarded for teardown."""
-
-    __slots__ = ("alive", "eventfd", "lock", "native", "scratch")
-
-    def __init__(self, ring: QueueRing) -> None:
-        self.native = ring.native
-        self.eventfd = ring.eventfd
-        self.lock = threading.Lock()
-        self.alive = True
-        self.scratch: RxScratch | None = None
+OnUp = Callable[["Interface"], object]
+OnDown = Callable[["Interface", str], object]
 
 
-class _Link:
-    def __init__(self, resources: LinkResources) -> None:
-        self.resources = resources
-        self.rx = [_End(r) for r in resources.rx]
-        self.tx = [_End(r) for r in resources.tx]
-        self.up_since = time.monotonic()
+def _add_stats(total: dict[str, int], stats: dict[str, int]) -> None:
+    for name in _native.STATS_FIELDS:
+        total[name] = total.get(name, 0) + stats[name]
 
 
-def _add_stats(total: dict[str, int], stats: _native.QueueStats) -> None:
-    for name in _STAT_FIELDS:
-        total[name] = total.get(name, 0) + getattr(stats, name)
+class _LinkState:
+    """One Interface's link as the control plane reports it (a control.LinkListener).
+
+    Its methods run on the control thread; everything they change is guarded by ``cond``.
+    """
+
+    def __init__(self, intf: Interface, on_up: OnUp | None, on_down: OnDown | None) -> None:
+        self.intf = intf
+        self.on_up = on_up
+        self.on_down = on_down
+        self.cond = threading.Condition()
+        self.link: Link | None = None
+        self.last_reason: str | None = None
+        self.link_ups = 0
+        self.closed = False
+        self.totals: dict[str, list[dict[str, int]]] = {"rx": [], "tx": []}
+
+    def link_up(self, link: Link) -> None:
+        cfg = self.intf.config
+        for queue in link.rx:
+            queue.set_polling(not cfg.interrupt)
+            if cfg.role == "client":
+                queue.refill()
+        with self.cond:
+            self.link = link
+            self.link_ups += 1
+            self.last_reason = None
+            self.cond.notify_all()
+        log.info("memif interface %s: link up", self.intf)
+        on_up = self.on_up
+        if on_up is not None:
+            self._callback(lambda: on_up(self.intf), "on_up")
+
+    def link_down(self, link: Link, reason: str) -> None:
+        with self.cond:
+            if self.link is not link:
+                return
+            self.link = None
+            for direction, queues in (("rx", link.rx), ("tx", link.tx)):
+                totals = self.totals[direction]
+                for i, queue in enumerate(queues):
+                    queue.detach()
+                    while len(totals) <= i:
+                        totals.append({})
+                    _add_stats(totals[i], queue.stats())
+            # Set together with link = None (under the condition), so a reader never sees the
+            # reason of this disconnect while is_up is still true.
+            self.last_reason = reason
+            self.cond.notify_all()
+        log.info("memif interface %s: link down: %s", self.intf, reason)
+        on_down = self.on_down
+        if on_down is not None:
+            self._callback(lambda: on_down(self.intf, reason), "on_down")
+
+    def attempt_failed(self, reason: str) -> None:
+        with self.cond:
+            self.last_reason = reason
+            self.cond.notify_all()
+        log.debug("memif interface %s: %s", self.intf, reason)
+
+    def _callback(self, fn: Callable[[], object], name: str) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("memif interface %s: %s callback raised", self.intf, name)
 
 
 class Interface:
@@ -69,11 +114,20 @@ class Interface:
     ``socket`` is a path (``@name`` is abstract), or a :class:`Socket` shared by several
     interfaces told apart by ``id``. Data-path calls on a link that is down behave like DPDK's:
     ``tx_burst`` returns 0 and ``rx_burst`` an empty list.
+
+    ``on_up(intf)`` and ``on_down(intf, reason)`` are called once per link transition, **on the
+    socket's control thread**: keep them short and never block in them (no ``wait_up``, no
+    ``close``). An exception they raise is logged and otherwise ignored.
     """
 
     def __init__(self, config: InterfaceConfig | None = None, *, socket: Socket | str | None = None,
-                 **options: Any) -> None:
-        shared: Socket | None = socket if isinstance(socket, Socket) else None
+                 on_up: OnUp | None = None, on_down: OnDown | None = None, **options: Any) -> None:
+        if socket is not None and not isinstance(socket, (Socket, str)):
+            raise ArgumentTypeError(f"socket must be a path or a memif_ct.Socket, not {type(socket).__name__}")
+        for name, fn in (("on_up", on_up), ("on_down", on_down)):
+            if fn is not None and not callable(fn):
+                raise ArgumentTypeError(f"{name} must be callable, not {type(fn).__name__}")
+        shared = socket if isinstance(socket, Socket) else None
         if config is None:
             if isinstance(socket, str):
                 options["socket"] = socket
@@ -81,89 +135,86 @@ class Interface:
                 options.setdefault("socket", shared.display)
             config = InterfaceConfig.from_kwargs(**options)
         elif options:
-            raise TypeError("pass either an InterfaceConfig or keyword options, not both")
-        if socket is not None and not isinstance(socket, (Socket, str)):
-            raise TypeError(f"socket must be a path or a memif_ct.Socket, not {type(socket).__name__}")
+            raise ArgumentTypeError("pass either an InterfaceConfig or keyword options, not both")
         self.config = config
-        self._cond = threading.Condition()
-        self._link: _Link | None = None
-        self._last_reason: str | None = None
-        self._closing = False
-        self._closed = False
-        self._link_ups = 0
-        self._totals: dict[str, list[dict[str, int]]] = {"rx": [], "tx": []}
+        self._state = _LinkState(self, on_up, on_down)
         if config.zero_copy and config.role == "client":
             log.warning("memif-ct %s: zero-copy=yes is not implemented yet; using copy mode", config.name)
         self._own_socket = shared is None
         self.socket = shared if shared is not None else Socket(config.socket, abstract=config.socket_abstract)
         try:
-            self.socket.add_interface(self)
+            self.socket.attach(config, self._state)
         except BaseException:
-            self._closed = True
+            self._state.closed = True
             if self._own_socket:
                 self.socket.close()
             raise
 
     @classmethod
-    def from_devargs(cls, devargs: str, *, socket: Socket | None = None) -> Interface:
+    def from_devargs(cls, devargs: str, *, socket: Socket | None = None, on_up: OnUp | None = None,
+                     on_down: OnDown | None = None) -> Interface:
         """Build from DPDK-style devargs, e.g. ``net_memif0,role=client,id=0,socket=/tmp/m.sock``."""
-        return cls(InterfaceConfig.from_devargs(devargs), socket=socket)
+        return cls(InterfaceConfig.from_devargs(devargs), socket=socket, on_up=on_up, on_down=on_down)
 
     # ---- link state --------------------------------------------------------------------
 
     @property
     def is_up(self) -> bool:
         """True while the link is connected."""
-        return self._link is not None
+        return self._state.link is not None
 
     @property
     def num_rx_queues(self) -> int:
         """RX queues of the current link (negotiated; 0 while down)."""
-        link = self._link
+        link = self._state.link
         return len(link.rx) if link is not None else 0
 
     @property
     def num_tx_queues(self) -> int:
         """TX queues of the current link (negotiated; 0 while down)."""
-        link = self._link
+        link = self._state.link
         return len(link.tx) if link is not None else 0
 
     @property
     def last_disconnect_reason(self) -> str | None:
         """The reason of the last disconnect or failed attempt, by either side."""
-        return self._last_reason
+        return self._state.last_reason
 
     def wait_up(self, timeout_s: float | None = 5.0) -> None:
-        """Block until the link is up; TimeoutError (with the last disconnect reason) if not."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._link is not None or self._closed, timeout_s):
-                raise TimeoutError(
-                    f"memif interface {self._describe()} did not come up within {timeout_s} s; "
-                    f"last disconnect reason: {self._last_reason or 'none'}"
+        """Block until the link is up; LinkTimeout (a TimeoutError) with the last disconnect
+        reason if it is not up within ``timeout_s``; NotConnectedError if the interface closes."""
+        state = self._state
+        with state.cond:
+            if not state.cond.wait_for(lambda: state.link is not None or state.closed, timeout_s):
+                raise LinkTimeout(
+                    f"memif interface {self} did not come up within {timeout_s} s; "
+                    f"last disconnect reason: {state.last_reason or 'none'}"
                 )
-        if self._closed:
-            raise NotConnectedError(f"memif interface {self._describe()} is closed")
+        if state.closed:
+            raise NotConnectedError(f"memif interface {self} is closed")
 
     def wait_down(self, timeout_s: float | None = 5.0) -> None:
-        """Block until the link is down; TimeoutError if it stays up."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._link is None, timeout_s):
-                raise TimeoutError(f"memif interface {self._describe()} still up after {timeout_s} s")
+        """Block until the link is down; LinkTimeout (a TimeoutError) if it stays up."""
+        state = self._state
+        with state.cond:
+            if not state.cond.wait_for(lambda: state.link is None, timeout_s):
+                raise LinkTimeout(f"memif interface {self} still up after {timeout_s} s")
 
     def disconnect(self, reason: str = "disconnected by user") -> None:
         """Send DISCONNECT with ``reason`` and drop the link (a client will reconnect if configured)."""
-        self.socket.disconnect_interface(self, reason)
+        self.socket.disconnect(self._state, reason)
 
     def close(self) -> None:
         """Disconnect, release every fd and mapping, and leave the socket. Idempotent."""
-        if self._closed:
+        state = self._state
+        if state.closed:
             return
         try:
-            self.socket.remove_interface(self)
+            self.socket.detach(state)
         finally:
-            with self._cond:
-                self._closed = True
-                self._cond.notify_all()
+            with state.cond:
+                state.closed = True
+                state.cond.notify_all()
             if self._own_socket:
                 self.socket.close()
 
@@ -175,131 +226,78 @@ class Interface:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<memif_ct.Interface {self._describe()} {'up' if self.is_up else 'down'}>"
+        return f"<memif_ct.Interface {self} {'up' if self.is_up else 'down'}>"
 
-    def _describe(self) -> str:
+    def __str__(self) -> str:
         cfg = self.config
         return f"{cfg.name} ({cfg.role}, id={cfg.id}, socket={self.socket.display})"
 
-    # ---- called by the control thread ---------------------------------------------------
+    # ---- queues -------------------------------------------------------------------------
 
-    def _link_up(self, resources: LinkResources) -> None:
-        link = _Link(resources)
-        for end in link.rx:
-            end.native.set_polling(not self.config.interrupt)
-            if self.config.role == "client":
-                end.native.refill()
-        with self._cond:
-            self._link = link
-            self._link_ups += 1
-            self._last_reason = None
-            self._cond.notify_all()
+    def _queue(self, direction: str, queue: int) -> Queue | None:
+        if isinstance(queue, bool) or not isinstance(queue, int):
+            raise ArgumentTypeError(f"queue must be an int, not {type(queue).__name__}")
+        link = self._state.link
+        if link is None:
+            return None
+        queues = link.tx if direction == "tx" else link.rx
+        if not 0 <= queue < len(queues):  # no negative indexing into the ring ends
+            configured = self.config.tx_queues if direction == "tx" else self.config.rx_queues
+            raise ArgumentError(
+                f"queue={queue!r} is out of range: the link has {len(queues)} {direction} queue(s) "
+                f"(configured {configured}), expected 0..{len(queues) - 1}"
+            )
+        return queues[queue]
 
-    def _link_down(self, resources: LinkResources, reason: str) -> None:
-        with self._cond:
-            link = self._link
-            if link is None or link.resources is not resources:
-                return
-            self._link = None
-            for direction, ends in (("rx", link.rx), ("tx", link.tx)):
-                totals = self._totals[direction]
-                for i, end in enumerate(ends):
-                    with end.lock:
-                        end.alive = False
-                    while len(totals) <= i:
-                        totals.append({})
-                    _add_stats(totals[i], end.native.stats())
-            # Set together with _link = None (under the condition), so a reader never sees the
-            # reason of this disconnect while is_up is still true; it replaces any older reason
-            # (e.g. "Already connected" of a rejected second client).
-            self._last_reason = reason
-            self._cond.notify_all()
-        log.info("memif interface %s: link down: %s", self._describe(), reason)
+    def tx_queue(self, queue: int = 0) -> Queue:
+        """The :class:`~memif_ct.queue.Queue` of TX queue ``queue`` of the current link.
 
-    def _note_disconnect(self, reason: str, *, local: bool) -> None:
-        self._last_reason = reason
-        log.log(logging.DEBUG if local else logging.INFO, "memif interface %s: %s", self._describe(), reason)
+        It stays valid until the link goes down (then it moves nothing); NotConnectedError if
+        the link is down now."""
+        q = self._queue("tx", queue)
+        if q is None:
+            raise NotConnectedError(f"memif interface {self} is down: no TX queue {queue}")
+        return q
+
+    def rx_queue(self, queue: int = 0) -> Queue:
+        """The :class:`~memif_ct.queue.Queue` of RX queue ``queue`` of the current link (see tx_queue)."""
+        q = self._queue("rx", queue)
+        if q is None:
+            raise NotConnectedError(f"memif interface {self} is down: no RX queue {queue}")
+        return q
 
     # ---- data path ----------------------------------------------------------------------
-
-    def _end(self, ends: list[_End], queue: int, direction: str) -> _End:
-        if isinstance(queue, bool) or not isinstance(queue, int):
-            raise TypeError(f"queue must be an int, not {type(queue).__name__}")
-        if not 0 <= queue < len(ends):  # no negative indexing into the ring ends
-            configured = self.config.tx_queues if direction == "tx" else self.config.rx_queues
-            raise ValueError(
-                f"queue={queue!r} is out of range: the link has {len(ends)} {direction} queue(s) "
-                f"(configured {configured}), expected 0..{len(ends) - 1}"
-            )
-        return ends[queue]
 
     def tx_burst(self, packets: Sequence[Packet], queue: int = 0) -> int:
         """Queue packets on TX queue ``queue``; returns how many were queued (a prefix).
 
         Packets longer than one buffer go out as descriptor chains. Returns 0 while down.
         """
-        link = self._link
-        if link is None:
-            return 0
-        end = self._end(link.tx, queue, "tx")
-        if not packets:
-            return 0
-        data, lengths = pack_packets(packets)
-        return self._tx(end, data, lengths, len(lengths))
+        q = self._queue("tx", queue)
+        return 0 if q is None else q.tx_burst(packets)
 
     def tx_burst_packed(self, data: object, lengths: array.array[int], queue: int = 0,
                         count: int | None = None) -> int:
         """Queue ``count`` packets packed back to back in ``data`` with u32 ``lengths``.
 
-        The zero-copy-from-Python path: ``data`` may be bytes or any writable buffer (bytearray,
-        numpy array); ``lengths`` an ``array('I')``. Returns how many were queued.
+        ``data`` may be bytes or any buffer (bytearray, numpy array); ``lengths`` an
+        ``array('I')``. Returns how many were queued.
         """
-        link = self._link
-        if link is None:
+        q = self._queue("tx", queue)
+        if q is None:
             return 0
-        end = self._end(link.tx, queue, "tx")
-        n = len(lengths) if count is None else count
-        return self._tx(end, data, lengths, n)
-
-    def _tx(self, end: _End, data: object, lengths: array.array[int], count: int) -> int:
-        with end.lock:
-            if not end.alive:
-                return 0
-            n = tx_packed(end.native, data, lengths, count)
-            if n and end.native.needs_signal():
-                _native.eventfd_signal(end.eventfd)
-        return n
+        return q.tx_packed(data, lengths, len(lengths) if count is None else count)
 
     def rx_burst(self, max_packets: int = 256, queue: int = 0) -> list[bytes]:
         """Receive up to ``max_packets`` from RX queue ``queue``; chains come reassembled."""
-        if isinstance(max_packets, bool) or not isinstance(max_packets, int) or not 1 <= max_packets <= _MAX_BURST:
-            raise ValueError(f"max_packets={max_packets!r} is out of range: expected 1..{_MAX_BURST}")
-        link = self._link
-        if link is None:
-            return []
-        end = self._end(link.rx, queue, "rx")
-        with end.lock:
-            if not end.alive:
-                return []
-            scratch = end.scratch
-            if scratch is None or scratch.max_packets < max_packets:
-                scratch = end.scratch = RxScratch(max(_RX_SCRATCH_MIN_BYTES, max_packets * 2048), max_packets)
-            if self.config.interrupt:
-                _native.eventfd_clear(end.eventfd)  # before reading the ring: no lost wakeup
-            return scratch.receive(end.native, max_packets)
+        check_burst_size("max_packets", max_packets)
+        q = self._queue("rx", queue)
+        return [] if q is None else q.rx_burst(max_packets)
 
     def rx_burst_into(self, out: object, lengths: array.array[int], queue: int = 0) -> int:
         """Receive into a caller's writable buffer; returns the count, lengths in ``lengths``."""
-        link = self._link
-        if link is None:
-            return 0
-        end = self._end(link.rx, queue, "rx")
-        with end.lock:
-            if not end.alive:
-                return 0
-            if self.config.interrupt:
-                _native.eventfd_clear(end.eventfd)
-            return rx_into(end.native, out, lengths)
+        q = self._queue("rx", queue)
+        return 0 if q is None else q.rx_into(out, lengths)
 
     def wait_tx_drained(self, timeout_s: float = 1.0) -> bool:
         """Wait until the peer has consumed everything queued on every TX queue; True if so.
@@ -308,81 +306,70 @@ class Interface:
         """
         deadline = time.monotonic() + timeout_s
         while True:
-            link = self._link
+            link = self._state.link
             if link is None:
                 return False
-            ring_size = 1 << link.resources.log2_ring_size
-            drained = True
-            for end in link.tx:
-                with end.lock:  # the ring may be unmapped the moment the end is dead
-                    drained = drained and end.alive and end.native.free() == ring_size
-            if drained:
+            if all(q.alive and q.free() == link.ring_size for q in link.tx):
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.001)
 
     def fileno(self, queue: int = 0) -> int:
-        """The RX interrupt eventfd of ``queue`` for select/epoll; a new one after each reconnect."""
-        link = self._link
-        if link is None:
-            raise NotConnectedError(f"memif interface {self._describe()} is down: no eventfd")
-        return self._end(link.rx, queue, "rx").eventfd
+        """The RX interrupt eventfd of ``queue`` for select/epoll; a new one after each reconnect.
+
+        It turns readable when the peer signals; call ``wait_rx(queue, timeout_s=0)`` (which
+        reads it) before sleeping on it again."""
+        return self.rx_queue(queue).eventfd
 
     def wait_rx(self, queue: int = 0, timeout_s: float | None = None) -> bool:
-        """Wait until RX queue ``queue`` has packets (interrupt mode: on its eventfd). True if any."""
+        """Wait until RX queue ``queue`` has packets; True if any, False on timeout.
+
+        Interrupt mode sleeps on the queue's eventfd (and consumes its signal); polling mode
+        re-checks the ring every millisecond. Waits across link changes until the deadline.
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            link = self._link
-            if link is not None:
-                end = self._end(link.rx, queue, "rx")
-                # pending() reads the ring in shared memory: under the end's lock, as every
-                # burst does, or a teardown between the alive check and the read unmaps it.
-                with end.lock:
-                    if end.alive and end.native.pending():
-                        return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            q = self._queue("rx", queue)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if q is not None and q.wait(left):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
                 return False
-            step = 0.05 if left is None else min(0.05, left)
-            if link is not None and self.config.interrupt and end.alive:
-                # poll, not select: eventfd numbers above 1023 are fine. Waiting on a number
-                # that teardown just closed (or that was reused) only costs a spurious wakeup.
-                poller = select.poll()
-                poller.register(end.eventfd, select.POLLIN)
-                if any(ev & select.POLLNVAL for _fd, ev in poller.poll(step * 1000)):
-                    time.sleep(step)  # closed under us: never spin
-            else:
-                time.sleep(min(step, 0.001) if link is not None else step)
+            if q is None or not q.alive:
+                with self._state.cond:  # down: sleep until it is up again, or the deadline
+                    self._state.cond.wait_for(lambda: self._state.link is not None or self._state.closed,
+                                              0.05 if left is None else min(left, 0.05))
 
     # ---- introspection ------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """Per-queue counters, cumulative across reconnects.
 
-        ``{"rx": [{"packets", "bytes", "drops", "errors", "chains", ...}, ...], "tx": [...],
-        "link_ups": n}``; ``errors`` counts bad descriptors and impossible ring indexes.
+        ``{"rx": [{"queue", "packets", "bytes", "errors", ...}, ...], "tx": [...], "link_ups": n}``
+        with every field of ``memif_ct._native.STATS_FIELDS``; ``errors`` counts bad
+        descriptors and impossible ring indexes.
         """
-        with self._cond:  # link and totals from one instant: a link is never counted twice
-            link = self._link
-            snapshot = {d: [dict(t) for t in self._totals[d]] for d in ("rx", "tx")}
-            link_ups = self._link_ups
+        state = self._state
+        with state.cond:  # link and totals from one instant: a link is never counted twice
+            link = state.link
+            snapshot = {d: [dict(t) for t in state.totals[d]] for d in ("rx", "tx")}
+            link_ups = state.link_ups
         out: dict[str, Any] = {"link_ups": link_ups}
         for direction in ("rx", "tx"):
             totals = snapshot[direction]
-            ends = getattr(link, direction) if link is not None else []
-            for i, end in enumerate(ends):
+            queues = (link.rx if direction == "rx" else link.tx) if link is not None else []
+            for i, queue in enumerate(queues):
                 while len(totals) <= i:
                     totals.append({})
-                _add_stats(totals[i], end.native.stats())
+                _add_stats(totals[i], queue.stats())
             configured = self.config.rx_queues if direction == "rx" else self.config.tx_queues
             while len(totals) < configured:
                 totals.append({})
             rows = []
             for i, t in enumerate(totals):
-                row = {name: t.get(name, 0) for name in _STAT_FIELDS}
+                row = {"queue": i, **{name: t.get(name, 0) for name in _native.STATS_FIELDS}}
                 row["errors"] = row["bad_desc"] + row["bad_ring"]
-                row["queue"] = i
                 rows.append(row)
             out[direction] = rows
         return out
@@ -390,7 +377,7 @@ class Interface:
     def details(self) -> dict[str, Any]:
         """Role, negotiated ring counts and sizes, regions, peer names, link state, last reason."""
         cfg = self.config
-        link = self._link
+        link = self._state.link
         d: dict[str, Any] = {
             "name": cfg.name,
             "id": cfg.id,
@@ -399,26 +386,21 @@ class Interface:
             "mode": _MODE_NAMES.get(cfg.mode, str(cfg.mode)),
             "interrupt": cfg.interrupt,
             "link": "up" if link is not None else "down",
-            "link_ups": self._link_ups,
-            "last_disconnect_reason": self._last_reason,
+            "link_ups": self._state.link_ups,
+            "last_disconnect_reason": self._state.last_reason,
             "configured": {"rx_queues": cfg.rx_queues, "tx_queues": cfg.tx_queues,
                            "log2_ring_size": cfg.log2_ring_size, "buffer_size": cfg.buffer_size},
         }
         if link is not None:
-            res = link.resources
             d.update(
                 rx_queues=len(link.rx),
                 tx_queues=len(link.tx),
-                log2_ring_size=res.log2_ring_size,
-                ring_size=1 << res.log2_ring_size,
-                buffer_size=res.buffer_size,
-                regions=[{"index": r.index, "size": r.size} for r in res.regions],
-                peer_name=res.peer_name,
-                peer_if_name=res.peer_if_name,
+                log2_ring_size=link.log2_ring_size,
+                ring_size=link.ring_size,
+                buffer_size=link.buffer_size,
+                regions=[{"index": r.index, "size": r.size} for r in link.regions],
+                peer_name=link.peer_name,
+                peer_if_name=link.peer_if_name,
                 up_for_s=round(time.monotonic() - link.up_since, 3),
             )
         return d
-
-
-
-

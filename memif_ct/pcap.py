@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import BinaryIO, Final
 
 from memif_ct import constants
+from memif_ct.errors import ArgumentError
 
 __all__ = [
     "DEFAULT_SNAPLEN",
@@ -52,7 +53,7 @@ def linktype_for_mode(mode: int) -> int:
         return LINKTYPE_RAW
     if mode == constants.MODE_PUNT_INJECT:
         return LINKTYPE_USER0
-    raise ValueError(f"memif mode {mode} is unknown: expected 0 (ethernet), 1 (ip) or 2 (punt-inject)")
+    raise ArgumentError(f"memif mode {mode} is unknown: expected 0 (ethernet), 1 (ip) or 2 (punt-inject)")
 
 
 class PcapWriter:
@@ -73,9 +74,9 @@ class PcapWriter:
         snaplen: int = DEFAULT_SNAPLEN,
     ) -> None:
         if not 0 <= linktype <= 0xFFFF:
-            raise ValueError(f"linktype {linktype} is out of range: must be 0..65535")
+            raise ArgumentError(f"linktype {linktype} is out of range: must be 0..65535")
         if not 1 <= snaplen <= 0xFFFFFFFF:
-            raise ValueError(f"snaplen {snaplen} is out of range: must be 1..4294967295")
+            raise ArgumentError(f"snaplen {snaplen} is out of range: must be 1..4294967295")
         self.linktype = linktype
         self.nanosecond = nanosecond
         self.snaplen = snaplen
@@ -106,11 +107,11 @@ class PcapWriter:
     def write(self, packet: bytes | bytearray | memoryview, timestamp_ns: int | None = None) -> None:
         """Append one packet; ``timestamp_ns`` is nanoseconds since the epoch (default: now)."""
         if self._closed:
-            raise ValueError("write to a closed PcapWriter")
+            raise ArgumentError("write to a closed PcapWriter")
         if timestamp_ns is None:
             timestamp_ns = time.time_ns()
         if timestamp_ns < 0:
-            raise ValueError(f"timestamp_ns {timestamp_ns} is negative: pcap stores unsigned epoch seconds")
+            raise ArgumentError(f"timestamp_ns {timestamp_ns} is negative: pcap stores unsigned epoch seconds")
         seconds, rest_ns = divmod(timestamp_ns, 1_000_000_000)
         fraction = rest_ns if self.nanosecond else rest_ns // 1000
         length = len(packet)

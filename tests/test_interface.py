@@ -104,14 +104,15 @@ def test_loopback_every_size_both_directions(loopback_factory, path, queues, int
 @pytest.mark.parametrize("queues", [1, 2, 4])
 def test_rx_eventfd_readable_only_in_interrupt_mode(loopback_factory, path, queues):
     """Interrupt mode: the RX eventfd (fileno) turns readable when the peer transmits, and
-    rx_burst clears it. Polling mode: the receiver sets MASK_INT, so the transmitter never signals
-    (its needs_signal() is false) and the eventfd stays unreadable although packets arrive."""
+    wait_rx consumes it (rx_burst leaves it alone). Polling mode: the receiver sets MASK_INT, so
+    the transmitter never signals (its needs_signal() is false) and the eventfd stays unreadable
+    although packets arrive."""
     for interrupt in (True, False):
         lb = loopback_factory(path if interrupt else abstract_name(), rx_queues=queues, tx_queues=queues,
                               interrupt=interrupt)
         for tx, rx in ((lb.client, lb.server), (lb.server, lb.client)):
             for q in range(queues):
-                assert tx._link.tx[q].native.needs_signal() is interrupt
+                assert tx.tx_queue(q).needs_signal() is interrupt
                 fd = rx.fileno(q)
                 assert select.select([fd], [], [], 0)[0] == []
                 assert tx.tx_burst([b"q%d" % q], queue=q) == 1
@@ -121,6 +122,8 @@ def test_rx_eventfd_readable_only_in_interrupt_mode(loopback_factory, path, queu
                     others = [rx.fileno(o) for o in range(queues) if o != q]
                     assert select.select(others, [], [], 0)[0] == []
                     assert rx.rx_burst(8, q) == [b"q%d" % q]
+                    assert select.select([fd], [], [], 0)[0] == [fd]  # rx_burst leaves the signal
+                    assert rx.wait_rx(q, timeout_s=0) is False  # ... to the wait, which reads it
                     assert select.select([fd], [], [], 0)[0] == []
                 else:
                     assert rx.wait_rx(q, timeout_s=2.0)

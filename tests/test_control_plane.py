@@ -1,0 +1,196 @@
+"""The control plane on its own terms: the event loop, link callbacks, a dial that never blocks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+import memif_ct
+from memif_ct.eventloop import EventLoop
+
+
+# ---- the event loop ------------------------------------------------------------------------
+
+
+def test_event_loop_runs_calls_and_timers_in_order_on_its_thread():
+    loop = EventLoop("test")
+    seen: list[tuple[str, str]] = []
+    try:
+        assert loop.call(lambda: threading.current_thread().name).startswith("memif-ct control")
+        done = threading.Event()
+
+        def arm() -> None:
+            loop.call_later(0.05, lambda: seen.append(("late", threading.current_thread().name)))
+            loop.call_later(0.0, lambda: seen.append(("soon", threading.current_thread().name)))
+            loop.call_later(0.1, done.set)
+
+        loop.call(arm)
+        assert done.wait(5)
+        assert [s[0] for s in seen] == ["soon", "late"]
+        assert all(s[1].startswith("memif-ct control") for s in seen)
+    finally:
+        assert loop.stop()
+
+
+def test_a_failing_callback_is_logged_and_the_loop_goes_on(caplog):
+    loop = EventLoop("test")
+    try:
+        with caplog.at_level(logging.ERROR, logger="memif_ct.eventloop"):
+            loop.call_soon(lambda: 1 / 0)  # type: ignore[func-returns-value]
+            timer_ran = threading.Event()
+            loop.call(lambda: loop.call_later(0, lambda: (_ for _ in ()).throw(RuntimeError("boom"))))
+            loop.call(lambda: loop.call_later(0.01, timer_ran.set))
+            assert timer_ran.wait(5)
+        assert loop.call(lambda: 42) == 42
+        assert "ZeroDivisionError" in caplog.text and "boom" in caplog.text
+    finally:
+        loop.stop()
+
+
+def test_call_re_raises_the_callee_exception():
+    loop = EventLoop("test")
+    try:
+        with pytest.raises(KeyError):
+            loop.call(lambda: {}["missing"])
+    finally:
+        loop.stop()
+
+
+def test_a_cancelled_timer_never_runs():
+    loop = EventLoop("test")
+    ran = threading.Event()
+    try:
+        timer = loop.call(lambda: loop.call_later(0.05, ran.set))
+        timer.cancel()
+        time.sleep(0.2)
+        assert not ran.is_set()
+    finally:
+        loop.stop()
+
+
+def test_a_socket_starts_no_thread_until_an_interface_uses_it(sockdir):
+    before = {t.name for t in threading.enumerate()}
+    sock = memif_ct.Socket(os.path.join(sockdir, "idle.sock"))
+    try:
+        assert {t.name for t in threading.enumerate()} == before
+    finally:
+        sock.close()
+
+
+# ---- link callbacks ------------------------------------------------------------------------
+
+
+def test_on_up_and_on_down_are_called_once_per_transition_on_the_control_thread(sockdir):
+    events: list[tuple[str, str, str | None]] = []
+
+    def on_up(intf: memif_ct.Interface) -> None:
+        events.append(("up", threading.current_thread().name, None))
+
+    def on_down(intf: memif_ct.Interface, reason: str) -> None:
+        events.append(("down", threading.current_thread().name, reason))
+
+    path = os.path.join(sockdir, "cb.sock")
+    server = memif_ct.Interface(role="server", socket=path, id=0)
+    client = memif_ct.Interface(role="client", socket=path, id=0, reconnect_interval_s=0.02,
+                                on_up=on_up, on_down=on_down)
+    try:
+        client.wait_up(5)
+        for i in range(3):
+            server.disconnect(f"drop {i}")
+            client.wait_down(5)
+            client.wait_up(5)
+        client.close()
+        assert [e[0] for e in events] == ["up", "down"] * 4
+        assert all(e[1].startswith("memif-ct control") for e in events)
+        assert [e[2] for e in events if e[0] == "down"] == ["drop 0", "drop 1", "drop 2", "interface closed"]
+    finally:
+        client.close()
+        server.close()
+
+
+def test_an_exception_in_a_callback_is_logged_and_the_link_still_works(sockdir, caplog):
+    def bad(*_args: object) -> None:
+        raise RuntimeError("callback exploded")
+
+    path = os.path.join(sockdir, "bad.sock")
+    with caplog.at_level(logging.ERROR):
+        server = memif_ct.Interface(role="server", socket=path, id=0, on_up=bad, on_down=bad)
+        client = memif_ct.Interface(role="client", socket=path, id=0, reconnect_interval_s=0.02)
+        try:
+            client.wait_up(5)
+            server.wait_up(5)
+            assert client.tx_burst([b"still works"]) == 1
+            assert server.wait_rx(timeout_s=5)
+            assert server.rx_burst() == [b"still works"]
+            client.disconnect("again")
+            server.wait_down(5)
+            client.wait_up(5)
+            server.wait_up(5)  # the control plane survived both exceptions
+        finally:
+            client.close()
+            server.close()
+    assert caplog.text.count("callback exploded") >= 3
+
+
+def test_callbacks_must_be_callable():
+    with pytest.raises(memif_ct.ArgumentTypeError, match="on_up must be callable"):
+        memif_ct.Interface(role="client", socket="@memif-ct-never", on_up=42)  # type: ignore[arg-type]
+
+
+# ---- a dial never blocks ------------------------------------------------------------------
+
+
+def test_a_server_that_never_accepts_stalls_neither_the_client_nor_close(sockdir):
+    """A listener with a full backlog: connect() would block a blocking socket. Interface
+    creation, a second interface on the socket and close() all return at once, and wait_up
+    reports why."""
+    path = os.path.join(sockdir, "deaf.sock")
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    deaf.bind(path)
+    deaf.listen(0)
+    fillers = []
+    for _ in range(8):  # fill the backlog; the rest would block
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.setblocking(False)
+        try:
+            s.connect(path)
+        except BlockingIOError:
+            s.close()
+            break
+        fillers.append(s)
+    try:
+        sock = memif_ct.Socket(path)
+        t0 = time.monotonic()
+        a = memif_ct.Interface(role="client", socket=sock, id=0, handshake_timeout_s=0.5)
+        b = memif_ct.Interface(role="client", socket=sock, id=1, handshake_timeout_s=0.5)
+        assert time.monotonic() - t0 < 0.5
+        with pytest.raises(memif_ct.LinkTimeout, match="does not accept"):
+            a.wait_up(2.0)
+        t0 = time.monotonic()
+        a.close()
+        b.close()
+        sock.close()
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        for s in fillers:
+            s.close()
+        deaf.close()
+
+
+def test_a_server_that_accepts_nothing_times_out_the_handshake(sockdir):
+    """The kernel queues the connection, nobody answers with HELLO: handshake timeout."""
+    path = os.path.join(sockdir, "mute.sock")
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    mute.bind(path)
+    mute.listen(16)
+    try:
+        with memif_ct.Interface(role="client", socket=path, id=0, handshake_timeout_s=0.3) as c:
+            with pytest.raises(memif_ct.LinkTimeout, match="handshake timeout"):
+                c.wait_up(2.0)
+    finally:
+        mute.close()
