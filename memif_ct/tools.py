@@ -21,14 +21,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from . import frames
-from .errors import NotConnectedError
+from .errors import ArgumentError, NotConnectedError
 from .interface import Interface
+from .macaddr import mac_to_str
 from .pcap import PcapWriter
 
 __all__ = [
     "CaptureReport",
     "EchoReport",
+    "OnBurst",
     "PingReport",
+    "TrafficLoop",
     "TrafficReport",
     "run_capture",
     "run_echo",
@@ -119,7 +122,159 @@ class CaptureReport:
         return asdict(self)
 
 
-# ---- helpers -------------------------------------------------------------------------------
+# ---- the traffic loop ----------------------------------------------------------------------
+
+
+OnBurst = Callable[[Interface, int, list[bytes]], None]
+"""A tool's work on one burst: ``on_burst(intf, queue, packets)``, the packets RX ``queue`` of ``intf`` gave."""
+
+_MAX_BURST = 256
+_IDLE_WAIT_S = 0.01
+
+
+class _Report(Protocol):
+    interrupted: bool
+
+
+@contextlib.contextmanager
+def _running(report: _Report, stop: threading.Event | None) -> Iterator[None]:
+    """The body of a run: Ctrl-C ends it like a set ``stop`` does; either marks the report."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        report.interrupted = True
+    report.interrupted = report.interrupted or _stopped(stop)
+
+
+def _stopped(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None:
+        if not allow_none:
+            raise ArgumentError(f"{name} is required: expected > 0")
+        return
+    if value <= 0:
+        raise ArgumentError(f"{name}={value} is out of range: expected > 0")
+
+
+def _wait_rx(intfs: Sequence[Interface], timeout_s: float) -> None:
+    """Sleep until a packet may have arrived on an RX queue of ``intfs``, at most ``timeout_s``.
+
+    Interrupt mode sleeps on the queues themselves; a peer in polling mode never signals, so a
+    short nap stands in for it; while every link is down this waits for one to come up again.
+    """
+    up = [intf for intf in intfs if intf.is_up]
+    ends = [(intf, q) for intf in up for q in range(intf.num_rx_queues)]
+    if not ends:
+        time.sleep(min(timeout_s, 0.05))
+        return
+    if not all(intf.config.interrupt for intf in up):
+        time.sleep(min(timeout_s, 0.0002))
+        return
+    try:
+        if len(ends) == 1:
+            intf, q = ends[0]
+            intf.wait_rx(q, timeout_s)
+            return
+        fds = {intf.fileno(q): (intf, q) for intf, q in ends}
+        poller = select.poll()  # not select(): fd numbers above 1023 are fine
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        events = poller.poll(timeout_s * 1000)
+        if any(ev & select.POLLNVAL for _fd, ev in events):
+            time.sleep(min(timeout_s, 0.01))  # a link went down under us: never spin
+        for fd, ev in events:
+            if ev & select.POLLIN:
+                intf, q = fds[fd]
+                intf.wait_rx(q, timeout_s=0)  # consumes the signal where wait_rx reads the eventfd
+    except (NotConnectedError, ValueError):  # went down, or came back with other queues, meanwhile
+        time.sleep(min(timeout_s, 0.01))
+
+
+class TrafficLoop:
+    """The receive loop that sink, echo, forward, capture and pktgen's receive side plug into.
+
+    Each turn takes one burst from every RX queue of every interface in ``intfs`` and hands each
+    non-empty one to the tool's ``on_burst(intf, queue, packets)``. With nothing to read it
+    sleeps (on the queues in interrupt mode; while every link is down, until one is up again).
+    It calls ``progress`` with ``status()`` about twice a second, and ends a run at ``stop``,
+    Ctrl-C (either sets the report's ``interrupted``), ``count`` or ``duration_s``. ``count``
+    is reached when ``counted()`` (by default: the packets received) gets to it; no burst reads
+    past it.
+    """
+
+    def __init__(self, intfs: Sequence[Interface], *, status: Callable[[], str], count: int | None = None,
+                 counted: Callable[[], int] | None = None, duration_s: float | None = None,
+                 stop: threading.Event | None = None, progress: Progress | None = None) -> None:
+        _check_positive("count", count)
+        _check_positive("duration_s", duration_s)
+        self.intfs = list(intfs)
+        self.received = 0
+        self.count = count
+        self.counted = counted if counted is not None else lambda: self.received
+        self.duration_s = duration_s
+        self.stop = stop
+        self.progress = progress
+        self.status = status
+        self.first_rx: float | None = None  # time.monotonic() of the first and last turn that got packets
+        self.last_rx: float | None = None
+        self.start = time.monotonic()
+        self._next_tick = self.start + _PROGRESS_EVERY_S
+
+    def done(self) -> bool:
+        if _stopped(self.stop):
+            return True
+        if self.count is not None and self.counted() >= self.count:
+            return True
+        return self.duration_s is not None and self.elapsed() >= self.duration_s
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def receive(self, on_burst: OnBurst) -> int:
+        """One burst from each RX queue of each interface, each to ``on_burst``; how many packets came."""
+        got = 0
+        for intf in self.intfs:
+            for q in range(intf.num_rx_queues):
+                limit = _MAX_BURST if self.count is None else min(_MAX_BURST, self.count - self.counted())
+                if limit <= 0:
+                    break
+                try:
+                    pkts = intf.rx_burst(limit, q)
+                except (NotConnectedError, ValueError):
+                    break  # the link went down, or came back with fewer queues, since we counted
+                if pkts:
+                    got += len(pkts)
+                    self.received += len(pkts)
+                    on_burst(intf, q, pkts)
+        if got:
+            self.last_rx = time.monotonic()
+            if self.first_rx is None:
+                self.first_rx = self.last_rx
+        return got
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            now = time.monotonic()
+            if now >= self._next_tick:
+                self._next_tick = now + _PROGRESS_EVERY_S
+                self.progress(self.status())
+
+    def run(self, report: _Report, on_burst: OnBurst, *, until: Callable[[], bool] | None = None,
+            each_turn: Callable[[], object] | None = None) -> None:
+        """Turn until the run ends (or ``until()`` says so), calling ``each_turn()`` first in each."""
+        with _running(report, self.stop):
+            while not self.done() and not (until is not None and until()):
+                if each_turn is not None:
+                    each_turn()
+                if not self.receive(on_burst):
+                    _wait_rx(self.intfs, _IDLE_WAIT_S)
+                self.tick()
+
+
+# ---- pktgen / sink / loopback --------------------------------------------------------------
 
 
 class _Verifier:
@@ -168,88 +323,17 @@ class _Verifier:
         return 0 if self.lowest is None else self.highest - self.lowest + 1
 
 
-class _Report(Protocol):
-    interrupted: bool
+def _counting(report: TrafficReport, verifier: _Verifier | None) -> OnBurst:
+    """The on_burst of sink and pktgen: count received frames and bytes, and check them."""
 
+    def on_burst(_intf: Interface, _queue: int, pkts: list[bytes]) -> None:
+        report.rx += len(pkts)
+        report.rx_bytes += sum(map(len, pkts))
+        if verifier is not None:
+            for pkt in pkts:
+                verifier.check(pkt)
 
-@contextlib.contextmanager
-def _running(report: _Report, stop: threading.Event | None) -> Iterator[None]:
-    """The body of a run: Ctrl-C ends it like a set ``stop`` does; either marks the report."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        report.interrupted = True
-    report.interrupted = report.interrupted or _stopped(stop)
-
-
-def _rx_all(intf: Interface, limit: int = 256) -> Iterator[tuple[int, list[bytes]]]:
-    """One burst from each RX queue of the current link: (queue, packets) where any came."""
-    for q in range(intf.num_rx_queues):
-        try:
-            pkts = intf.rx_burst(limit, q)
-        except ValueError:
-            return  # the link went down, or came back with fewer queues, since we counted
-        if pkts:
-            yield q, pkts
-
-
-class _Ticker:
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
-        self.next = time.monotonic() + _PROGRESS_EVERY_S
-
-    def __call__(self, text: Callable[[], str]) -> None:
-        if self.progress is not None:
-            now = time.monotonic()
-            if now >= self.next:
-                self.next = now + _PROGRESS_EVERY_S
-                self.progress(text())
-
-
-def _idle_wait(intfs: Sequence[Interface], timeout_s: float) -> None:
-    """Sleep until a packet may have arrived: on the RX eventfds in interrupt mode."""
-    fds: list[int] = []
-    for intf in intfs:
-        if intf.config.interrupt and intf.is_up:
-            try:
-                fds.extend(intf.fileno(q) for q in range(intf.num_rx_queues))
-            except (NotConnectedError, ValueError):  # went down meanwhile
-                pass
-    if fds:
-        poller = select.poll()  # not select(): fd numbers above 1023 are fine
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        if any(ev & select.POLLNVAL for _fd, ev in poller.poll(timeout_s * 1000)):
-            time.sleep(min(timeout_s, 0.01))  # a link went down under us: never spin
-    elif any(intf.is_up for intf in intfs):
-        time.sleep(min(timeout_s, 0.0002))
-    else:
-        time.sleep(min(timeout_s, 0.05))
-
-
-def _stopped(stop: threading.Event | None) -> bool:
-    return stop is not None and stop.is_set()
-
-
-def _done(start: float, duration_s: float | None, count: int | None, n: int,
-          stop: threading.Event | None = None) -> bool:
-    if _stopped(stop):
-        return True
-    if count is not None and n >= count:
-        return True
-    return duration_s is not None and time.monotonic() - start >= duration_s
-
-
-def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
-    if value is None:
-        if not allow_none:
-            raise ValueError(f"{name} is required")
-        return
-    if value <= 0:
-        raise ValueError(f"{name}={value} is out of range: expected > 0")
-
-
-# ---- pktgen / sink / loopback --------------------------------------------------------------
+    return on_burst
 
 
 def run_pktgen(
@@ -272,17 +356,18 @@ def run_pktgen(
     """
     _check_positive("count", count, allow_none=False)
     if not 60 <= size <= 65535:
-        raise ValueError(f"size={size} is out of range: expected 60..65535 bytes")
+        raise ArgumentError(f"size={size} is out of range: expected 60..65535 bytes")
     if not 1 <= burst <= 4096:
-        raise ValueError(f"burst={burst} is out of range: expected 1..4096")
+        raise ArgumentError(f"burst={burst} is out of range: expected 1..4096")
     if not 1 <= queues <= 255:
-        raise ValueError(f"queues={queues} is out of range: expected 1..255")
+        raise ArgumentError(f"queues={queues} is out of range: expected 1..255")
     report = TrafficReport()
     verifier = _Verifier(report, count) if verify else None
-    tick = _Ticker(progress)
+    received = _counting(report, verifier)
+    rx = TrafficLoop([intf], status=lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}", stop=stop,
+                     progress=progress)
     src_mac = intf.config.mac
-    start = time.monotonic()
-    last_progress = start
+    last_progress = last_rx = rx.start
     next_seq = 0
     pending: tuple[memoryview, array.array[int]] | None = None
     queue = 0
@@ -290,24 +375,12 @@ def run_pktgen(
     # finds no posted buffer drops the frame (testpmd counts it in TX-dropped).
     window = count
     presumed_lost = 0
-    last_rx = start
     if verify:
         details = intf.details()
         bsize = details.get("buffer_size") or intf.config.buffer_size
         slots_per_frame = -(-size // bsize)
         rings = max(1, intf.num_rx_queues)
         window = max(burst, (details.get("ring_size", 1024) // slots_per_frame) * rings - burst)
-
-    def receive() -> int:
-        got = 0
-        for _q, pkts in _rx_all(intf):
-            got += len(pkts)
-            report.rx += len(pkts)
-            report.rx_bytes += sum(map(len, pkts))
-            if verifier is not None:
-                for pkt in pkts:
-                    verifier.check(pkt)
-        return got
 
     def delivered() -> int:
         return verifier.unique if verifier is not None else 0
@@ -339,7 +412,7 @@ def run_pktgen(
                     pending = (data_view[sent * size:], lengths_arr[sent:])
             if reflector is not None:
                 reflector()
-            if verify and receive():
+            if verify and rx.receive(received):
                 last_rx = last_progress = time.monotonic()
             if not sent:
                 if time.monotonic() - last_progress > stall_timeout_s:
@@ -348,20 +421,15 @@ def run_pktgen(
                     break
                 if not intf.is_up:
                     time.sleep(0.01)
-            tick(lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}")
+            rx.tick()
         if not verify:
             intf.wait_tx_drained(drain_s)  # the peer reads the tail before we may close
-        quiet_since = time.monotonic()
-        while verify and delivered() < report.tx and not _stopped(stop):
-            if reflector is not None:
-                reflector()
-            if receive():
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > drain_s:
-                break
-            else:
-                _idle_wait([intf], 0.01)
-    elapsed = time.monotonic() - start
+    if verify and not report.interrupted:
+        # Stragglers: until every frame is back, or none came for drain_s.
+        quiet_from = time.monotonic()
+        rx.run(report, received, each_turn=reflector, until=lambda: delivered() >= report.tx
+               or time.monotonic() - max(quiet_from, rx.last_rx or 0) > drain_s)
+    elapsed = rx.elapsed()
     if verify:
         report.lost = report.tx - delivered()
     return report.finish(elapsed, by_rx=verify)
@@ -381,37 +449,17 @@ def run_sink(
     With ``verify`` the frames must be pktgen's: loss and order are judged from their sequence
     numbers (the first seen is taken as the start).
     """
-    _check_positive("count", count)
-    _check_positive("duration_s", duration_s)
     report = TrafficReport()
+    loop = TrafficLoop([intf], status=lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes", count=count,
+                       duration_s=duration_s, stop=stop, progress=progress)
     verifier = _Verifier(report, None) if verify else None
-    tick = _Ticker(progress)
-    start = time.monotonic()
-    first_rx: float | None = None
-    last_rx = start
-    with _running(report, stop):
-        while not _done(start, duration_s, count, report.rx, stop):
-            limit = 256 if count is None else max(1, min(256, count - report.rx))
-            got = 0
-            for _q, pkts in _rx_all(intf, limit):
-                got += len(pkts)
-                report.rx += len(pkts)
-                report.rx_bytes += sum(map(len, pkts))
-                if verifier is not None:
-                    for pkt in pkts:
-                        verifier.check(pkt)
-            if got:
-                now = time.monotonic()
-                first_rx = now if first_rx is None else first_rx
-                last_rx = now
-            else:
-                _idle_wait([intf], 0.01)
-            tick(lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes")
+    loop.run(report, _counting(report, verifier))
     if verifier is not None:
         report.lost = verifier.span() - verifier.unique
     # Rate over the span packets actually arrived in, so waiting for the peer does not dilute it.
-    span = (last_rx - first_rx) if first_rx is not None and last_rx > first_rx else time.monotonic() - start
-    return report.finish(span, by_rx=True)
+    first, last = loop.first_rx, loop.last_rx
+    return report.finish(last - first if first is not None and last is not None and last > first else loop.elapsed(),
+                         by_rx=True)
 
 
 def run_loopback(
@@ -472,6 +520,14 @@ def _send_all(intf: Interface, pkts: list[bytes], queue: int, deadline_s: float 
     return sent
 
 
+def _pass_on(report: EchoReport, key: str, dst: Interface, queue: int, pkts: list[bytes]) -> None:
+    """Send pkts on ``dst``'s TX queue ``queue`` (mod its count); count those sent under ``key``."""
+    n_tx = dst.num_tx_queues
+    sent = _send_all(dst, pkts, queue % n_tx) if n_tx else 0
+    report.directions[key] += sent
+    report.dropped += len(pkts) - sent
+
+
 def run_echo(
     intf: Interface,
     *,
@@ -482,28 +538,20 @@ def run_echo(
     stop: threading.Event | None = None,
 ) -> EchoReport:
     """Reflect every packet back on the queue it arrived on (optionally swapping MACs)."""
-    _check_positive("count", count)
-    _check_positive("duration_s", duration_s)
     report = EchoReport(directions={"rx": 0, "tx": 0})
-    tick = _Ticker(progress)
-    start = time.monotonic()
-    with _running(report, stop):
-        while not _done(start, duration_s, count, report.directions["rx"], stop):
-            got = 0
-            for q, pkts in _rx_all(intf):
-                got += len(pkts)
-                if macswap:
-                    pkts = [frames.macswap(p) if len(p) >= 12 else p for p in pkts]
-                report.directions["rx"] += len(pkts)
-                sent = _send_all(intf, pkts, q % max(1, intf.num_tx_queues))
-                report.directions["tx"] += sent
-                report.dropped += len(pkts) - sent
-            if not got:
-                _idle_wait([intf], 0.01)
-            tick(lambda: f"echo: rx {report.directions['rx']} tx {report.directions['tx']} "
-                         f"dropped {report.dropped}")
+    loop = TrafficLoop([intf], status=lambda: f"echo: rx {report.directions['rx']} tx {report.directions['tx']} "
+                                              f"dropped {report.dropped}",
+                       count=count, duration_s=duration_s, stop=stop, progress=progress)
+
+    def on_burst(_intf: Interface, queue: int, pkts: list[bytes]) -> None:
+        if macswap:
+            pkts = [frames.macswap(p) if len(p) >= 12 else p for p in pkts]
+        report.directions["rx"] += len(pkts)
+        _pass_on(report, "tx", intf, queue, pkts)
+
+    loop.run(report, on_burst)
     intf.wait_tx_drained(0.5)  # what we echoed last reaches the peer before we may close
-    report.seconds = time.monotonic() - start
+    report.seconds = loop.elapsed()
     return report
 
 
@@ -516,29 +564,24 @@ def run_forward(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> EchoReport:
-    """Cross-connect two interfaces both ways, queue i to queue i (mod the other's count)."""
-    _check_positive("count", count)
-    _check_positive("duration_s", duration_s)
+    """Cross-connect two interfaces both ways, queue i to queue i (mod the other's count);
+    ``count`` counts the packets forwarded."""
     report = EchoReport(directions={"a_to_b": 0, "b_to_a": 0})
-    tick = _Ticker(progress)
-    start = time.monotonic()
-    with _running(report, stop):
-        while not _done(start, duration_s, count, sum(report.directions.values()), stop):
-            got = 0
-            for src, dst, key in ((a, b, "a_to_b"), (b, a, "b_to_a")):
-                for q, pkts in _rx_all(src):
-                    got += len(pkts)
-                    n_tx = dst.num_tx_queues
-                    sent = _send_all(dst, pkts, q % n_tx) if n_tx else 0
-                    report.directions[key] += sent
-                    report.dropped += len(pkts) - sent
-            if not got:
-                _idle_wait([a, b], 0.01)
-            tick(lambda: f"forward: a->b {report.directions['a_to_b']} b->a {report.directions['b_to_a']} "
-                         f"dropped {report.dropped}")
+    loop = TrafficLoop([a, b], status=lambda: f"forward: a->b {report.directions['a_to_b']} "
+                                              f"b->a {report.directions['b_to_a']} dropped {report.dropped}",
+                       count=count, counted=lambda: sum(report.directions.values()), duration_s=duration_s,
+                       stop=stop, progress=progress)
+
+    def on_burst(src: Interface, queue: int, pkts: list[bytes]) -> None:
+        if src is a:
+            _pass_on(report, "a_to_b", b, queue, pkts)
+        else:
+            _pass_on(report, "b_to_a", a, queue, pkts)
+
+    loop.run(report, on_burst)
     a.wait_tx_drained(0.5)
     b.wait_tx_drained(0.5)
-    report.seconds = time.monotonic() - start
+    report.seconds = loop.elapsed()
     return report
 
 
@@ -587,7 +630,7 @@ def run_ping(
                     continue
                 if want(pkt, now):
                     return True
-            _idle_wait([intf], 0.005)
+            _wait_rx([intf], 0.005)
         return False
 
     with _running(report, stop):
@@ -608,7 +651,7 @@ def run_ping(
         if target_mac is None:
             say(f"ping: {target_ip}: no ARP reply (from {src_ip})")
             return report
-        report.target_mac = frames.mac_to_str(target_mac)
+        report.target_mac = mac_to_str(target_mac)
         say(f"PING {target_ip} ({report.target_mac}) from {src_ip}: {size} data bytes")
         payload = bytes(range(256)) * (size // 256 + 1)
         for seq in range(1, count + 1):
@@ -663,23 +706,17 @@ def run_capture(
     stop: threading.Event | None = None,
 ) -> CaptureReport:
     """Write received packets to a pcap file (Ethernet, or raw IP for mode=ip)."""
-    _check_positive("count", count)
-    _check_positive("duration_s", duration_s)
     report = CaptureReport()
-    tick = _Ticker(progress)
-    start = time.monotonic()
-    with PcapWriter.for_mode(path, intf.config.mode) as writer, _running(report, stop):
-        while not _done(start, duration_s, count, report.captured, stop):
-            limit = 256 if count is None else max(1, min(256, count - report.captured))
-            got = 0
-            for _q, pkts in _rx_all(intf, limit):
-                got += len(pkts)
-                for pkt in pkts:
-                    writer.write(pkt, time.time_ns())
-                report.captured += len(pkts)
-                report.bytes += sum(map(len, pkts))
-            if not got:
-                _idle_wait([intf], 0.01)
-            tick(lambda: f"capture: {report.captured} packets")
-    report.seconds = time.monotonic() - start
+    loop = TrafficLoop([intf], status=lambda: f"capture: {report.captured} packets", count=count,
+                       duration_s=duration_s, stop=stop, progress=progress)
+    with PcapWriter.for_mode(path, intf.config.mode) as writer:
+
+        def on_burst(_intf: Interface, _queue: int, pkts: list[bytes]) -> None:
+            for pkt in pkts:
+                writer.write(pkt, time.time_ns())
+            report.captured += len(pkts)
+            report.bytes += sum(map(len, pkts))
+
+        loop.run(report, on_burst)
+    report.seconds = loop.elapsed()
     return report
