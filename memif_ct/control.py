@@ -1,17 +1,15 @@
 """The control plane: a memif control socket that listens, dials and runs the handshakes.
 
-handshake.py decides; this module moves bytes and file descriptors over SOCK_SEQPACKET sockets
-(SCM_RIGHTS), keeps each connection's PendingLink (link.py) until it becomes a Link, and reports
-to whoever registered with it through :class:`LinkListener`, on the control thread of its
+A Socket binds and listens for server interfaces, dials (never blocking) for client interfaces,
+and owns the Connections (connection.py) that run one handshake each. It reports to whoever
+registered with it through :class:`LinkListener`, on the control thread of its
 :class:`~memif_ct.eventloop.EventLoop` (protocol doc sections 1 and 4). It never imports the user
 API: an interface is an ``InterfaceConfig`` plus a listener here.
 """
 
 from __future__ import annotations
 
-import array
 import errno
-import itertools
 import logging
 import os
 import socket as _socket
@@ -23,18 +21,15 @@ from typing import Protocol
 
 from . import constants as c, handshake as hs, wire
 from .config import InterfaceConfig, resolve_socket, socket_address, socket_display
-from .errors import ConfigError, ProtocolError, SocketError
+from .connection import Connection
+from .errors import ConfigError, SocketError
 from .eventloop import EventLoop, Timer
-from .link import Link, PendingLink, close_fd
+from .link import Link
 
 __all__ = ["LinkListener", "Socket"]
 
 log = logging.getLogger(__name__)
 
-_ANCILLARY_SIZE = _socket.CMSG_SPACE(4 * 4) + _socket.CMSG_SPACE(3 * 4)  # a few fds + ucred
-# Receive buffer: larger than a message so that a wrong size can be reported exactly in the
-# DISCONNECT reason (with MSG_SIZE + 1 a 200-byte message read as "size 129").
-_RECV_SIZE = 8 * c.MSG_SIZE
 _DIAL_RETRY_S = 0.05  # a full backlog: try again this soon, until the handshake timeout
 _ACCEPT_BACKOFF_S = (0.05, 1.0)  # out of fds: stop accepting this long, doubling up to the max
 
@@ -58,32 +53,10 @@ class _Endpoint:
     def __init__(self, config: InterfaceConfig, listener: LinkListener) -> None:
         self.config = config
         self.listener = listener
-        self.connection: _Connection | None = None  # the one connection bound to it
+        self.connection: Connection | None = None  # the one connection bound to it
         self.removed = False
         self.retry: Timer | None = None
         self.dial_deadline: float | None = None
-
-
-class _Connection:
-    """One SOCK_SEQPACKET control connection and the handshake running on it."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, sock: _socket.socket, machine: hs.Handshake,
-                 endpoint: _Endpoint | None, display: str) -> None:
-        self.number = next(self._ids)
-        self.sock = sock
-        self.machine = machine
-        self.endpoint = endpoint  # client: always; server: once INIT named one
-        self.is_client = isinstance(machine, hs.ClientHandshake)
-        self.pending = PendingLink()  # what the handshake builds, until it becomes self.link
-        self.link: Link | None = None
-        self.closed = False
-        self.deadline = 0.0
-        self.display = display
-
-    def __repr__(self) -> str:
-        return f"<connection {self.number} {'client' if self.is_client else 'server'} {self.display}>"
 
 
 class Socket:
@@ -103,7 +76,8 @@ class Socket:
         self._endpoints: list[_Endpoint] = []
         self._listener: _socket.socket | None = None
         self._accept_backoff = 0.0
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, Connection] = {}
+        self._by_connection: dict[int, _Endpoint] = {}  # connection number -> the interface it serves
         self._closed = False
 
     @property
@@ -177,14 +151,14 @@ class Socket:
             ep.retry.cancel()
         self._endpoints.remove(ep)
         if ep.connection is not None:
-            self._drop(ep.connection, reason)
+            ep.connection.drop(reason)
         if not any(e.config.role == "server" for e in self._endpoints):
             self._stop_listening()
 
     def _disconnect(self, listener: LinkListener, reason: str) -> None:
         ep = self._find(listener)
         if ep is not None and ep.connection is not None:
-            self._drop(ep.connection, reason)
+            ep.connection.drop(reason)
 
     def _shutdown(self) -> None:
         for ep in list(self._endpoints):
@@ -202,65 +176,17 @@ class Socket:
     # ---- server --------------------------------------------------------------------------
 
     def _listen(self) -> None:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
-        try:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
-            try:
-                sock.bind(self.address)
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE or self.abstract:
-                    raise self._bind_error(exc) from exc
-                self._replace_stale_socket_file()
-                try:
-                    sock.bind(self.address)
-                except OSError as exc2:
-                    raise self._bind_error(exc2) from exc2
-            sock.listen(16)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
+        sock = bind_listener(self.name, self.abstract)
         self._listener = sock
         self._loop.register(sock, self._accept)
         log.info("memif-ct: listening on %s", self.display)
-
-    def _bind_error(self, exc: OSError) -> ConfigError:
-        if exc.errno == errno.EADDRINUSE:
-            msg = (f"socket={self.display}: a live memif server already listens there (to put several "
-                   "interfaces on one socket in one process, pass them the same memif_ct.Socket)")
-        else:
-            msg = f"socket={self.display}: cannot listen: {exc.strerror}"
-        return ConfigError(msg, key="socket", value=self.display)
-
-    def _replace_stale_socket_file(self) -> None:
-        """A socket file nobody accepts on is left by a dead server: replace it (protocol s1)."""
-        st = os.lstat(self.name)
-        if not stat.S_ISSOCK(st.st_mode):
-            raise ConfigError(f"socket={self.name} exists and is not a socket; refusing to replace it",
-                              key="socket", value=self.name)
-        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
-        try:
-            probe.settimeout(1.0)
-            probe.connect(self.name)
-        except OSError as exc:
-            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise self._bind_error(exc) from exc
-            log.warning("memif-ct: replacing stale socket file %s", self.name)
-            try:
-                os.unlink(self.name)
-            except FileNotFoundError:
-                pass
-            return
-        finally:
-            probe.close()
-        raise self._bind_error(OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)))
 
     def _stop_listening(self) -> None:
         if self._listener is None:
             return
         for conn in list(self._connections.values()):
             if not conn.is_client:
-                self._drop(conn, "server socket closed")
+                conn.drop("server socket closed")
         self._loop.unregister(self._listener)
         self._listener.close()
         self._listener = None
@@ -293,7 +219,7 @@ class Socket:
         machine = hs.ServerHandshake(app_name=app_name, max_region=c.MAX_REGIONS - 1)
         timeout = min((e.config.handshake_timeout_s for e in self._endpoints if e.config.role == "server"),
                       default=c.DEFAULT_HANDSHAKE_TIMEOUT_S)
-        self._start(_Connection(sock, machine, None, self.display), timeout)
+        self._start(Connection(self, sock, machine, None, self.display), timeout)
 
     def _resume_accepting(self) -> None:
         if self._listener is not None:
@@ -327,8 +253,8 @@ class Socket:
             id=cfg.id, mode=cfg.mode, secret=cfg.secret, app_name=cfg.app_name, if_name=cfg.name,
             num_s2m=cfg.tx_queues, num_m2s=cfg.rx_queues, log2_ring_size=cfg.log2_ring_size,
         )
-        conn = _Connection(sock, machine, ep, self.display)
-        ep.connection = conn
+        conn = Connection(self, sock, machine, cfg, self.display)
+        self._bind(conn, ep)
         self._start(conn, cfg.handshake_timeout_s)
 
     def _failed(self, ep: _Endpoint, reason: str) -> None:
@@ -345,102 +271,25 @@ class Socket:
 
     # ---- one connection ------------------------------------------------------------------
 
-    def _start(self, conn: _Connection, timeout_s: float) -> None:
+    def _start(self, conn: Connection, timeout_s: float) -> None:
         self._connections[conn.number] = conn
-        self._loop.register(conn.sock, lambda: self._readable(conn))
+        self._loop.register(conn.sock, conn.readable)
         conn.deadline = time.monotonic() + timeout_s
         self._loop.call_later(timeout_s, lambda: self._check_deadline(conn))
-        self._process(conn, conn.machine.start())
+        conn.start()
 
-    def _check_deadline(self, conn: _Connection) -> None:
+    def _check_deadline(self, conn: Connection) -> None:
         if conn.closed or conn.link is not None:
             return
         left = conn.deadline - time.monotonic()
         if left > 0:  # INIT moved the deadline to the interface's own timeout
             self._loop.call_later(left, lambda: self._check_deadline(conn))
             return
-        self._drop(conn, "handshake timeout")
+        conn.drop("handshake timeout")
 
-    def _readable(self, conn: _Connection) -> None:
-        if conn.closed:
-            return
-        try:
-            data, ancdata, flags, _addr = conn.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._close(conn, f"control channel error: {exc.strerror}")
-            return
-        fds = _fds_from(ancdata)
-        try:
-            if not data and not flags & _socket.MSG_CTRUNC:
-                self._close(conn, "peer closed the control channel")
-                return
-            problem = ("control message truncated" if flags & _socket.MSG_CTRUNC
-                       else f"{len(fds)} fds in one message, expected 1" if len(fds) > 1
-                       else f"invalid message size above {_RECV_SIZE}, expected {c.MSG_SIZE}"
-                       if flags & _socket.MSG_TRUNC else None)
-            if problem is not None:
-                self._drop(conn, problem)
-                return
-            try:
-                msg = wire.unpack(data)
-            except ProtocolError as exc:
-                self._drop(conn, exc.reason)
-                return
-            log.debug("%r <- %s%s", conn, wire.message_name(msg), " +fd" if fds else "")
-            self._process(conn, conn.machine.receive(msg, has_fd=bool(fds)), fds)
-        finally:
-            for fd in fds:
-                close_fd(fd)  # every fd not claimed by an event
-
-    def _process(self, conn: _Connection, events: list[hs.Event], fds: list[int] | None = None) -> None:
-        pending = list(events)
-        while pending and not conn.closed:
-            event = pending.pop(0)
-            try:
-                more = self._handle(conn, event, fds)
-            except Exception as exc:
-                # Any failure handling one connection (bad input, or a bug) drops that
-                # connection with a reason, never the control thread.
-                reason = exc.reason if isinstance(exc, ProtocolError) else f"local error: {exc}"
-                log.warning("%r: %s", conn, reason)
-                more, pending = conn.machine.disconnect(reason[:95]), []
-            pending = more + pending
-
-    def _handle(self, conn: _Connection, event: hs.Event, fds: list[int] | None) -> list[hs.Event]:
-        machine = conn.machine
-        if isinstance(event, hs.Send):
-            self._send(conn, event)
-        elif isinstance(event, hs.Negotiated):
-            assert conn.endpoint is not None and isinstance(machine, hs.ClientHandshake)
-            regions, rings = conn.pending.create_client_memory(conn.endpoint.config, event)
-            return machine.setup(regions, rings)
-        elif isinstance(event, hs.InitReceived):
-            assert isinstance(machine, hs.ServerHandshake)
-            return self._on_init(conn, machine, event.init)
-        elif isinstance(event, hs.RegionAdded):
-            assert fds
-            conn.pending.add_region_fd(event.index, fds.pop(), event.size)
-        elif isinstance(event, hs.RingAdded):
-            assert fds
-            conn.pending.add_ring(event, fds.pop())
-        elif isinstance(event, hs.ConnectRequest):
-            assert isinstance(machine, hs.ServerHandshake)
-            conn.link = conn.pending.server_link(machine, event.peer_if_name)
-            return machine.connected()
-        elif isinstance(event, hs.Established):
-            if isinstance(machine, hs.ClientHandshake):
-                conn.link = conn.pending.client_link(machine, event.peer_if_name)
-            link, ep = conn.link, conn.endpoint
-            assert ep is not None and link is not None
-            log.info("%r: link up with %s (%s)", conn, link.peer_if_name, link.peer_name)
-            self._report(lambda: ep.listener.link_up(link), "link_up listener")
-        elif isinstance(event, hs.Closed):
-            self._close(conn, event.reason)
-        return []
-
-    def _on_init(self, conn: _Connection, machine: hs.ServerHandshake, init: wire.Init) -> list[hs.Event]:
+    def connection_init(self, conn: Connection, init: wire.Init) -> list[hs.Event]:
+        """ConnectionOwner: the server interface INIT names checks it (protocol s4)."""
+        assert isinstance(conn.machine, hs.ServerHandshake)
         ep = next((e for e in self._endpoints if e.config.role == "server" and e.config.id == init.id), None)
         params = None
         if ep is not None:
@@ -449,48 +298,32 @@ class Socket:
                 id=cfg.id, mode=cfg.mode, secret=cfg.secret, num_s2m=cfg.rx_queues, num_m2s=cfg.tx_queues,
                 if_name=cfg.name, already_connected=ep.connection is not None,
             )
-        out = machine.accept_init(params)
+        out = conn.machine.accept_init(params)
         closed = next((e for e in out if isinstance(e, hs.Closed)), None)
         if ep is not None and closed is None:
-            conn.endpoint = ep
-            ep.connection = conn
+            self._bind(conn, ep)
             conn.deadline = time.monotonic() + ep.config.handshake_timeout_s
         elif ep is not None and closed is not None:
             reason = closed.reason
             self._report(lambda: ep.listener.attempt_failed(reason), "attempt_failed listener")
         return out
 
-    def _send(self, conn: _Connection, event: hs.Send) -> None:
-        data = wire.pack(event.msg)
-        anc = [] if event.fd is None else [
-            (_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [event.fd]).tobytes())]
-        log.debug("%r -> %s%s", conn, wire.message_name(event.msg), " +fd" if anc else "")
-        try:
-            conn.sock.sendmsg([data], anc)
-        except OSError as exc:
-            if isinstance(event.msg, wire.Disconnect):
-                return  # the peer may be gone already; we are closing anyway
-            raise SocketError(exc.errno, f"send {wire.message_name(event.msg)} failed: {exc.strerror}") from exc
+    def connection_up(self, conn: Connection, link: Link) -> None:
+        """ConnectionOwner: tell the interface its link is up."""
+        ep = self._by_connection.get(conn.number)
+        assert ep is not None
+        self._report(lambda: ep.listener.link_up(link), "link_up listener")
 
-    def _drop(self, conn: _Connection, reason: str) -> None:
-        """Our decision: tell the peer why (DISCONNECT), then close."""
-        self._process(conn, conn.machine.disconnect(reason))
-        if not conn.closed:
-            self._close(conn, reason)
-
-    def _close(self, conn: _Connection, reason: str) -> None:
-        """Tear a connection down: link down first (the data path stops), then free everything.
+    def connection_closed(self, conn: Connection, reason: str) -> None:
+        """ConnectionOwner: link down first (the data path stops), then free everything.
 
         The listener learns ``reason`` for every way a connection ends (our DISCONNECT, the
         peer's, EOF, timeout), before or after its link was up.
         """
-        if conn.closed:
-            return
-        conn.closed = True
         self._connections.pop(conn.number, None)
         self._loop.unregister(conn.sock)
         conn.sock.close()
-        ep = conn.endpoint
+        ep = self._by_connection.pop(conn.number, None)
         if ep is not None and ep.connection is conn:
             ep.connection = None
         link, conn.link = conn.link, None
@@ -505,12 +338,69 @@ class Socket:
         elif ep is not None:
             self._redial_later(ep)
 
+    def _bind(self, conn: Connection, ep: _Endpoint) -> None:
+        ep.connection = conn
+        conn.config = ep.config
+        self._by_connection[conn.number] = ep
 
-def _fds_from(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
-    fds: list[int] = []
-    for level, kind, data in ancdata:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            arr = array.array("i")
-            arr.frombytes(data[: len(data) - len(data) % arr.itemsize])
-            fds.extend(arr)
-    return fds
+
+# ---- binding the listener -----------------------------------------------------------------
+
+
+def bind_listener(name: str, abstract: bool) -> _socket.socket:
+    """A listening, non-blocking SOCK_SEQPACKET socket at ``name``; a stale socket file left by a
+    dead server is replaced (protocol s1). ConfigError naming ``socket`` otherwise."""
+    address = socket_address(name, abstract)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    try:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or abstract:
+                raise _bind_error(name, abstract, exc) from exc
+            _replace_stale_socket_file(name)
+            try:
+                sock.bind(address)
+            except OSError as exc2:
+                raise _bind_error(name, abstract, exc2) from exc2
+        sock.listen(16)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_error(name: str, abstract: bool, exc: OSError) -> ConfigError:
+    display = socket_display(name, abstract)
+    if exc.errno == errno.EADDRINUSE:
+        msg = (f"socket={display}: a live memif server already listens there (to put several "
+               "interfaces on one socket in one process, pass them the same memif_ct.Socket)")
+    else:
+        msg = f"socket={display}: cannot listen: {exc.strerror}"
+    return ConfigError(msg, key="socket", value=display)
+
+
+def _replace_stale_socket_file(path: str) -> None:
+    """A socket file nobody accepts on is left by a dead server: replace it (protocol s1)."""
+    st = os.lstat(path)
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ConfigError(f"socket={path} exists and is not a socket; refusing to replace it",
+                          key="socket", value=path)
+    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise _bind_error(path, False, exc) from exc
+        log.warning("memif-ct: replacing stale socket file %s", path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    finally:
+        probe.close()
+    raise _bind_error(path, False, OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)))

@@ -26,8 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "region": FOUNDATION | {"config"},
     "queue": FOUNDATION | {"config"},
 }
-_CONTROL = set(ALLOWED) | {"eventloop", "link", "control"}
-ALLOWED |= {name: _CONTROL - {name} for name in ("eventloop", "link", "control")}
+_CONTROL = set(ALLOWED) | {"eventloop", "link", "connection", "control"}
+ALLOWED |= {name: _CONTROL - {name} for name in ("eventloop", "link", "connection", "control")}
 _API = _CONTROL | {"interface", "aio"}
 ALLOWED |= {"interface": _CONTROL, "aio": _CONTROL | {"interface"}}
 TOOLS = {"frames", "pcap", "tools", "cli", "__init__", "__main__"}
