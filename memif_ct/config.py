@@ -293,6 +293,9 @@ _OPTIONS: Final = (
     _Option("reconnect", "reconnect", _bool),
     _Option("reconnect_interval_s", "reconnect-interval", _float_range(0.01, 3600.0, "reconnect interval")),
     _Option("handshake_timeout_s", "handshake-timeout", _float_range(0.1, 600.0, "handshake timeout")),
+    _Option("max_map_bytes", "max-map-bytes",
+            _int_range(1 << 20, constants.MAX_REGIONS * constants.MAX_REGION_SIZE, "bytes a server maps per client")),
+    _Option("accept_unsealed_hugetlbfs", "accept-unsealed-hugetlbfs", _bool),
 )
 _BY_ATTR: Final = {o.attr: o for o in _OPTIONS}
 _BY_KEY: Final = {o.key: o for o in _OPTIONS if o.key is not None}
@@ -333,6 +336,8 @@ class InterfaceConfig:
     reconnect: bool = True
     reconnect_interval_s: float = 1.0
     handshake_timeout_s: float = constants.DEFAULT_HANDSHAKE_TIMEOUT_S
+    max_map_bytes: int = constants.DEFAULT_MAX_MAP_BYTES  # server: regions one client may make us map
+    accept_unsealed_hugetlbfs: bool = False  # server: map DPDK zero-copy memsegs (a peer could SIGBUS us)
 
     def __post_init__(self) -> None:
         for option in _OPTIONS:

@@ -64,6 +64,9 @@ DEFAULT_LOG2_RING_SIZE: Final = 10
 DEFAULT_SOCKET: Final = "/tmp/memif.sock"  # keyword form (libmemif-like); devargs use DPDK's /run/memif.sock
 DEFAULT_ID: Final = 0
 DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 5.0  # a connection must reach CONNECTED within this
+# Bytes of regions one client may make a server map (issue 8: one client asked for 254 x 1 TiB).
+# A copy-mode DPDK or libmemif layout is a few MiB; a zero-copy client exposes its memory segments.
+DEFAULT_MAX_MAP_BYTES: Final = 1 << 36  # 64 GiB
 
 ROLE_CLIENT: Final = 0
 ROLE_SERVER: Final = 1

@@ -296,7 +296,7 @@ class Socket:
             cfg = ep.config
             params = hs.ServerInterfaceParams(
                 id=cfg.id, mode=cfg.mode, secret=cfg.secret, num_s2m=cfg.rx_queues, num_m2s=cfg.tx_queues,
-                if_name=cfg.name, already_connected=ep.connection is not None,
+                if_name=cfg.name, already_connected=ep.connection is not None, max_map_bytes=cfg.max_map_bytes,
             )
         out = conn.machine.accept_init(params)
         closed = next((e for e in out if isinstance(e, hs.Closed)), None)

@@ -32,6 +32,7 @@ from . import _native
 from .constants import (
     ADD_RING_FLAG_S2M,
     MAX_LOG2_RING_SIZE,
+    DEFAULT_MAX_MAP_BYTES,
     MAX_REGION_SIZE,
     MAX_REGIONS,
     MAX_RINGS_PER_DIRECTION,
@@ -170,6 +171,7 @@ class ServerInterfaceParams:
     num_m2s: int
     if_name: str
     already_connected: bool = False
+    max_map_bytes: int = DEFAULT_MAX_MAP_BYTES  # regions of one connection, in bytes
 
 
 def _ring_type_name(ring_type: int) -> str:
@@ -542,6 +544,10 @@ class ServerHandshake(Handshake):
             return self._drop(f"region index {msg.index} above max_region {self._max_region}")
         if not 0 < msg.size <= MAX_REGION_SIZE:  # refused before the ACK, so never mapped
             return self._drop(f"invalid region size {msg.size}")
+        assert self._params is not None
+        if sum(r.size for r in self._regions) + msg.size > self._params.max_map_bytes:
+            # The reason never says how much would fit: no probing for the limit.
+            return self._drop(f"region {msg.index} exceeds the memory this server maps per connection")
         added = RegionAdded(msg.index, msg.size)
         self._regions.append(added)
         return [added, Send(Ack())]

@@ -197,13 +197,21 @@ _RING_REFUSALS = {_native.ERR_COOKIE: "cookie mismatch", _native.ERR_ALIGN: "mis
 
 
 def _check_eventfd(fd: int, ring: hs.RingAdded) -> None:
-    """A ring's interrupt fd must be an eventfd: the data path reads and writes 8 bytes on it
-    without waiting, and a pipe or a file passed instead would block it or write into the file."""
+    """A ring's interrupt fd must be a plain eventfd: the data path reads and writes 8 bytes on
+    it without waiting. A pipe or a file passed instead would block it or write into the file,
+    and a semaphore eventfd (EFD_SEMAPHORE) hands out its counter one by one, so a single peer
+    write of 2^62 would keep a waiting receiver busy forever."""
+    kind = _ring_kind(ring.type)
     try:
         target = os.readlink(f"/proc/self/fd/{fd}")
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
+            info = f.read()
     except OSError:
-        target = None  # no /proc: cannot tell, fall through to O_NONBLOCK
+        target, info = None, ""  # no /proc: cannot tell, fall through to O_NONBLOCK
     if target is not None and target != "anon_inode:[eventfd]":
-        raise ProtocolError(f"{_ring_kind(ring.type)} ring {ring.index} interrupt fd is not an eventfd")
+        raise ProtocolError(f"{kind} ring {ring.index} interrupt fd is not an eventfd")
+    # Kernels since 6.2 list the flag; older ones cannot tell us, and get the benefit of the doubt.
+    if any(line.split() == ["eventfd-semaphore:", "1"] for line in info.splitlines()):
+        raise ProtocolError(f"{kind} ring {ring.index} interrupt fd is a semaphore eventfd")
     # Peers create theirs with EFD_NONBLOCK; make sure (our own reads no longer depend on it).
     os.set_blocking(fd, False)

@@ -166,11 +166,14 @@ def test_keyword_values_of_every_field() -> None:
         reconnect=False,
         reconnect_interval_s=0.5,
         handshake_timeout_s=2,
+        max_map_bytes=1 << 30,
+        accept_unsealed_hugetlbfs=True,
     )
     assert cfg.to_devargs() == (
         "if9,id=9,role=server,bsize=4096,rsize=12,socket=/tmp/k.sock,socket-abstract=no,"
         "mac=02:00:00:00:00:09,secret=pw,zero-copy=no,rx-queues=4,tx-queues=3,mode=ip,"
-        "interrupt=no,app-name=app,reconnect=no,reconnect-interval=0.5,handshake-timeout=2.0"
+        "interrupt=no,app-name=app,reconnect=no,reconnect-interval=0.5,handshake-timeout=2.0,"
+        "max-map-bytes=1073741824,accept-unsealed-hugetlbfs=yes"
     )
     assert cfg.handshake_timeout_s == 2.0 and isinstance(cfg.handshake_timeout_s, float)
 
@@ -494,3 +497,13 @@ def test_random_local_mac() -> None:
     for _ in range(100):
         mac = random_local_mac()
         assert len(mac) == 6 and mac[0] & 0x03 == 0x02
+
+
+def test_server_memory_options_parse_from_devargs_and_keywords() -> None:
+    cfg = InterfaceConfig.from_devargs("role=server,max-map-bytes=1048576,accept-unsealed-hugetlbfs=yes")
+    assert (cfg.max_map_bytes, cfg.accept_unsealed_hugetlbfs) == (1 << 20, True)
+    assert InterfaceConfig().max_map_bytes == constants.DEFAULT_MAX_MAP_BYTES
+    assert InterfaceConfig().accept_unsealed_hugetlbfs is False
+    with pytest.raises(ConfigError, match="max-map-bytes=100 is out of range"):
+        InterfaceConfig.from_devargs("role=server,max-map-bytes=100")
+    assert InterfaceConfig.from_kwargs(max_map_bytes=1 << 30).max_map_bytes == 1 << 30

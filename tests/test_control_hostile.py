@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 import struct
 import time
 from collections.abc import Callable
@@ -693,3 +694,70 @@ def test_unsealed_region_is_refused_and_server_survives():
             assert child.proc.poll() is None
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_ring_fd_a_semaphore_eventfd_is_refused(server_side):
+    """Issue 8 item 5: EFD_SEMAPHORE reads 1 per read, so one peer write of 2^62 would keep an
+    interrupt-mode receiver waking for ever: refuse it at ADD_RING with a reason."""
+    def semaphore():
+        return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE), []
+
+    _fd_case(semaphore, "S2M ring 0 interrupt fd is a semaphore eventfd", at_connect=False,
+             server_side=server_side, use_as="ring")
+
+
+def test_signals_without_packets_do_not_make_an_interrupt_wait_spin(server_side):
+    """Issue 8 item 5: a peer signalling with nothing behind it costs one check per signal."""
+    victim = server_side.victim
+    mem = RawMemory(log2=4, buffer_size=256)
+    peer = RawPeer.connect(server_side.path)
+    try:
+        raw_client_handshake(peer, mem)
+        victim.wait_up(5)
+        os.eventfd_write(mem.eventfd(S2M, 0), 1 << 40)  # one huge signal, no packet
+        stop = threading.Event()
+
+        def nag() -> None:  # and a signal every 50 ms
+            while not stop.wait(0.05):
+                os.eventfd_write(mem.eventfd(S2M, 0), 1)
+
+        t = threading.Thread(target=nag)
+        t.start()
+        try:
+            cpu0 = time.process_time()
+            assert victim.wait_rx(0, timeout_s=1.0) is False
+            cpu = time.process_time() - cpu0
+        finally:
+            stop.set()
+            t.join()
+        assert cpu < 0.3, f"wait_rx used {cpu:.2f} CPU-s in 1 s of empty signals"
+    finally:
+        peer.close()
+        mem.close()
+
+
+def test_a_client_cannot_make_the_server_map_more_than_its_cap(sockdir):
+    """Issue 8 item 6, end to end: the region past max-map-bytes is refused before its ACK with
+    a reason that gives no figure, and the server then serves a client that fits."""
+    path = os.path.join(sockdir, "cap.sock")
+    with memif_ct.Interface.from_devargs(
+            f"net_memif0,role=server,id=0,socket={path},socket-abstract=no,max-map-bytes=1048576") as server:
+        mem = RawMemory(log2=10, buffer_size=2048)  # 4 MiB of buffers
+        peer = RawPeer.connect(path)
+        try:
+            _init(peer)
+            peer.send(add_region(0, mem.size), [mem.fd])
+            reason = peer.expect_disconnect()
+        finally:
+            peer.close()
+            mem.close()
+        assert reason == "region 0 exceeds the memory this server maps per connection"
+        wait_for(lambda: server.last_disconnect_reason == reason, 2, "reason noted")
+        small = RawMemory(log2=4, buffer_size=256)
+        peer = RawPeer.connect(path)
+        try:
+            raw_client_handshake(peer, small)
+            server.wait_up(5)
+        finally:
+            peer.close()
+            small.close()

@@ -5,6 +5,8 @@ Every message crosses ``wire.pack``/``wire.unpack`` on its way, as it would on a
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -344,6 +346,10 @@ def test_client_config_types(kw: dict[str, object], message: str) -> None:
 INIT = Init(0x0200, 0, C.MODE_ETHERNET, b"", "cli-app")
 
 
+# The same interface with the per-connection map cap lifted as far as it goes.
+UNCAPPED = dataclasses.replace(PARAMS, max_map_bytes=C.MAX_REGIONS * C.MAX_REGION_SIZE)
+
+
 def server_ready(params: ServerInterfaceParams = PARAMS, **kw: int) -> ServerHandshake:
     server = ServerHandshake(app_name="srv", **kw)
     server.start()
@@ -408,7 +414,7 @@ def test_server_rejects_first_region(msg: AddRegion, has_fd: bool, reason: str) 
 
 
 def test_server_region_limits() -> None:
-    server = server_ready()
+    server = server_ready(UNCAPPED)
     assert server.receive(AddRegion(0, C.MAX_REGION_SIZE), has_fd=True) == [
         RegionAdded(0, C.MAX_REGION_SIZE), Send(Ack())]
     assert server.receive(AddRegion(0, 1), has_fd=True) == dropped(
@@ -631,13 +637,31 @@ def test_ring_bounds_agree_with_c_ring_size(log2: int) -> None:
 def test_region_size_limit() -> None:
     """constants.MAX_REGION_SIZE is the one limit: exactly it is ACKed, one byte more is refused
     before any ACK, so a hostile size never reaches mmap."""
-    server = server_ready()
+    server = server_ready(UNCAPPED)
     assert server.receive(AddRegion(0, C.MAX_REGION_SIZE), has_fd=True) == [
         RegionAdded(0, C.MAX_REGION_SIZE), Send(Ack())]
-    server = server_ready()
+    server = server_ready(UNCAPPED)
     events = server.receive(AddRegion(0, C.MAX_REGION_SIZE + 1), has_fd=True)
     assert events == dropped(f"invalid region size {C.MAX_REGION_SIZE + 1}")
     assert Send(Ack()) not in events and server.regions == []
+
+
+def test_the_bytes_one_connection_may_map_are_capped_without_telling_how_many() -> None:
+    """Issue 8 item 6: 254 regions of 1 TiB were accepted. The sum of a connection's regions is
+    capped (params.max_map_bytes, default constants.DEFAULT_MAX_MAP_BYTES); the region that would
+    pass it is refused before its ACK, and the reason carries no figure to probe the cap with."""
+    assert PARAMS.max_map_bytes == C.DEFAULT_MAX_MAP_BYTES
+    cap = 10 << 20
+    server = server_ready(dataclasses.replace(PARAMS, max_map_bytes=cap))
+    assert server.receive(AddRegion(0, 6 << 20), has_fd=True) == [RegionAdded(0, 6 << 20), Send(Ack())]
+    assert server.receive(AddRegion(1, 4 << 20), has_fd=True) == [RegionAdded(1, 4 << 20), Send(Ack())]
+    events = server.receive(AddRegion(2, 1), has_fd=True)
+    reason = "region 2 exceeds the memory this server maps per connection"
+    assert events == dropped(reason)
+    assert not any(ch.isdigit() for ch in reason.replace("region 2", ""))
+    big = server_ready()
+    assert big.receive(AddRegion(0, C.MAX_REGION_SIZE), has_fd=True) == dropped(
+        "region 0 exceeds the memory this server maps per connection")
 
 
 def test_local_protocol_error_is_a_memif_error() -> None:
