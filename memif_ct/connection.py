@@ -10,6 +10,7 @@ owner's control thread.
 from __future__ import annotations
 
 import array
+import errno
 import itertools
 import logging
 import socket as _socket
@@ -159,6 +160,11 @@ class Connection:
         except OSError as exc:
             if isinstance(event.msg, wire.Disconnect):
                 return  # the peer may be gone already; we are closing anyway
+            if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+                # Gone before our message (a stale-socket probe does that to every HELLO): as
+                # ordinary as an EOF, nothing to warn about.
+                self.close("peer closed the control channel")
+                return
             raise SocketError(exc.errno, f"send {wire.message_name(event.msg)} failed: {exc.strerror}") from exc
 
     def drop(self, reason: str) -> None:

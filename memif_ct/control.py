@@ -375,8 +375,8 @@ def bind_listener(name: str, abstract: bool) -> _socket.socket:
 def _bind_error(name: str, abstract: bool, exc: OSError) -> ConfigError:
     display = socket_display(name, abstract)
     if exc.errno == errno.EADDRINUSE:
-        msg = (f"socket={display}: a live memif server already listens there (to put several "
-               "interfaces on one socket in one process, pass them the same memif_ct.Socket)")
+        msg = (f"socket={display}: another process already listens there, a memif server or not (to put "
+               "several interfaces on one socket in one process, pass them the same memif_ct.Socket)")
     else:
         msg = f"socket={display}: cannot listen: {exc.strerror}"
     return ConfigError(msg, key="socket", value=display)

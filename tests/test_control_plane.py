@@ -194,3 +194,82 @@ def test_a_server_that_accepts_nothing_times_out_the_handshake(sockdir):
                 c.wait_up(2.0)
     finally:
         mute.close()
+
+
+def test_out_of_fds_the_listener_backs_off_logs_sparingly_and_recovers(sockdir):
+    """Issue 8 item 4: accept() failing with EMFILE spun the control thread at 100% CPU, logging
+    a traceback per turn. A server process out of fds now pauses accepting with back-off, logs a
+    line per pause (not per turn) and serves the waiting client once fds are free again."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = os.path.join(sockdir, "emfile.sock")
+    script = textwrap.dedent(f"""
+        import os, resource, sys, time
+        import memif_ct
+        with memif_ct.Interface(role="server", socket={path!r}, id=0, handshake_timeout_s=30) as intf:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            highest = max(int(n) for n in os.listdir("/proc/self/fd"))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, hard))
+            hoard = []
+            try:
+                while True:  # fill the gaps below the limit too: no new fd can open now
+                    hoard.append(os.dup(0))
+            except OSError:
+                pass
+            print("ready", flush=True)
+            sys.stdin.readline()
+            t = os.times()
+            print(f"cpu {{t.user + t.system}}", flush=True)
+            for fd in hoard:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            intf.wait_up(10)
+            print("up", flush=True)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        t0 = os.times()
+        client = memif_ct.Interface(role="client", socket=path, id=0, handshake_timeout_s=30)
+        try:
+            time.sleep(2.0)  # the child's accept fails with EMFILE all this time
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            cpu = float(child.stdout.readline().split()[1])
+            client.wait_up(10)
+            assert child.stdout.readline().strip() == "up"
+        finally:
+            client.close()
+        assert child.wait(10) == 0
+        stderr = child.stderr.read() if child.stderr else ""
+    finally:
+        child.kill()
+        child.wait()
+    del t0
+    assert cpu < 1.0, f"the server used {cpu:.2f} CPU-s (setup included) while out of fds"
+    pauses = stderr.count("pausing accepts")
+    assert 1 <= pauses <= 10, stderr[-2000:]
+    assert "Traceback" not in stderr
+
+
+def test_a_second_server_on_a_live_socket_is_refused_and_the_live_one_logs_no_warning(sockdir, caplog):
+    """Issue 8 item 10: the refusal does not claim the listener is memif (it may be anything),
+    and the stale-socket probe, which connects and hangs up, is no reason for the live server to
+    warn."""
+    path = os.path.join(sockdir, "live.sock")
+    with caplog.at_level(logging.WARNING, logger="memif_ct"):
+        with memif_ct.Interface(role="server", socket=path, id=0) as live:
+            for _ in range(5):
+                with pytest.raises(memif_ct.ConfigError, match="another process already listens there, "
+                                                               "a memif server or not"):
+                    memif_ct.Interface(role="server", socket=path, id=1)
+            time.sleep(0.3)
+            with memif_ct.Interface(role="client", socket=path, id=0) as client:
+                client.wait_up(5)  # and it still serves
+            assert live.stats()["link_ups"] == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
