@@ -14,7 +14,8 @@ applies DPDK's defaults (``drivers/net/memif/rte_eth_memif.c``, ``rte_pmd_memif_
   to server"): the client owns and lays out the shared memory, a server only maps it.
 
 The keyword form (:meth:`InterfaceConfig.from_kwargs`) follows libmemif instead: the socket is a
-filesystem path unless it starts with ``@`` (section 1), default ``/tmp/memif.sock``.
+filesystem path unless it starts with ``@`` (section 1), default ``$XDG_RUNTIME_DIR/memif.sock``
+(``/run/memif.sock`` for root, else ``/run/user/UID/memif.sock``): never a world-writable directory.
 
 We are stricter than DPDK, whose parsers use ``strtoul``/``strstr`` and silently accept garbage
 (``id=abc`` is id 0, ``zero-copy=nope`` is "no"): every bad key or value raises ConfigError
@@ -28,6 +29,7 @@ import dataclasses
 import difflib
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -217,6 +219,61 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+_ID_MAX: Final = 0xFFFFFFFE  # uid_t/gid_t; (uid_t)-1 means "unchanged" to chown
+
+
+def _file_mode(key: str, raw: object) -> int:
+    """A permission mode like 0600 (octal, as chmod takes it)."""
+    expected = "expected an octal file mode 0000..0777, e.g. 0600"
+    if isinstance(raw, str):
+        text = raw.strip().lower().removeprefix("0o")
+        if not text or any(ch not in "01234567" for ch in text):
+            raise _fail(key, raw, "is not an octal mode", expected)
+        value = int(text, 8)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        raise _fail(key, raw, "is not a file mode", expected)
+    if not 0 <= value <= 0o777:
+        raise _fail(key, raw, "is out of range", expected)
+    return value
+
+
+def _optional_id(what: str) -> _Coerce:
+    check = _int_range(0, _ID_MAX, what)
+
+    def coerce(key: str, raw: object) -> int | None:
+        return None if raw is None or raw == "" else int(check(key, raw))
+
+    return coerce
+
+
+def _uid_list(key: str, raw: object) -> tuple[int, ...] | None:
+    """uids separated by ':' in devargs (a comma ends the value there), or a list of ints."""
+    check = _int_range(0, _ID_MAX, "each uid")
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        items: list[object] = [part for part in raw.split(":")]
+    elif isinstance(raw, (list, tuple, set, frozenset)):
+        items = list(raw)
+    else:
+        raise _fail(key, raw, "is not a list of uids", "expected uids like 0:1000, or a list of ints")
+    if not items:
+        raise _fail(key, raw, "is empty", "expected at least one uid")
+    return tuple(int(check(key, item)) for item in items)
+
+
+def default_socket_path() -> str:
+    """The keyword form's default socket: in the user's runtime directory, never in a
+    world-writable one where anyone could squat it and collect clients' secrets (issue 8)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        return os.path.join(runtime, "memif.sock")
+    uid = os.getuid()
+    return "/run/memif.sock" if uid == 0 else f"/run/user/{uid}/memif.sock"
+
+
 def _socket(key: str, raw: object) -> str:
     """Text only here; the length limit depends on socket_abstract, checked in __post_init__."""
     if not isinstance(raw, str) or raw in ("", "@") or "\0" in raw or not _is_utf8(raw):
@@ -296,6 +353,10 @@ _OPTIONS: Final = (
     _Option("max_map_bytes", "max-map-bytes",
             _int_range(1 << 20, constants.MAX_REGIONS * constants.MAX_REGION_SIZE, "bytes a server maps per client")),
     _Option("accept_unsealed_hugetlbfs", "accept-unsealed-hugetlbfs", _bool),
+    _Option("socket_mode", "socket-mode", _file_mode),
+    _Option("owner_uid", "owner-uid", _optional_id("owner uid"), dpdk=True),
+    _Option("owner_gid", "owner-gid", _optional_id("owner gid"), dpdk=True),
+    _Option("allowed_uids", "allowed-uids", _uid_list),
 )
 _BY_ATTR: Final = {o.attr: o for o in _OPTIONS}
 _BY_KEY: Final = {o.key: o for o in _OPTIONS if o.key is not None}
@@ -322,7 +383,7 @@ class InterfaceConfig:
     role: Role = "client"
     buffer_size: int = constants.DEFAULT_BUFFER_SIZE
     log2_ring_size: int = constants.DEFAULT_LOG2_RING_SIZE
-    socket: str = constants.DEFAULT_SOCKET
+    socket: str = field(default_factory=default_socket_path)
     socket_abstract: bool = False
     mac: bytes = field(default_factory=random_local_mac)
     secret: str | None = field(default=None, repr=False)  # kept out of logs
@@ -338,6 +399,10 @@ class InterfaceConfig:
     handshake_timeout_s: float = constants.DEFAULT_HANDSHAKE_TIMEOUT_S
     max_map_bytes: int = constants.DEFAULT_MAX_MAP_BYTES  # server: regions one client may make us map
     accept_unsealed_hugetlbfs: bool = False  # server: map DPDK zero-copy memsegs (a peer could SIGBUS us)
+    socket_mode: int = 0o600  # server: permissions of a filesystem socket (owner only)
+    owner_uid: int | None = None  # server: chown the socket file (DPDK owner-uid)
+    owner_gid: int | None = None  # server: chgrp the socket file (DPDK owner-gid)
+    allowed_uids: tuple[int, ...] | None = None  # both roles: peers whose SO_PEERCRED uid is accepted
 
     def __post_init__(self) -> None:
         for option in _OPTIONS:
@@ -492,6 +557,10 @@ class InterfaceConfig:
             return mac_to_str(value)
         if attr == "mode" and isinstance(value, int):
             return _MODE_NAMES[value]
+        if attr == "socket_mode" and isinstance(value, int):
+            return f"{value:04o}"
+        if attr == "allowed_uids" and isinstance(value, tuple):
+            return ":".join(map(str, value))
         return repr(value) if isinstance(value, float) else str(value)
 
     def replace(self, **changes: Any) -> InterfaceConfig:

@@ -63,6 +63,7 @@ class Connection:
         self.closed = False
         self.deadline = 0.0
         self.display = display
+        self.peer_uid = -1  # set by the owner from SO_PEERCRED
 
     def __repr__(self) -> str:
         return f"<connection {self.number} {'client' if self.is_client else 'server'} {self.display}>"

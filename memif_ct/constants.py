@@ -61,7 +61,6 @@ MAX_REGION_SIZE: Final = 1 << 40
 # Defaults shared by both configuration forms (config.py documents where they differ).
 DEFAULT_BUFFER_SIZE: Final = 2048
 DEFAULT_LOG2_RING_SIZE: Final = 10
-DEFAULT_SOCKET: Final = "/tmp/memif.sock"  # keyword form (libmemif-like); devargs use DPDK's /run/memif.sock
 DEFAULT_ID: Final = 0
 DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 5.0  # a connection must reach CONNECTED within this
 # Bytes of regions one client may make a server map (issue 8: one client asked for 254 x 1 TiB).

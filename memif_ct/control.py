@@ -14,13 +14,14 @@ import logging
 import os
 import socket as _socket
 import stat
+import struct
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
 from . import constants as c, handshake as hs, wire
-from .config import InterfaceConfig, resolve_socket, socket_address, socket_display
+from .config import InterfaceConfig, default_socket_path, resolve_socket, socket_address, socket_display
 from .connection import Connection
 from .errors import ConfigError, SocketError
 from .eventloop import EventLoop, Timer
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 _DIAL_RETRY_S = 0.05  # a full backlog: try again this soon, until the handshake timeout
 _ACCEPT_BACKOFF_S = (0.05, 1.0)  # out of fds: stop accepting this long, doubling up to the max
+_SECRET_BACKOFF_S = (0.05, 2.0)  # after a wrong secret, space the next checks this far apart
+_HALF_OPEN_S = 1.0  # a client that stalls after INIT yields its interface to a newer one after this
+_UCRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
 
 class LinkListener(Protocol):
@@ -57,6 +61,9 @@ class _Endpoint:
         self.removed = False
         self.retry: Timer | None = None
         self.dial_deadline: float | None = None
+        self.bound_at = 0.0  # when the current connection was bound to it
+        self.secret_backoff = 0.0  # >0 after wrong secrets: checks are spaced this far apart
+        self.secret_gate = 0.0  # monotonic time of the next free secret-check slot
 
 
 class Socket:
@@ -68,8 +75,8 @@ class Socket:
     first interface.
     """
 
-    def __init__(self, path: str = c.DEFAULT_SOCKET, *, abstract: bool | None = None) -> None:
-        self.name, self.abstract = resolve_socket(path, bool(abstract))
+    def __init__(self, path: str | None = None, *, abstract: bool | None = None) -> None:
+        self.name, self.abstract = resolve_socket(default_socket_path() if path is None else path, bool(abstract))
         self.address = socket_address(self.name, self.abstract)
         self.display = socket_display(self.name, self.abstract)
         self._loop = EventLoop(self.display)
@@ -136,7 +143,7 @@ class Socket:
                 raise ConfigError(f"id={config.id} is already used by a {config.role} interface on socket "
                                   f"{self.display}", key="id", value=config.id)
         if config.role == "server" and self._listener is None:
-            self._listen()
+            self._listen(config)
         ep = _Endpoint(config, listener)
         self._endpoints.append(ep)
         if config.role == "client":
@@ -175,8 +182,19 @@ class Socket:
 
     # ---- server --------------------------------------------------------------------------
 
-    def _listen(self) -> None:
-        sock = bind_listener(self.name, self.abstract)
+    def _listen(self, config: InterfaceConfig) -> None:
+        """Bind for the first server interface: its socket-mode and owner-uid/gid apply."""
+        sock = bind_listener(self.name, self.abstract, mode=config.socket_mode)
+        if not self.abstract and (config.owner_uid is not None or config.owner_gid is not None):
+            try:
+                os.chown(self.name, -1 if config.owner_uid is None else config.owner_uid,
+                         -1 if config.owner_gid is None else config.owner_gid)
+            except OSError as exc:
+                sock.close()
+                os.unlink(self.name)
+                raise ConfigError(f"owner-uid/owner-gid: cannot chown {self.name}: {exc.strerror}",
+                                  key="owner-uid" if config.owner_uid is not None else "owner-gid",
+                                  value=config.owner_uid if config.owner_uid is not None else config.owner_gid) from exc
         self._listener = sock
         self._loop.register(sock, self._accept)
         log.info("memif-ct: listening on %s", self.display)
@@ -219,7 +237,9 @@ class Socket:
         machine = hs.ServerHandshake(app_name=app_name, max_region=c.MAX_REGIONS - 1)
         timeout = min((e.config.handshake_timeout_s for e in self._endpoints if e.config.role == "server"),
                       default=c.DEFAULT_HANDSHAKE_TIMEOUT_S)
-        self._start(Connection(self, sock, machine, None, self.display), timeout)
+        conn = Connection(self, sock, machine, None, self.display)
+        conn.peer_uid = peer_uid(sock)
+        self._start(conn, timeout)
 
     def _resume_accepting(self) -> None:
         if self._listener is not None:
@@ -249,6 +269,11 @@ class Socket:
             self._failed(ep, f"connect to {self.display} failed: {exc.strerror}")
             return
         ep.dial_deadline = None
+        uid = peer_uid(sock)
+        if cfg.allowed_uids is not None and uid not in cfg.allowed_uids:
+            sock.close()
+            self._failed(ep, f"server uid {uid} is not in allowed-uids")
+            return
         machine = hs.ClientHandshake(
             id=cfg.id, mode=cfg.mode, secret=cfg.secret, app_name=cfg.app_name, if_name=cfg.name,
             num_s2m=cfg.tx_queues, num_m2s=cfg.rx_queues, log2_ring_size=cfg.log2_ring_size,
@@ -288,12 +313,37 @@ class Socket:
         conn.drop("handshake timeout")
 
     def connection_init(self, conn: Connection, init: wire.Init) -> list[hs.Event]:
-        """ConnectionOwner: the server interface INIT names checks it (protocol s4)."""
+        """ConnectionOwner: the server interface INIT names checks it (protocol s4).
+
+        While wrong secrets keep coming for an interface, its checks are spaced out (doubling up
+        to a few seconds), so guessing a secret costs time; a right secret resets that."""
+        ep = self._server_endpoint(init.id)
+        if ep is not None and ep.config.secret and ep.secret_backoff:
+            now = time.monotonic()
+            slot = max(ep.secret_gate, now)
+            ep.secret_gate = slot + ep.secret_backoff
+            if slot > now:
+                self._loop.call_later(slot - now, lambda: None if conn.closed else conn.process(
+                    self._check_init(conn, init)))
+                return []
+        return self._check_init(conn, init)
+
+    def _server_endpoint(self, interface_id: int) -> _Endpoint | None:
+        return next((e for e in self._endpoints if e.config.role == "server" and e.config.id == interface_id), None)
+
+    def _check_init(self, conn: Connection, init: wire.Init) -> list[hs.Event]:
         assert isinstance(conn.machine, hs.ServerHandshake)
-        ep = next((e for e in self._endpoints if e.config.role == "server" and e.config.id == init.id), None)
+        ep = self._server_endpoint(init.id)
         params = None
         if ep is not None:
             cfg = ep.config
+            if cfg.allowed_uids is not None and conn.peer_uid not in cfg.allowed_uids:
+                return conn.machine.disconnect(f"Permission denied: uid {conn.peer_uid} is not allowed")
+            other = ep.connection
+            if (other is not None and other.link is None
+                    and time.monotonic() - ep.bound_at >= _HALF_OPEN_S):
+                # A client stuck between INIT and CONNECT yields to a newer one (issue 8).
+                other.drop("handshake superseded by a newer client")
             params = hs.ServerInterfaceParams(
                 id=cfg.id, mode=cfg.mode, secret=cfg.secret, num_s2m=cfg.rx_queues, num_m2s=cfg.tx_queues,
                 if_name=cfg.name, already_connected=ep.connection is not None, max_map_bytes=cfg.max_map_bytes,
@@ -301,10 +351,15 @@ class Socket:
         out = conn.machine.accept_init(params)
         closed = next((e for e in out if isinstance(e, hs.Closed)), None)
         if ep is not None and closed is None:
+            ep.secret_backoff = 0.0
             self._bind(conn, ep)
             conn.deadline = time.monotonic() + ep.config.handshake_timeout_s
         elif ep is not None and closed is not None:
             reason = closed.reason
+            if reason in ("Incorrect secret", "Secret required"):
+                lo, hi = _SECRET_BACKOFF_S
+                ep.secret_backoff = min(max(ep.secret_backoff * 2, lo), hi)
+                ep.secret_gate = max(ep.secret_gate, time.monotonic() + ep.secret_backoff)
             self._report(lambda: ep.listener.attempt_failed(reason), "attempt_failed listener")
         return out
 
@@ -340,6 +395,7 @@ class Socket:
 
     def _bind(self, conn: Connection, ep: _Endpoint) -> None:
         ep.connection = conn
+        ep.bound_at = time.monotonic()
         conn.config = ep.config
         self._by_connection[conn.number] = ep
 
@@ -347,13 +403,25 @@ class Socket:
 # ---- binding the listener -----------------------------------------------------------------
 
 
-def bind_listener(name: str, abstract: bool) -> _socket.socket:
+def peer_uid(sock: _socket.socket) -> int:
+    """The uid of the process at the other end (SO_PEERCRED: as of connect/listen time)."""
+    _pid, uid, _gid = _UCRED.unpack(sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size))
+    return int(uid)
+
+
+def bind_listener(name: str, abstract: bool, *, mode: int = 0o600) -> _socket.socket:
     """A listening, non-blocking SOCK_SEQPACKET socket at ``name``; a stale socket file left by a
-    dead server is replaced (protocol s1). ConfigError naming ``socket`` otherwise."""
+    dead server is replaced (protocol s1). ConfigError naming ``socket`` otherwise.
+
+    A filesystem socket file gets ``mode`` (less the umask) from the moment it exists: the mode
+    is set on the socket before bind(), which creates the file with it, so no window is open to
+    others. An abstract socket has no permissions: allowed-uids is its access control."""
     address = socket_address(name, abstract)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
+        if not abstract:
+            os.fchmod(sock.fileno(), mode)
         try:
             sock.bind(address)
         except OSError as exc:

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from memif_ct import constants
-from memif_ct.config import DPDK_DEFAULT_SOCKET, InterfaceConfig
+from memif_ct.config import DPDK_DEFAULT_SOCKET, InterfaceConfig, default_socket_path
 from memif_ct.errors import ArgumentError, ConfigError, MemifError
 from memif_ct.macaddr import MAC_SIZE, mac_to_str, random_local_mac, str_to_mac
 
@@ -39,7 +39,7 @@ def test_keyword_defaults() -> None:
     assert cfg.role == "client"
     assert cfg.buffer_size == 2048
     assert cfg.log2_ring_size == 10
-    assert cfg.socket == "/tmp/memif.sock"
+    assert cfg.socket == default_socket_path()  # never /tmp: see test_access.py
     assert cfg.socket_abstract is False
     assert cfg.secret is None
     assert cfg.zero_copy is False
@@ -51,6 +51,7 @@ def test_keyword_defaults() -> None:
     assert cfg.reconnect is True
     assert cfg.reconnect_interval_s == 1.0
     assert cfg.handshake_timeout_s == constants.DEFAULT_HANDSHAKE_TIMEOUT_S == 5.0
+    assert (cfg.socket_mode, cfg.owner_uid, cfg.owner_gid, cfg.allowed_uids) == (0o600, None, None, None)
     assert is_random_local_unicast(cfg.mac)
     assert InterfaceConfig(mac=cfg.mac) == cfg
 
@@ -168,13 +169,24 @@ def test_keyword_values_of_every_field() -> None:
         handshake_timeout_s=2,
         max_map_bytes=1 << 30,
         accept_unsealed_hugetlbfs=True,
+        socket_mode="0660",
+        owner_uid=1000,
+        owner_gid="100",
+        allowed_uids="0:1000",
     )
     assert cfg.to_devargs() == (
         "if9,id=9,role=server,bsize=4096,rsize=12,socket=/tmp/k.sock,socket-abstract=no,"
         "mac=02:00:00:00:00:09,secret=pw,zero-copy=no,rx-queues=4,tx-queues=3,mode=ip,"
         "interrupt=no,app-name=app,reconnect=no,reconnect-interval=0.5,handshake-timeout=2.0,"
-        "max-map-bytes=1073741824,accept-unsealed-hugetlbfs=yes"
+        "max-map-bytes=1073741824,accept-unsealed-hugetlbfs=yes,socket-mode=0660,owner-uid=1000,owner-gid=100,"
+        "allowed-uids=0:1000"
     )
+    assert (cfg.socket_mode, cfg.owner_uid, cfg.owner_gid, cfg.allowed_uids) == (0o660, 1000, 100, (0, 1000))
+    assert InterfaceConfig.from_devargs(cfg.to_devargs()) == cfg
+    with pytest.raises(ConfigError, match="socket-mode=0999 is not an octal mode"):
+        InterfaceConfig.from_devargs("socket-mode=0999")
+    with pytest.raises(ConfigError, match="allowed-uids=x is not a decimal integer: each uid must be 0..4294967294"):
+        InterfaceConfig.from_devargs("allowed-uids=0:x")
     assert cfg.handshake_timeout_s == 2.0 and isinstance(cfg.handshake_timeout_s, float)
 
 
