@@ -1,8 +1,10 @@
 """The ``memif-ct`` command: info, echo, pktgen, sink, ping, capture, forward, loopback.
 
 Every subcommand takes its interface as DPDK-style devargs. Human-readable lines go to stdout;
-with ``--json`` the last line of stdout is one JSON object. A live progress line is drawn on
-stderr when it is a terminal. Ctrl-C ends a run cleanly and still prints the summary.
+with ``--json`` the last line of stdout is one JSON object, whose ``error`` is null on success
+and says what failed otherwise (also when the run never started). A live progress line is drawn
+on stderr when it is a terminal. Ctrl-C ends a run cleanly and still prints the summary. The
+exit statuses are in ``EXIT_STATUS`` (and ``memif-ct --help``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,30 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from . import library_info, macaddr, tools
 from .errors import ConfigError, MemifError
 from .interface import Interface
 
-__all__ = ["main"]
+__all__ = ["EXIT_STATUS", "main"]
+
+log = logging.getLogger(__name__)
+
+EXIT_STATUS: Final = """\
+exit status:
+  0    the run did what was asked and every check held (ended by --count, --duration, or, for
+       a tool that runs until stopped, Ctrl-C/SIGTERM)
+  1    it failed: --verify verified nothing or found loss, reordering, corruption, duplicates or
+       frames not pktgen's; pktgen sent fewer than --count; ping got no reply; the link never
+       came up within --wait-up; a memif or OS error
+  2    usage: a bad option (usage on stderr, nothing on stdout) or a bad devargs key or value
+  130  SIGINT/SIGTERM before the run started (while waiting for the link)
+
+With --json the last stdout line is one JSON object on every exit but a usage error from option
+parsing; its "error" is null on success and names the failure otherwise. Check figures (verified,
+lost, out_of_order, corrupted, duplicates, not_ours) are null when nothing was checked (no
+--verify). "stalled_s" is how much of "seconds" the link was down; the rates include it."""
 
 
 class _Output:
@@ -50,12 +69,23 @@ class _Output:
             self.err.flush()
             self._progress_drawn = False
 
-    def summary(self, data: dict[str, Any], human: str) -> None:
+    def summary(self, data: dict[str, Any], human: str, error: str | None = None) -> None:
+        """The run's last word: ``data`` plus ``error`` (None on success) as JSON, or ``human``
+        with the error appended to its last line."""
         self.clear_progress()
         if self.as_json:
-            print(json.dumps(data, sort_keys=True), file=self.out, flush=True)
+            print(json.dumps(data | {"error": error}, sort_keys=True), file=self.out, flush=True)
         else:
-            print(human, file=self.out, flush=True)
+            print(human if error is None else f"{human}; {error}", file=self.out, flush=True)
+
+    def failed(self, command: str, error: str, *, quiet: bool = False, **data: Any) -> None:
+        """A failure that ends a command without (or after) its summary: ``error`` on stderr unless
+        ``quiet``, and with ``--json`` one JSON object carrying it as ``error``."""
+        self.clear_progress()
+        if not quiet:
+            print(f"memif-ct {command}: {error}", file=self.err, flush=True)
+        if self.as_json:
+            print(json.dumps({"command": command, **data, "error": error}, sort_keys=True), file=self.out, flush=True)
 
 
 class _Stop:
@@ -65,6 +95,7 @@ class _Stop:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.running = False
+        self.started = False
 
     def handler(self, signum: int, frame: object) -> None:
         self.event.set()
@@ -72,7 +103,7 @@ class _Stop:
             raise KeyboardInterrupt
 
     def __enter__(self) -> threading.Event:
-        self.running = True
+        self.running = self.started = True
         return self.event
 
     def __exit__(self, *exc: object) -> None:
@@ -89,10 +120,32 @@ def _open(devargs: str, up_timeout_s: float) -> Interface:
     return intf
 
 
-def _traffic_human(name: str, r: tools.TrafficReport) -> str:
-    return (f"{name}: tx {r.tx} rx {r.rx} lost {r.lost} out-of-order {r.out_of_order} corrupted {r.corrupted} "
-            f"in {r.seconds:.3f} s: {r.mpps:.3f} Mpps {r.gbps:.3f} Gbit/s"
-            + (" (interrupted)" if r.interrupted else ""))
+def _traffic_human(name: str, r: tools.TrafficReport, *, sends: bool = True) -> str:
+    """One line; check figures only where something was checked, and a stall said as such."""
+    words = [f"{name}:"] + ([f"tx {r.tx}"] if sends else []) + [f"rx {r.rx}"]
+    if r.verified is not None:
+        words += [f"{label} {value}" for label, value in (("lost", r.lost), ("out-of-order", r.out_of_order),
+                                                          ("corrupted", r.corrupted)) if value is not None]
+        words += [f"{label} {value}" for label, value in (("duplicates", r.duplicates), ("not-ours", r.not_ours))
+                  if value]
+    words += [f"in {r.seconds:.3f} s: {r.mpps:.3f} Mpps {r.gbps:.3f} Gbit/s"]
+    if r.stalled_s:
+        words += [f"(link was down for {r.stalled_s:.1f} s of the {r.seconds:.1f} s measured; the rate includes it)"]
+    if r.interrupted:
+        words += ["(interrupted)"]
+    return " ".join(words)
+
+
+def _traffic_error(r: tools.TrafficReport, count: int | None = None) -> str | None:
+    """Why a pktgen / sink / loopback run failed; None when it did not."""
+    problems = []
+    if count is not None and r.tx < count:
+        why = "interrupted" if r.interrupted else "no progress: the link stayed down or the peer stopped reading"
+        problems.append(f"sent {r.tx} of {count} frames ({why})")
+    failures = r.failures()
+    if failures:
+        problems.append("verify FAILED: " + ", ".join(failures))
+    return "; ".join(problems) or None
 
 
 # ---- subcommands ---------------------------------------------------------------------------
@@ -109,18 +162,18 @@ def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
     with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
         r = tools.run_pktgen(intf, count=args.count, size=args.size, burst=args.burst, queues=args.queues,
                              verify=args.verify, drain_s=args.drain, progress=out.progress, stop=stop)
-        out.summary(r.as_dict(), _traffic_human("pktgen", r))
-    if args.verify and (r.lost or r.corrupted):
-        return 1
-    return 0 if r.tx == args.count else 1
+        error = _traffic_error(r, args.count)
+        out.summary(r.as_dict(), _traffic_human("pktgen", r), error)
+    return 0 if error is None else 1
 
 
 def cmd_sink(args: argparse.Namespace, out: _Output) -> int:
     with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
         r = tools.run_sink(intf, count=args.count, duration_s=args.duration, verify=args.verify,
                            progress=out.progress, stop=stop)
-        out.summary(r.as_dict(), _traffic_human("sink", r))
-    return 1 if args.verify and r.corrupted else 0
+        error = _traffic_error(r)
+        out.summary(r.as_dict(), _traffic_human("sink", r, sends=False), error)
+    return 0 if error is None else 1
 
 
 def cmd_echo(args: argparse.Namespace, out: _Output) -> int:
@@ -155,8 +208,11 @@ def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
     if r.rtt_avg_us is not None:
         human += (f"\nrtt min/avg/max = {r.rtt_min_us / 1000:.3f}/{r.rtt_avg_us / 1000:.3f}/"  # type: ignore[operator]
                   f"{r.rtt_max_us / 1000:.3f} ms")  # type: ignore[operator]
-    out.summary(r.as_dict(), human)
-    return 0 if r.received else 1
+    error = None
+    if not r.received:
+        error = "no reply" if r.target_mac is not None else f"no ARP reply for {args.ipv4}"
+    out.summary(r.as_dict(), human, error)
+    return 0 if error is None else 1
 
 
 def cmd_capture(args: argparse.Namespace, out: _Output) -> int:
@@ -171,8 +227,9 @@ def cmd_capture(args: argparse.Namespace, out: _Output) -> int:
 def cmd_loopback(args: argparse.Namespace, out: _Output) -> int:
     with args.stop as stop:
         r = tools.run_loopback(count=args.count, size=args.size, burst=args.burst, progress=out.progress, stop=stop)
-    out.summary(r.as_dict(), _traffic_human("loopback", r))
-    return 0 if r.rx == r.tx == args.count and not r.corrupted else 1
+    error = _traffic_error(r, args.count)
+    out.summary(r.as_dict(), _traffic_human("loopback", r), error)
+    return 0 if error is None else 1
 
 
 # ---- argument parsing ----------------------------------------------------------------------
@@ -231,15 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="memif-ct",
         description="memif packet tools, wire-compatible with DPDK net_memif, VPP and libmemif. Interfaces are "
                     "DPDK-style devargs, e.g. role=server,id=0,socket=/tmp/m.sock,socket-abstract=no",
+        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeat for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace, _Output], int], help_text: str,
             devargs: int = 1) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_STATUS,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(fn=fn)
-        p.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+        p.add_argument("--json", action="store_true",
+                       help='print a one-line JSON summary last, with "error" null or saying what failed')
         if devargs == 1:
             p.add_argument("devargs", help="interface devargs, e.g. role=client,id=0,socket=/tmp/m.sock")
         elif devargs == 2:
@@ -262,14 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default 64)")
     p.add_argument("--burst", type=_int_in(1, 4096), default=32, help="packets per burst, 1..4096")
     p.add_argument("--queues", type=_int_in(1, 255), default=1, help="spread bursts over Q TX queues")
-    p.add_argument("--verify", action="store_true", help="expect the frames back from a reflector and check them")
+    p.add_argument("--verify", action="store_true",
+                   help="expect the frames back from a reflector and check them: exit 1 on any loss, reordering, "
+                        "corruption, duplicate or foreign frame (without it no loss figures are given)")
     p.add_argument("--drain", type=_positive_float, default=1.0, metavar="S",
                    help="with --verify, wait up to S quiet seconds for stragglers")
 
     p = add("sink", cmd_sink, "count (and verify) received frames")
     p.add_argument("--count", type=_positive_int)
     p.add_argument("--duration", type=_positive_float, metavar="S")
-    p.add_argument("--verify", action="store_true", help="check frames sent by memif-ct pktgen")
+    p.add_argument("--verify", action="store_true",
+                   help="check frames sent by memif-ct pktgen: exit 1 when no pktgen frame came, or on any "
+                        "loss, reordering, corruption, duplicate or frame not pktgen's (without it no loss figures "
+                        "are given)")
 
     p = add("ping", cmd_ping, "resolve with ARP and send ICMP echo requests")
     p.add_argument("ipv4", type=_ipv4, help="target IPv4 address")
@@ -313,7 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args, out))
     except KeyboardInterrupt:
-        out.clear_progress()
+        # Quiet on a terminal: the user pressed Ctrl-C. After a run, its summary is already out.
+        when = "after the run" if stop.started else "before the run started"
+        out.failed(args.command, f"interrupted {when}", quiet=True, interrupted=True)
         return 130
     except BrokenPipeError:
         # Output piped into e.g. head: stop quietly, as other command-line tools do.
@@ -321,12 +388,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except (ConfigError, ValueError) as exc:
-        out.clear_progress()
-        print(f"memif-ct {args.command}: {exc}", file=sys.stderr)
+        out.failed(args.command, str(exc))
         return 2
     except (TimeoutError, MemifError, OSError) as exc:
-        out.clear_progress()
-        print(f"memif-ct {args.command}: {exc}", file=sys.stderr)
+        out.failed(args.command, str(exc) or type(exc).__name__)
+        return 1
+    except Exception as exc:  # a bug: the traceback to stderr, and still one JSON object last
+        log.exception("memif-ct %s failed", args.command)
+        out.failed(args.command, f"{type(exc).__name__}: {exc}")
         return 1
 
 

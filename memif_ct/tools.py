@@ -53,30 +53,55 @@ _PROGRESS_EVERY_S = 0.5
 
 @dataclass
 class TrafficReport:
-    """pktgen / sink / loopback summary; the ``--json`` keys."""
+    """pktgen / sink / loopback summary; the ``--json`` keys.
+
+    The check figures, ``verified`` (distinct intact pktgen frames received) to ``not_ours``,
+    are None when nothing was checked (no ``verify``): an unchecked run never claims "lost 0".
+    A sink that saw no pktgen frame cannot judge loss or order either, so there ``lost`` and
+    ``out_of_order`` stay None. ``lost`` counts frames that never arrived intact (a corrupted
+    one is lost too); ``out_of_order`` a frame below one already received on the same RX queue
+    (a ring keeps order, queues do not between them). ``stalled_s`` is how much of ``seconds``
+    the link was down: the rates are averages over all of ``seconds``, stall included.
+    """
 
     tx: int = 0
     rx: int = 0
-    lost: int = 0
-    out_of_order: int = 0
-    corrupted: int = 0
-    duplicates: int = 0
-    not_ours: int = 0
+    verified: int | None = None
+    lost: int | None = None
+    out_of_order: int | None = None
+    corrupted: int | None = None
+    duplicates: int | None = None
+    not_ours: int | None = None
     tx_bytes: int = 0
     rx_bytes: int = 0
     seconds: float = 0.0
     mpps: float = 0.0
     gbps: float = 0.0
+    stalled_s: float = 0.0
     interrupted: bool = False
 
-    def finish(self, seconds: float, *, by_rx: bool) -> TrafficReport:
+    def finish(self, seconds: float, *, by_rx: bool, stalled_s: float = 0.0) -> TrafficReport:
         """Rates over ``seconds``; Gbit/s count frame bytes (no preamble or gap), as testpmd does."""
         self.seconds = round(seconds, 6)
+        self.stalled_s = round(min(stalled_s, seconds), 6)
         packets, nbytes = (self.rx, self.rx_bytes) if by_rx else (self.tx, self.tx_bytes)
         if seconds > 0:
             self.mpps = round(packets / seconds / 1e6, 6)
             self.gbps = round(nbytes * 8 / seconds / 1e9, 6)
         return self
+
+    def failures(self) -> list[str]:
+        """What a verified run found wrong, in words (e.g. "lost 12"); empty when all held or nothing was checked."""
+        if self.verified is None:
+            return []
+        found = []
+        if not self.verified:
+            found.append(f"0 of {self.rx} frames were pktgen frames" if self.rx else "no frames received")
+        for name, value in (("lost", self.lost), ("out-of-order", self.out_of_order), ("corrupted", self.corrupted),
+                            ("duplicates", self.duplicates), ("not-ours", self.not_ours if self.verified else 0)):
+            if value:
+                found.append(f"{name} {value}")
+        return found
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,7 +227,8 @@ class TrafficLoop:
     It calls ``progress`` with ``status()`` about twice a second, and ends a run at ``stop``,
     Ctrl-C (either sets the report's ``interrupted``), ``count`` or ``duration_s``. ``count``
     is reached when ``counted()`` (by default: the packets received) gets to it; no burst reads
-    past it.
+    past it. Each ``tick()`` also notes whether every link is up, so that ``down_s()`` can say
+    how much of a measured span was a stall rather than traffic.
     """
 
     def __init__(self, intfs: Sequence[Interface], *, status: Callable[[], str], count: int | None = None,
@@ -222,6 +248,8 @@ class TrafficLoop:
         self.last_rx: float | None = None
         self.start = time.monotonic()
         self._next_tick = self.start + _PROGRESS_EVERY_S
+        self._down_since: float | None = None  # the link stall in progress, if any
+        self._down_spans: list[tuple[float, float]] = []  # the stalls that are over
 
     def done(self) -> bool:
         if _stopped(self.stop):
@@ -256,11 +284,22 @@ class TrafficLoop:
         return got
 
     def tick(self) -> None:
-        if self.progress is not None:
-            now = time.monotonic()
-            if now >= self._next_tick:
-                self._next_tick = now + _PROGRESS_EVERY_S
-                self.progress(self.status())
+        """Once a turn: note the link state; draw the progress line about twice a second."""
+        now = time.monotonic()
+        down = not all(intf.is_up for intf in self.intfs)
+        if down and self._down_since is None:
+            self._down_since = now
+        elif not down and self._down_since is not None:
+            self._down_spans.append((self._down_since, now))
+            self._down_since = None
+        if self.progress is not None and now >= self._next_tick:
+            self._next_tick = now + _PROGRESS_EVERY_S
+            self.progress(self.status())
+
+    def down_s(self, start: float, end: float) -> float:
+        """Seconds between ``start`` and ``end`` (time.monotonic()) that a link was seen down at a tick."""
+        spans = [*self._down_spans, *([(self._down_since, end)] if self._down_since is not None else [])]
+        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
 
     def run(self, report: _Report, on_burst: OnBurst, *, until: Callable[[], bool] | None = None,
             each_turn: Callable[[], object] | None = None) -> None:
@@ -279,59 +318,73 @@ class TrafficLoop:
 
 class _Verifier:
     """Checks received frames against frames.py's layout and keeps the sequence accounting:
-    duplicates, out-of-order, and how many distinct ones arrived."""
+    corrupted, not ours, duplicates, out-of-order (per RX queue), and how many distinct ones arrived."""
 
-    def __init__(self, report: TrafficReport, expected: int | None) -> None:
-        self.report = report
+    def __init__(self, expected: int | None) -> None:
         # pktgen knows its seqs are 0..expected-1: a bitmap. A sink does not: a set.
         self._bitmap = bytearray(expected) if expected is not None else None
         self._set: set[int] = set()
         self.unique = 0
+        self.corrupted = 0
+        self.not_ours = 0
+        self.duplicates = 0
+        self.out_of_order = 0
+        self._highest: dict[int, int] = {}  # per RX queue: a ring keeps order, queues do not between them
         self.highest = -1
         self.lowest: int | None = None
 
-    def check(self, pkt: bytes) -> None:
+    def check(self, pkt: bytes, queue: int) -> None:
         res = frames.verify_udp_frame(pkt)
         if res.verdict is frames.Verdict.OK and res.seq is not None:
-            self._seq(res.seq)
+            self._seq(res.seq, queue)
         elif res.verdict is frames.Verdict.CORRUPTED:
-            self.report.corrupted += 1
+            self.corrupted += 1
             log.warning("corrupted frame received: %s", res.reason)
         else:
-            self.report.not_ours += 1
+            self.not_ours += 1
 
-    def _seq(self, seq: int) -> None:
+    def _seq(self, seq: int, queue: int) -> None:
         if self._bitmap is not None:
             if not 0 <= seq < len(self._bitmap) or self._bitmap[seq]:
-                self.report.duplicates += 1  # seen already, or not one this run sent
+                self.duplicates += 1  # seen already, or not one this run sent
                 return
             self._bitmap[seq] = 1
         elif seq in self._set:
-            self.report.duplicates += 1
+            self.duplicates += 1
             return
         else:
             self._set.add(seq)
         self.unique += 1
-        if seq < self.highest:
-            self.report.out_of_order += 1
+        if seq < self._highest.get(queue, -1):
+            self.out_of_order += 1
         else:
-            self.highest = seq
+            self._highest[queue] = seq
+        self.highest = max(self.highest, seq)
         self.lowest = seq if self.lowest is None else min(self.lowest, seq)
 
     def span(self) -> int:
         """Sequence numbers from the lowest to the highest seen (what a sink should have had)."""
         return 0 if self.lowest is None else self.highest - self.lowest + 1
 
+    def record(self, report: TrafficReport, *, lost: int | None) -> None:
+        """Put the figures into ``report``; ``lost`` None when the run could not judge loss."""
+        report.verified = self.unique
+        report.lost = lost
+        report.out_of_order = self.out_of_order if self.unique else None
+        report.corrupted = self.corrupted
+        report.duplicates = self.duplicates
+        report.not_ours = self.not_ours
+
 
 def _counting(report: TrafficReport, verifier: _Verifier | None) -> OnBurst:
     """The on_burst of sink and pktgen: count received frames and bytes, and check them."""
 
-    def on_burst(_intf: Interface, _queue: int, pkts: list[bytes]) -> None:
+    def on_burst(_intf: Interface, queue: int, pkts: list[bytes]) -> None:
         report.rx += len(pkts)
         report.rx_bytes += sum(map(len, pkts))
         if verifier is not None:
             for pkt in pkts:
-                verifier.check(pkt)
+                verifier.check(pkt, queue)
 
     return on_burst
 
@@ -362,7 +415,7 @@ def run_pktgen(
     if not 1 <= queues <= 255:
         raise ArgumentError(f"queues={queues} is out of range: expected 1..255")
     report = TrafficReport()
-    verifier = _Verifier(report, count) if verify else None
+    verifier = _Verifier(count) if verify else None
     received = _counting(report, verifier)
     rx = TrafficLoop([intf], status=lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}", stop=stop,
                      progress=progress)
@@ -429,10 +482,10 @@ def run_pktgen(
         quiet_from = time.monotonic()
         rx.run(report, received, each_turn=reflector, until=lambda: delivered() >= report.tx
                or time.monotonic() - max(quiet_from, rx.last_rx or 0) > drain_s)
-    elapsed = rx.elapsed()
-    if verify:
-        report.lost = report.tx - delivered()
-    return report.finish(elapsed, by_rx=verify)
+    end = time.monotonic()
+    if verifier is not None:
+        verifier.record(report, lost=report.tx - verifier.unique)
+    return report.finish(end - rx.start, by_rx=verify, stalled_s=rx.down_s(rx.start, end))
 
 
 def run_sink(
@@ -452,14 +505,16 @@ def run_sink(
     report = TrafficReport()
     loop = TrafficLoop([intf], status=lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes", count=count,
                        duration_s=duration_s, stop=stop, progress=progress)
-    verifier = _Verifier(report, None) if verify else None
+    verifier = _Verifier(None) if verify else None
     loop.run(report, _counting(report, verifier))
     if verifier is not None:
-        report.lost = verifier.span() - verifier.unique
+        # The first frame seen is taken as the start: with none of pktgen's, loss cannot be judged.
+        verifier.record(report, lost=verifier.span() - verifier.unique if verifier.unique else None)
     # Rate over the span packets actually arrived in, so waiting for the peer does not dilute it.
     first, last = loop.first_rx, loop.last_rx
-    return report.finish(last - first if first is not None and last is not None and last > first else loop.elapsed(),
-                         by_rx=True)
+    if first is None or last is None or last <= first:
+        first, last = loop.start, time.monotonic()
+    return report.finish(last - first, by_rx=True, stalled_s=loop.down_s(first, last))
 
 
 def run_loopback(

@@ -534,14 +534,18 @@ def test_ping_human_output(sockdir: str, peers: Peers) -> None:
     assert "rtt min/avg/max" in r.stdout
 
 
-@pytest.mark.parametrize("case", ["no-arp", "no-icmp"])
-def test_ping_unanswered(sockdir: str, peers: Peers, case: str) -> None:
+def ping_unanswered(sockdir: str, peers: Peers, target: str) -> subprocess.CompletedProcess[str]:
+    """``ping -c 2 --json`` of ``target`` at a peer that answers ARP for TARGET only, and no echo."""
     path = f"{sockdir}/i.sock"
     server = peers.open(devargs("server", path))
     peers.serve(server, responder(answer_icmp=False))
-    target = "10.1.2.99" if case == "no-arp" else TARGET
-    r = run_cli("ping", devargs("client", path), target, "-c", "2", "-i", "0.05", "-W", "0.2", "--json",
-                "--wait-up", "10")
+    return run_cli("ping", devargs("client", path), target, "-c", "2", "-i", "0.05", "-W", "0.2", "--json",
+                   "--wait-up", "10")
+
+
+@pytest.mark.parametrize("case", ["no-arp", "no-icmp"])
+def test_ping_unanswered(sockdir: str, peers: Peers, case: str) -> None:
+    r = ping_unanswered(sockdir, peers, "10.1.2.99" if case == "no-arp" else TARGET)
     assert r.returncode == 1, (r.stdout, r.stderr)
     s = last_json(r.stdout)
     assert s["received"] == 0
@@ -584,7 +588,8 @@ def test_signal_ends_run_with_summary(sockdir: str, peers: Peers, spawn: Callabl
         assert 1 <= s["rx"] <= sent
 
 
-def test_sigint_pktgen_summary(sockdir: str, peers: Peers, spawn: Callable[..., Child]) -> None:
+def interrupt_pktgen(sockdir: str, peers: Peers, spawn: Callable[..., Child]) -> tuple[int, str, str]:
+    """``pktgen --count 100000000 --json`` into a swallowing server, SIGINT once 1000 frames came."""
     path = f"{sockdir}/g.sock"
     server = peers.open(devargs("server", path))
     received: list[bytes] = []
@@ -597,7 +602,11 @@ def test_sigint_pktgen_summary(sockdir: str, peers: Peers, spawn: Callable[..., 
 
     wait_for(flowing, what="pktgen traffic")
     child.proc.send_signal(signal.SIGINT)
-    rc, out, err = child.finish()
+    return child.finish()
+
+
+def test_sigint_pktgen_summary(sockdir: str, peers: Peers, spawn: Callable[..., Child]) -> None:
+    rc, out, err = interrupt_pktgen(sockdir, peers, spawn)
     assert "Traceback" not in err
     s = last_json(out)
     assert s["interrupted"] is True
@@ -613,10 +622,12 @@ def test_sigint_ping_summary(sockdir: str, peers: Peers, spawn: Callable[..., Ch
     child = spawn("ping", devargs("client", path), TARGET, "-c", "1000", "-i", "0.02", "--json", "--wait-up", "10")
 
     def replying() -> bool:
+        # The responder counts a request before its reply is sent; the 4th request is sent only
+        # after ping took in the 3rd reply (or gave up on it after -W 1 s).
         child.assert_running()
-        return len(answered) >= 3
+        return len(answered) >= 4
 
-    wait_for(replying, what="three echo replies")
+    wait_for(replying, what="three echo replies taken in")
     child.proc.send_signal(signal.SIGINT)
     rc, out, err = child.finish()
     assert rc == 0, err
@@ -643,14 +654,20 @@ def test_sigint_capture_keeps_a_valid_pcap(sockdir: str, peers: Peers, spawn: Ca
     assert pkts == sent[:s["captured"]]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_while_waiting_for_link(sockdir: str, spawn: Callable[..., Child], sig: signal.Signals) -> None:
-    # Before the link is up there is no run to summarise: cli.main returns 130, quietly.
+def signal_while_waiting_for_link(sockdir: str, spawn: Callable[..., Child],
+                                  sig: signal.Signals) -> tuple[int, str, str]:
+    """``sink --json`` as a server no peer comes to, sent ``sig`` while it waits."""
     path = f"{sockdir}/w.sock"
     child = spawn("sink", devargs("server", path), "--json", "--wait-up", "30")
     wait_listening(path, child)
     child.proc.send_signal(sig)
-    rc, _out, err = child.finish()
+    return child.finish()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_waiting_for_link(sockdir: str, spawn: Callable[..., Child], sig: signal.Signals) -> None:
+    # Before the link is up there is no run to summarise: cli.main returns 130, quietly.
+    rc, _out, err = signal_while_waiting_for_link(sockdir, spawn, sig)
     assert rc == 130, err
     assert "Traceback" not in err
 

@@ -96,7 +96,8 @@ def test_testpmd_txonly_to_memif_ct_sink_cli(testpmd_factory):
     assert proc.returncode == 0, proc.stderr
     assert summary["rx"] == 20000
     assert summary["rx_bytes"] == 20000 * 64  # testpmd txonly's default frame
-    assert summary["corrupted"] == 0 and summary["mpps"] > 0
+    # Without --verify nothing was checked, so no check figure is claimed (issue 8 item 9).
+    assert summary["corrupted"] is None and summary["error"] is None and summary["mpps"] > 0
     assert pmd.alive()
 
 
