@@ -42,10 +42,12 @@ static inline uint8_t *buffer_at(const memif_ct_queue_t *q, uint16_t region, uin
 
 /* ---- TX ---- */
 
-/* Lengths are checked before anything is published so a bad burst changes nothing. */
+/* Lengths are checked before anything is published so a bad burst changes nothing. A wrong
+ * call (ERR_ARG) is reported before a packet that is merely too big (ERR_TOO_BIG). */
 static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const uint32_t *lengths, uint32_t n_pkts)
 {
     size_t total = 0;
+    int rc = MEMIF_CT_OK;
     for (uint32_t i = 0; i < n_pkts; i++) {
         if (lengths[i] == 0 || lengths[i] > data_size - total)
             return MEMIF_CT_ERR_ARG;
@@ -53,9 +55,9 @@ static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const u
         /* A client chain longer than the ring could never be published. */
         if (q->role == MEMIF_CT_ROLE_CLIENT &&
             ((uint64_t)lengths[i] + q->buffer_size - 1) / q->buffer_size > q->ring_size)
-            return MEMIF_CT_ERR_ARG;
+            rc = MEMIF_CT_ERR_TOO_BIG;
     }
-    return MEMIF_CT_OK;
+    return rc;
 }
 
 /* Client on S2M: the client owns every buffer of the ring, so descriptors are written from its
@@ -151,6 +153,11 @@ static int server_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
             continue;
         }
         if (capacity < len) {
+            /* Every slot of the ring is posted and all of them together are too small: waiting
+             * cannot help, and a caller retrying until it is sent would spin forever. Only
+             * possible for the burst's first packet: each packet sent takes posted slots. */
+            if (k == q->ring_size)
+                return MEMIF_CT_ERR_TOO_BIG;
             q->stats.no_space++;
             break;
         }
@@ -235,20 +242,30 @@ int memif_ct_refill(memif_ct_queue_t *q)
 
 enum chain_state { CHAIN_OK, CHAIN_BAD, CHAIN_TOO_BIG, CHAIN_INCOMPLETE };
 
-/* Consume whole packets from slots [start, start + avail). Returns the slots consumed and
- * stores the packet count in *n_out. One pass per chain: bytes are copied while walking, and a
- * chain that turns out bad, too big or unfinished is abandoned without advancing out_pos. */
-static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, uint8_t *out, size_t out_size,
-                          uint32_t *lengths, uint32_t max_pkts, uint32_t *n_out)
+/* One rx_burst call: the caller's output, and what the walk found. */
+typedef struct {
+    uint8_t *out;
+    size_t out_size;
+    uint32_t *lengths;
+    uint32_t max_pkts;
+    uint32_t flags;    /* MEMIF_CT_RX_* */
+    uint32_t n;        /* packets delivered */
+    int kept_too_big;  /* KEEP_TOO_BIG: a packet was left in the ring, its length in lengths[0] */
+} rx_call_t;
+
+/* Consume whole packets from slots [start, start + avail). Returns the slots consumed. One pass
+ * per chain: bytes are copied while walking, every descriptor is validated (also after the
+ * chain has outgrown the buffer, so that its whole length is known), and a chain that turns out
+ * bad, too big or unfinished is abandoned without advancing out_pos. */
+static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, rx_call_t *c)
 {
     memif_ct_ring_t *ring = q->ring;
     uint16_t consumed = 0;
     size_t out_pos = 0;
-    uint32_t n = 0;
-    while (n < max_pkts && consumed < avail) {
+    while (c->n < c->max_pkts && consumed < avail) {
         uint16_t left = (uint16_t)(avail - consumed);
         uint16_t k = 0;
-        uint64_t total = 0;
+        uint64_t total = 0; /* < 2^46: at most 16384 segments of < 2^32 bytes */
         enum chain_state state = CHAIN_OK;
         int bad_seen = 0; /* counted once, when the chain is consumed, not on every poll */
         for (;;) {
@@ -260,15 +277,17 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, u
             }
             memif_ct_desc_t d = desc_read(&ring->desc[(uint16_t)(start + consumed + k) & q->mask]);
             k++;
-            if (state == CHAIN_OK) {
+            if (state != CHAIN_BAD) {
                 const uint8_t *buf = buffer_at(q, d.region, d.offset, d.length);
                 if (!buf || d.length == 0) { /* protocol s5: non-zero length, inside its region */
                     state = CHAIN_BAD;
                     bad_seen = 1;
-                } else if (d.length > out_size - out_pos - total || total + d.length > UINT32_MAX) {
-                    state = CHAIN_TOO_BIG; /* lengths[] holds u32: bigger packets are dropped */
                 } else {
-                    memcpy(out + out_pos + total, buf, d.length);
+                    /* While OK, total <= out_size - out_pos: the subtraction cannot wrap. */
+                    if (state == CHAIN_OK && d.length <= c->out_size - out_pos - total)
+                        memcpy(c->out + out_pos + total, buf, d.length);
+                    else
+                        state = CHAIN_TOO_BIG;
                     total += d.length;
                 }
             }
@@ -277,34 +296,43 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, u
         }
         if (state == CHAIN_INCOMPLETE)
             break;
-        if (state == CHAIN_TOO_BIG && out_pos > 0)
-            break; /* may fit into an empty buffer on the next call */
+        if (state == CHAIN_OK && total > UINT32_MAX)
+            state = CHAIN_TOO_BIG; /* lengths[] holds u32: no buffer can ever take it */
+        if (state == CHAIN_TOO_BIG && total <= UINT32_MAX) {
+            if (out_pos > 0)
+                break; /* may fit into an empty buffer on the next call */
+            if (c->flags & MEMIF_CT_RX_KEEP_TOO_BIG) {
+                c->lengths[0] = (uint32_t)total;
+                c->kept_too_big = 1;
+                break;
+            }
+        }
         consumed = (uint16_t)(consumed + k);
         q->stats.bad_desc += (uint64_t)bad_seen;
         if (state != CHAIN_OK) {
             q->stats.drops++;
             continue;
         }
-        lengths[n++] = (uint32_t)total;
+        c->lengths[c->n++] = (uint32_t)total;
         out_pos += total;
         q->stats.packets++;
         q->stats.bytes += total;
         q->stats.chains += k > 1;
     }
-    *n_out = n;
     return consumed;
 }
 
-int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths, uint32_t max_pkts)
+int memif_ct_rx_burst_ex(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths, uint32_t max_pkts,
+                         uint32_t flags)
 {
     if (!q || !q->ring || (max_pkts && (!out || !lengths)))
         return MEMIF_CT_ERR_NULL;
     if (q->tx)
         return MEMIF_CT_ERR_DIRECTION;
-    if (max_pkts > INT32_MAX)
-        max_pkts = INT32_MAX;
+    if (flags & ~MEMIF_CT_RX_KEEP_TOO_BIG)
+        return MEMIF_CT_ERR_ARG;
+    rx_call_t c = {out, out_size, lengths, max_pkts > INT32_MAX ? INT32_MAX : max_pkts, flags, 0, 0};
     memif_ct_ring_t *ring = q->ring;
-    uint32_t n = 0;
     if (q->role == MEMIF_CT_ROLE_SERVER) {
         /* S2M: the client publishes up to head; we release by storing tail. */
         uint16_t head = load_acquire(&ring->head);
@@ -317,34 +345,39 @@ int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32
             store_release(&ring->tail, head);
             return 0;
         }
-        uint16_t used = rx_chains(q, q->last_tail, avail, out, out_size, lengths, max_pkts, &n);
+        uint16_t used = rx_chains(q, q->last_tail, avail, &c);
         if (used) {
             q->last_tail = (uint16_t)(q->last_tail + used);
             store_release(&ring->tail, q->last_tail);
         }
-        return (int)n;
-    }
-    /* M2S: the server publishes up to tail, never beyond what we posted; we release by
-     * re-posting buffers (advancing head). */
-    uint16_t tail = load_acquire(&ring->tail);
-    uint16_t avail = (uint16_t)(tail - q->last_tail);
-    uint16_t posted = (uint16_t)(q->last_head - q->last_tail);
-    if (avail > posted) {
-        /* The server published slots we never posted. DPDK 22.11's TX does this with chains:
-         * its free-slot check is off by one, then its free counter wraps and it runs on past
-         * our head. Reading on would mean reading buffers it is still overwriting; waiting
-         * would stall until its tail wraps 65536 slots later. So adopt its tail (what lies
-         * between is lost, counted in bad_ring) and post a fresh ring of buffers after it. */
-        q->stats.bad_ring++;
-        q->last_tail = tail;
-        q->last_head = tail;
+    } else {
+        /* M2S: the server publishes up to tail, never beyond what we posted; we release by
+         * re-posting buffers (advancing head). */
+        uint16_t tail = load_acquire(&ring->tail);
+        uint16_t avail = (uint16_t)(tail - q->last_tail);
+        uint16_t posted = (uint16_t)(q->last_head - q->last_tail);
+        if (avail > posted) {
+            /* The server published slots we never posted. DPDK 22.11's TX does this with chains:
+             * its free-slot check is off by one, then its free counter wraps and it runs on past
+             * our head. Reading on would mean reading buffers it is still overwriting; waiting
+             * would stall until its tail wraps 65536 slots later. So adopt its tail (what lies
+             * between is lost, counted in bad_ring) and post a fresh ring of buffers after it. */
+            q->stats.bad_ring++;
+            q->last_tail = tail;
+            q->last_head = tail;
+            memif_ct_refill(q);
+            return 0;
+        }
+        uint16_t used = rx_chains(q, q->last_tail, avail, &c);
+        q->last_tail = (uint16_t)(q->last_tail + used);
         memif_ct_refill(q);
-        return 0;
     }
-    uint16_t used = rx_chains(q, q->last_tail, avail, out, out_size, lengths, max_pkts, &n);
-    q->last_tail = (uint16_t)(q->last_tail + used);
-    memif_ct_refill(q);
-    return (int)n;
+    return c.kept_too_big ? MEMIF_CT_ERR_TOO_BIG : (int)c.n;
+}
+
+int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths, uint32_t max_pkts)
+{
+    return memif_ct_rx_burst_ex(q, out, out_size, lengths, max_pkts, 0);
 }
 
 /* ---- ring occupancy ---- */

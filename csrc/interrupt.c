@@ -1,9 +1,15 @@
 /* Interrupt masking and eventfd signalling (memif-protocol.md section 5, "Interrupts").
  *
- * The eventfd is one open file shared with the peer, so O_NONBLOCK is the peer's to clear too:
- * neither call below may rely on it. Reading uses preadv2(RWF_NOWAIT); writing polls first, as
- * a write only blocks when the counter is saturated, which means the peer is signalled anyway. */
+ * The eventfd is one open file shared with the peer, so O_NONBLOCK is the peer's to clear too,
+ * and its counter the peer's to saturate, at any moment: neither call below may rely on either.
+ * Reading uses preadv2(RWF_NOWAIT). Writing has no such flag (pwritev2 RWF_NOWAIT is EOPNOTSUPP
+ * on an eventfd, which has no write_iter), and a poll before the write only narrows the race,
+ * so the write runs under the calling thread's timer guard (guard.c), which turns a blocked
+ * write into EINTR. Either way a write that would block means a saturated counter: the peer is
+ * signalled already, so that is success. The poll stays in front: a peer that keeps the counter
+ * saturated then costs one poll per burst, not one timer period. */
 #define _GNU_SOURCE
+#include "guard.h"
 #include "memif_ct.h"
 
 #include <errno.h>
@@ -36,6 +42,19 @@ int memif_ct_queue_needs_signal(const memif_ct_queue_t *q)
     return !(atomic_load_explicit(&q->ring->flags, memory_order_acquire) & MEMIF_CT_RING_FLAG_MASK_INT);
 }
 
+/* One write or read of the 8-byte counter under the calling thread's guard (guard.c): EINTR
+ * if it blocked for a guard period. errno is the call's. */
+static ssize_t bounded_rw(int fd, uint64_t *value, int writing)
+{
+    int armed = memif_ct_guard_arm();
+    ssize_t r = writing ? write(fd, value, sizeof(*value)) : read(fd, value, sizeof(*value));
+    int err = errno;
+    if (armed)
+        memif_ct_guard_disarm();
+    errno = err;
+    return r;
+}
+
 int memif_ct_eventfd_signal(int fd)
 {
     if (fd < 0)
@@ -55,16 +74,13 @@ int memif_ct_eventfd_signal(int fd)
         return (flags & O_ACCMODE) == O_RDONLY ? -EBADF : 0;
     }
     uint64_t one = 1;
-    for (;;) {
-        ssize_t r = write(fd, &one, sizeof(one));
-        if (r == (ssize_t)sizeof(one))
-            return 0;
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && errno == EAGAIN)
-            return 0;
-        return r < 0 ? -errno : -EIO;
-    }
+    ssize_t r = bounded_rw(fd, &one, 1);
+    if (r == (ssize_t)sizeof(one))
+        return 0;
+    /* EAGAIN or EINTR: only a write that found the counter saturated waits at all. */
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    return r < 0 ? -errno : -EIO;
 }
 
 int64_t memif_ct_eventfd_clear(int fd)
@@ -88,8 +104,9 @@ int64_t memif_ct_eventfd_clear(int fd)
     struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
     if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
         return 0;
-    ssize_t r = read(fd, &value, sizeof(value));
+    /* The peer may read the counter to 0 (and clear O_NONBLOCK) after the poll. */
+    ssize_t r = bounded_rw(fd, &value, 0);
     if (r == (ssize_t)sizeof(value))
         return (int64_t)(value & INT64_MAX);
-    return (r < 0 && errno != EAGAIN) ? -errno : 0;
+    return (r < 0 && errno != EAGAIN && errno != EINTR) ? -errno : 0;
 }

@@ -30,6 +30,7 @@ const char *memif_ct_strerror(int err)
     case MEMIF_CT_ERR_DIRECTION: return "call does not fit the queue's role and ring type";
     case MEMIF_CT_ERR_OVERFLOW: return "size computation overflowed";
     case MEMIF_CT_ERR_ALIGN: return "ring is misaligned";
+    case MEMIF_CT_ERR_TOO_BIG: return "packet is larger than the ring or buffer can hold";
     default: return "unknown error";
     }
 }

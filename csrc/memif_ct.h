@@ -6,11 +6,12 @@
  * and region addresses to a memif_ct_queue_t and moves whole bursts through it.
  *
  * Thread model: one thread per queue at a time. Nothing here allocates, locks or calls back.
- * The only system call on the burst path is the eventfd signal memif_ct_tx_burst() sends after
+ * The only system calls on the burst path are the eventfd signal memif_ct_tx_burst() sends after
  * publishing packets, and only when the peer asked for interrupts (MASK_INT clear on the ring)
  * and the queue has an eventfd (memif_ct_queue_set_eventfd()); it goes through
- * memif_ct_eventfd_signal(), a zero-timeout poll then one write. memif_ct_eventfd_clear() is
- * the only other function that makes system calls.
+ * memif_ct_eventfd_signal(), a zero-timeout poll then one write bounded by a per-thread timer
+ * (see "Interrupts" below: it uses one real-time signal). memif_ct_eventfd_clear() and
+ * memif_ct_fd_fs_magic() are the only other functions that make system calls.
  *
  * The header compiles as C11, and as C++11 or later with g++ or clang++ (the ring's descriptor
  * array uses their flexible-array extension): the ring's atomic indexes are _Atomic uint16_t in
@@ -60,7 +61,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct layout or a function signature below changes. */
-#define MEMIF_CT_ABI_VERSION 2
+#define MEMIF_CT_ABI_VERSION 3
 #define MEMIF_CT_VERSION_STRING "0.1.0"
 
 /* Cache-line size is part of the ring ABI (memif-protocol.md section 5): 64 on x86-64,
@@ -120,7 +121,8 @@ typedef enum {
     MEMIF_CT_ERR_COOKIE = -4,      /* ring header does not carry MEMIF_CT_COOKIE */
     MEMIF_CT_ERR_DIRECTION = -5,   /* the call does not fit this queue's role and ring type */
     MEMIF_CT_ERR_OVERFLOW = -6,    /* a size computation overflowed */
-    MEMIF_CT_ERR_ALIGN = -7        /* a ring is not aligned for its 16-bit atomic indexes */
+    MEMIF_CT_ERR_ALIGN = -7,       /* a ring is not aligned for its 16-bit atomic indexes */
+    MEMIF_CT_ERR_TOO_BIG = -8      /* a packet is larger than the ring (TX) or the buffer (RX) holds */
 } memif_ct_error_t;
 
 /* ---- shared-memory structures (memif-protocol.md section 5) ---- */
@@ -277,16 +279,35 @@ MEMIF_CT_API int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd);
  * was queued, the peer wants interrupts (MASK_INT clear, read with acquire) and the queue has an
  * eventfd, writes it once per burst with memif_ct_eventfd_signal(); a failed write is not
  * reported, as the packets are queued regardless. Returns the number of packets queued
- * (0..n_pkts), or a negative memif_ct_error_t for a wrong call. */
+ * (0..n_pkts), or a negative memif_ct_error_t for a wrong call.
+ * MEMIF_CT_ERR_TOO_BIG: a packet the ring can never carry, so that a caller retrying until
+ * everything is sent cannot spin forever. Client: checked with the arguments, before anything
+ * is queued: a packet needing more than ring_size buffers of buffer_size bytes (the first such
+ * packet is the caller's to find). Server: the whole ring is posted (head - tail == ring_size)
+ * and every posted buffer together still holds less than the burst's first packet; when earlier
+ * packets of the burst were queued, their count is returned and the next call reports it. */
 MEMIF_CT_API int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
                                    const uint32_t *lengths, uint32_t n_pkts);
 /* Receive up to max_pkts packets into out (capacity out_size bytes) back to back, storing each
  * length in lengths[]. Chains are reassembled; bad descriptors are counted and skipped; a
  * packet larger than out_size is dropped and counted; a chain still missing its last slot is
  * left for the next call. A client re-posts the consumed buffers before returning. Never touches
- * the eventfd. Returns the number of packets received, or a negative memif_ct_error_t. */
+ * the eventfd. Returns the number of packets received, or a negative memif_ct_error_t.
+ * Dropping what does not fit is what keeps a hostile peer from wedging the ring: a caller that
+ * wants to hear of it instead uses memif_ct_rx_burst_ex() with MEMIF_CT_RX_KEEP_TOO_BIG. */
 MEMIF_CT_API int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths,
                                    uint32_t max_pkts);
+
+/* memif_ct_rx_burst_ex() flag: a packet larger than out_size, found when nothing has been
+ * received yet in this call, is left in the ring (not dropped, not counted) and the call returns
+ * MEMIF_CT_ERR_TOO_BIG with the packet's length in lengths[0], so that a larger buffer can take
+ * it. A packet longer than UINT32_MAX bytes, which no lengths[] entry can describe, is still
+ * dropped and counted, as are bad chains. */
+#define MEMIF_CT_RX_KEEP_TOO_BIG 1u
+/* memif_ct_rx_burst() with flags (MEMIF_CT_RX_*; any other bit is MEMIF_CT_ERR_ARG). With no
+ * flags it is memif_ct_rx_burst(). */
+MEMIF_CT_API int memif_ct_rx_burst_ex(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths,
+                                      uint32_t max_pkts, uint32_t flags);
 /* Client on M2S: post every free buffer to the server (advances head). Returns slots posted. */
 MEMIF_CT_API int memif_ct_refill(memif_ct_queue_t *q);
 
@@ -303,12 +324,41 @@ MEMIF_CT_API void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling);
 /* Transmitter: 1 if the peer wants an eventfd signal after a burst (MASK_INT clear), else 0.
  * memif_ct_tx_burst() already acts on it when the queue has an eventfd. */
 MEMIF_CT_API int memif_ct_queue_needs_signal(const memif_ct_queue_t *q);
-/* Signal an eventfd (write 1) without ever blocking, even if the peer cleared O_NONBLOCK on the
- * shared file: a saturated counter is left as is. Returns 0 or -errno. */
+/* The eventfd is one open file shared with the peer, which can clear O_NONBLOCK on it and saturate
+ * its counter at any moment, so no flag check or poll can promise that the next write (or read)
+ * returns. Each thread therefore bounds that one system call with a POSIX timer of its own
+ * (CLOCK_MONOTONIC, SIGEV_THREAD_ID to the calling thread), armed only around the call, that sends
+ * the real-time signal SIGRTMAX - 3 every MEMIF_CT_EVENTFD_TIMEOUT_NS; the library installs a
+ * no-op handler for it, without SA_RESTART, the first time any thread needs it, so a blocked write or
+ * read returns EINTR after at most that long (a blocked eventfd write means the counter is
+ * saturated: the peer is signalled already). Build with -DMEMIF_CT_GUARD_SIGNAL=N to use signal N
+ * instead. The application must leave that signal alone: if it already has a handler or is ignored
+ * when first needed, it is not taken, and the calls fall back to a poll then an unbounded write or
+ * read (the race above is open again). A thread that blocks the signal when it first signals an
+ * eventfd gets it unblocked around each such call (two more system calls); blocking it later in a
+ * thread unbounds that thread's calls. The timer is created once per thread (the first time it
+ * needs one) and deleted when the thread exits; a forked child starts over. Neither function below
+ * is async-signal-safe. Do not unload the library (dlclose) while a thread that used it lives: its
+ * exit runs the library's code that deletes its timer. */
+#define MEMIF_CT_EVENTFD_TIMEOUT_NS 5000000
+/* Whether the calling thread's eventfd calls are bounded: the signal number (> 0) if so, else
+ * -EBUSY (the application owns the signal), or -errno from creating the thread's timer. Sets the
+ * thread up if it was not yet, as its first eventfd call would. */
+MEMIF_CT_API int memif_ct_eventfd_guard(void);
+/* Signal an eventfd (write 1). Never blocks for longer than MEMIF_CT_EVENTFD_TIMEOUT_NS, whatever
+ * the peer does to the shared file (see above): a saturated counter is left as is. Returns 0 or
+ * -errno (-EBADF for a file not open for writing). */
 MEMIF_CT_API int memif_ct_eventfd_signal(int fd);
-/* Read (and so clear) an eventfd without ever blocking; returns the counter read, 0 if none was
- * pending, or -errno. */
+/* Read (and so clear) an eventfd without blocking (preadv2 RWF_NOWAIT; on a kernel without it,
+ * a read bounded as above); returns the counter read, 0 if none was pending, or -errno. */
 MEMIF_CT_API int64_t memif_ct_eventfd_clear(int fd);
+
+/* ---- file descriptors a peer sent ---- */
+
+/* The f_type of the file system fd's file lives on (fstatfs), e.g. 0x958458f6 for hugetlbfs
+ * (linux/magic.h), or -errno. Decides by the open file itself, which a peer cannot fake the way
+ * it can fake a path. */
+MEMIF_CT_API int64_t memif_ct_fd_fs_magic(int fd);
 
 /* ---- statistics ---- */
 

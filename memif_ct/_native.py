@@ -10,8 +10,9 @@ What this layer gives the layers above (``queue.py``, ``region.py``, ``wire.py``
 * ``check(rc, function)``, which turns a negative ``memif_ct_error_t`` into a
   ``NativeArgumentError`` carrying the code (compare ``.code`` with ``ERR_*``, never the text);
 * ``CQueue``, one C ``memif_ct_queue_t``, and ``STATS_FIELDS``, read off the C stats struct;
-* the burst entry points ``tx_burst_raw``/``rx_burst_raw``: the bare ctypes functions, so that
-  a burst is one call with nothing in between (their callers own every check);
+* the burst entry points ``tx_burst_raw``/``rx_burst_raw``/``rx_burst_ex_raw``: the bare ctypes
+  functions, so that a burst is one call with nothing in between (their callers own every check);
+* ``fd_fs_magic``: which file system a peer's fd lives on, asked of the fd itself (fstatfs);
 * ``Pinned``/``pin_readonly``: the address of a Python buffer, held still while C uses it.
 """
 
@@ -36,7 +37,10 @@ __all__ = [
     "ERR_LAYOUT",
     "ERR_NULL",
     "ERR_OVERFLOW",
+    "ERR_TOO_BIG",
+    "HUGETLBFS_MAGIC",
     "LIBRARY_PATH",
+    "RX_KEEP_TOO_BIG",
     "STATS_FIELDS",
     "CQueue",
     "Layout",
@@ -49,18 +53,21 @@ __all__ = [
     "check",
     "eventfd_clear",
     "eventfd_clear_raw",
+    "eventfd_guard",
     "eventfd_signal",
     "eventfd_signal_raw",
+    "fd_fs_magic",
     "library_version",
     "pin_readonly",
     "ring_bytes",
     "ring_init",
+    "rx_burst_ex_raw",
     "rx_burst_raw",
     "strerror",
     "tx_burst_raw",
 ]
 
-ABI_VERSION: Final = 2  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
+ABI_VERSION: Final = 3  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
 _LIBRARY_NAME: Final = "libmemif_ct.so"
 
 # memif_ct_error_t (csrc/memif_ct.h); a test proves these equal the header's.
@@ -71,6 +78,10 @@ ERR_COOKIE: Final = -4  # ring header does not carry the memif cookie
 ERR_DIRECTION: Final = -5  # the call does not fit the queue's role and ring type
 ERR_OVERFLOW: Final = -6  # a size computation overflowed
 ERR_ALIGN: Final = -7  # a ring is not aligned for its 16-bit atomic indexes
+ERR_TOO_BIG: Final = -8  # a packet is larger than the ring (TX) or the buffer (RX) holds
+
+RX_KEEP_TOO_BIG: Final = 1  # memif_ct_rx_burst_ex: leave a packet too big for the buffer in the ring
+HUGETLBFS_MAGIC: Final = 0x958458F6  # linux/magic.h: what fd_fs_magic() says of a hugetlbfs file
 
 _U64_MAX: Final = (1 << 64) - 1
 _FD_MAX: Final = (1 << 31) - 1
@@ -172,6 +183,7 @@ def _load() -> ctypes.CDLL:
         "memif_ct_queue_set_eventfd": (ctypes.c_int, [vp, ctypes.c_int]),
         "memif_ct_tx_burst": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
         "memif_ct_rx_burst": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
+        "memif_ct_rx_burst_ex": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32, ctypes.c_uint32]),
         "memif_ct_refill": (ctypes.c_int, [vp]),
         "memif_ct_queue_pending": (ctypes.c_uint32, [vp]),
         "memif_ct_queue_free": (ctypes.c_uint32, [vp]),
@@ -179,6 +191,8 @@ def _load() -> ctypes.CDLL:
         "memif_ct_queue_needs_signal": (ctypes.c_int, [vp]),
         "memif_ct_eventfd_signal": (ctypes.c_int, [ctypes.c_int]),
         "memif_ct_eventfd_clear": (ctypes.c_int64, [ctypes.c_int]),
+        "memif_ct_eventfd_guard": (ctypes.c_int, []),
+        "memif_ct_fd_fs_magic": (ctypes.c_int64, [ctypes.c_int]),
         "memif_ct_queue_stats": (None, [vp, p(_Stats)]),
         "memif_ct_queue_stats_reset": (None, [vp]),
     }
@@ -202,8 +216,11 @@ tx_burst_raw: Final = _lib.memif_ct_tx_burst
 """tx_burst_raw(q_address, data: bytes | int, data_size, lengths_address, count) -> int (memif_ct_tx_burst)."""
 rx_burst_raw: Final = _lib.memif_ct_rx_burst
 """rx_burst_raw(q_address, out_address, out_size, lengths_address, max_pkts) -> int (memif_ct_rx_burst)."""
+rx_burst_ex_raw: Final = _lib.memif_ct_rx_burst_ex
+"""rx_burst_ex_raw(q_address, out_address, out_size, lengths_address, max_pkts, flags) -> int
+(memif_ct_rx_burst_ex; with RX_KEEP_TOO_BIG, ERR_TOO_BIG and the packet's size in lengths[0])."""
 eventfd_signal_raw: Final = _lib.memif_ct_eventfd_signal
-"""eventfd_signal_raw(fd) -> 0 or -errno; never blocks (memif_ct_eventfd_signal)."""
+"""eventfd_signal_raw(fd) -> 0 or -errno; never blocks past a 5 ms bound (memif_ct_eventfd_signal)."""
 eventfd_clear_raw: Final = _lib.memif_ct_eventfd_clear
 """eventfd_clear_raw(fd) -> counter read, 0 if none, or -errno; never blocks (memif_ct_eventfd_clear)."""
 
@@ -511,7 +528,9 @@ class CQueue:
     (``ERR_COOKIE``, ``ERR_ALIGN``, ``ERR_LAYOUT``, ...).
     """
 
-    __slots__ = ("_mem", "_regions", "address", "is_tx", "log2_ring_size", "ring_size", "ring_type", "role")
+    __slots__ = (
+        "_mem", "_regions", "address", "buffer_size", "is_tx", "log2_ring_size", "ring_size", "ring_type", "role",
+    )
 
     def __init__(
         self,
@@ -550,6 +569,7 @@ class CQueue:
             )
         self.log2_ring_size = log2_ring_size
         self.ring_size = 1 << log2_ring_size
+        self.buffer_size = buffer_size if role == _c.ROLE_CLIENT else 0  # a server's buffers are the peer's
         self.role = role
         self.ring_type = ring_type
         self.is_tx = (role == _c.ROLE_CLIENT) == (ring_type == _c.RING_TYPE_S2M)
@@ -607,4 +627,23 @@ def eventfd_clear(fd: int) -> int:
     rc = int(eventfd_clear_raw(fd))
     if rc < 0:
         raise SocketError(-rc, f"reading eventfd {fd} failed: {os.strerror(-rc)}")
+    return rc
+
+
+def eventfd_guard() -> int:
+    """The signal number bounding this thread's eventfd calls (memif_ct_eventfd_guard), or a
+    negative errno saying why they are not bounded: -EBUSY, the application owns the signal."""
+    return int(_lib.memif_ct_eventfd_guard())
+
+
+# ---- file descriptors a peer sent --------------------------------------------------------
+
+
+def fd_fs_magic(fd: int) -> int:
+    """The f_type of the file system fd's file lives on (fstatfs; compare HUGETLBFS_MAGIC).
+    SocketError (an OSError) if fd cannot be asked."""
+    _require_int("fd", fd, 0, _FD_MAX)
+    rc = int(_lib.memif_ct_fd_fs_magic(fd))
+    if rc < 0:
+        raise SocketError(-rc, f"fstatfs of fd {fd} failed: {os.strerror(-rc)}")
     return rc

@@ -139,7 +139,9 @@ class Connection:
             self.pending.add_ring(event, fds.pop())
         elif isinstance(event, hs.ConnectRequest):
             assert isinstance(machine, hs.ServerHandshake)
-            self.link = self.pending.server_link(machine, event.peer_if_name)
+            assert self.config is not None  # bound at INIT
+            self.link = self.pending.server_link(
+                machine, event.peer_if_name, allow_unsealed_hugetlbfs=self.config.accept_unsealed_hugetlbfs)
             return machine.connected()
         elif isinstance(event, hs.Established):
             if isinstance(machine, hs.ClientHandshake):

@@ -20,7 +20,7 @@ from .config import InterfaceConfig
 from .control import Socket
 from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError
 from .link import Link
-from .queue import Packet, Queue, check_burst_size
+from .queue import Packet, Queue, check_burst_size, check_packets
 
 __all__ = ["Interface", "OnDown", "OnUp"]
 
@@ -272,7 +272,11 @@ class Interface:
         """Queue packets on TX queue ``queue``; returns how many were queued (a prefix).
 
         Packets longer than one buffer go out as descriptor chains. Returns 0 while down.
+        ``packets`` must be a list or tuple (TypeError otherwise, e.g. for a generator or a
+        single bytes object); a packet the ring can never carry raises ValueError naming its
+        size, instead of returning 0 for ever.
         """
+        packets = check_packets(packets)  # a wrong type is an error even while the link is down
         q = self._queue("tx", queue)
         return 0 if q is None else q.tx_burst(packets)
 
@@ -295,7 +299,10 @@ class Interface:
         return [] if q is None else q.rx_burst(max_packets)
 
     def rx_burst_into(self, out: object, lengths: array.array[int], queue: int = 0) -> int:
-        """Receive into a caller's writable buffer; returns the count, lengths in ``lengths``."""
+        """Receive into a caller's writable buffer; returns the count, lengths in ``lengths``.
+
+        If the next packet is larger than ``out`` it stays in the ring and ValueError says both
+        sizes: call again with a bigger buffer."""
         q = self._queue("rx", queue)
         return 0 if q is None else q.rx_into(out, lengths)
 

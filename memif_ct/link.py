@@ -154,11 +154,13 @@ class PendingLink:
         self.rings.append((ring, fd))
         _check_eventfd(fd, ring)
 
-    def server_link(self, machine: hs.ServerHandshake, peer_if_name: str) -> Link:
+    def server_link(self, machine: hs.ServerHandshake, peer_if_name: str, *,
+                    allow_unsealed_hugetlbfs: bool = False) -> Link:
         """Map the client's regions and bind every ring (protocol s5: accept any layout)."""
         for index in sorted(self.region_fds):
             fd, size = self.region_fds.pop(index)
-            self.regions.append(Region.from_peer(fd, size, index=index))
+            self.regions.append(Region.from_peer(fd, size, index=index,
+                                                 allow_unsealed_hugetlbfs=allow_unsealed_hugetlbfs))
         table = _native.RegionTable(len(self.regions))
         for region in self.regions:
             table.set(region.index, region.address, region.size)

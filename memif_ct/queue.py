@@ -18,10 +18,11 @@ import os
 import select
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from . import _native
-from .errors import ArgumentError, ArgumentTypeError
+from .errors import ArgumentError, ArgumentTypeError, NativeArgumentError
 
 __all__ = ["MAX_BURST", "Packet", "Queue"]
 
@@ -36,7 +37,10 @@ _POLLING_SLEEP_S = 0.001  # polling mode: the peer never signals, so waits re-ch
 
 _tx_burst = _native.tx_burst_raw
 _rx_burst = _native.rx_burst_raw
+_rx_burst_ex = _native.rx_burst_ex_raw
 _check = _native.check
+_ERR_TOO_BIG = _native.ERR_TOO_BIG
+_RX_KEEP_TOO_BIG = _native.RX_KEEP_TOO_BIG
 
 
 def _nbytes(packet: object, index: int) -> int:
@@ -46,6 +50,23 @@ def _nbytes(packet: object, index: int) -> int:
         raise ArgumentTypeError(
             f"packets[{index}] must be bytes, bytearray or memoryview, not {type(packet).__name__}"
         ) from None
+
+
+def check_packets(packets: object, name: str = "packets") -> Sequence[Packet]:
+    """``packets`` as a burst: a list or tuple (or other sequence) of bytes-like packets.
+
+    ArgumentTypeError (a TypeError) for what used to slip through: None, a dict (whose keys
+    would be sent), a single bytes object, or a generator (consumed and sent as nothing)."""
+    if type(packets) is list or type(packets) is tuple:
+        return packets
+    hint = ""
+    if isinstance(packets, (bytes, bytearray, memoryview, str)):
+        hint = ": wrap a single packet in a list, [packet]"
+    elif isinstance(packets, Iterator):
+        hint = ": a generator or iterator is not a burst, pass list(...)"
+    if hint or packets is None or isinstance(packets, (Mapping, AbstractSet)) or not isinstance(packets, Sequence):
+        raise ArgumentTypeError(f"{name} must be a list of bytes-like packets, not {type(packets).__name__}{hint}")
+    return packets
 
 
 def _lengths_of(packets: Sequence[Packet], data_size: int) -> array.array[int]:
@@ -72,6 +93,7 @@ class Queue:
         self.index = index
         self.is_tx = cqueue.is_tx
         self.ring_size = cqueue.ring_size
+        self.buffer_size = cqueue.buffer_size  # client: bytes per buffer of its rings; server: 0 (the peer's)
         self.interrupt = False  # RX: clear MASK_INT so the peer signals (set_polling)
         self._lock = threading.Lock()
         self._alive = True
@@ -128,7 +150,12 @@ class Queue:
     # ---- TX ------------------------------------------------------------------------------
 
     def tx_burst(self, packets: Sequence[Packet]) -> int:
-        """Queue packets; returns how many were queued (a prefix), 0 once detached."""
+        """Queue packets; returns how many were queued (a prefix), 0 once detached.
+
+        ArgumentError (a ValueError) for a packet the ring can never carry, naming its index and
+        size: a client refuses the whole burst; a server queues the packets before it and
+        reports it when it comes first in a call."""
+        packets = check_packets(packets)
         if not packets:
             return 0
         data = b"".join(packets)
@@ -138,8 +165,8 @@ class Queue:
         with self._lock:
             if not self._alive:
                 return 0
-            return _check(_tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths)),
-                          "memif_ct_tx_burst")
+            rc: int = _tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
+        return rc if rc >= 0 else self._tx_refused(rc, lengths, "packets")
 
     def tx_packed(self, data: object, lengths: array.array[int], count: int) -> int:
         """Queue ``count`` packets packed back to back in ``data`` (bytes or any buffer)."""
@@ -155,13 +182,29 @@ class Queue:
             with self._lock:
                 if not self._alive:
                     return 0
-                return _check(_tx_burst(self._q, data, len(data), own.buffer_info()[0], count),
-                              "memif_ct_tx_burst")
-        with _native.Pinned(data, writable=False) as pin, self._lock:
-            if not self._alive:
-                return 0
-            return _check(_tx_burst(self._q, pin.address, pin.size, own.buffer_info()[0], count),
-                          "memif_ct_tx_burst")
+                rc = _tx_burst(self._q, data, len(data), own.buffer_info()[0], count)
+        else:
+            with _native.Pinned(data, writable=False) as pin, self._lock:
+                if not self._alive:
+                    return 0
+                rc = _tx_burst(self._q, pin.address, pin.size, own.buffer_info()[0], count)
+        return rc if rc >= 0 else self._tx_refused(rc, own, "lengths")
+
+    def _tx_refused(self, rc: int, lengths: array.array[int], name: str) -> int:
+        """Raise for a burst the C library refused; a packet too big for the ring says which."""
+        if rc != _ERR_TOO_BIG:
+            return _check(rc, "memif_ct_tx_burst")
+        reason = _native.strerror(rc)
+        if self.buffer_size:  # client: its own ring, checked before anything was queued
+            most = self.ring_size * self.buffer_size
+            i = next((i for i, n in enumerate(lengths) if n > most), 0)
+            message = (f"{name}[{i}] is {lengths[i]} bytes, more than the ring can ever carry "
+                       f"({self.ring_size} buffers of {self.buffer_size} bytes = {most} bytes); "
+                       "nothing of this burst was queued")
+        else:  # server: the first packet of this call, against what the peer posted
+            message = (f"{name}[0] is {lengths[0]} bytes, more than the {self.ring_size} buffers the "
+                       "peer posted on its whole ring hold together: the peer's buffers cannot carry it")
+        raise NativeArgumentError(message, code=rc, function="memif_ct_tx_burst", reason=reason)
 
     def free(self) -> int:
         """Slots a producer could fill now (0 once detached)."""
@@ -208,7 +251,11 @@ class Queue:
 
     def rx_into(self, out: object, lengths: array.array[int]) -> int:
         """Receive into the caller's writable buffer, lengths into ``lengths`` (its length is
-        the most packets taken); 0 once detached."""
+        the most packets taken); 0 once detached.
+
+        A next packet larger than the whole buffer is not dropped: it stays in the ring and
+        ArgumentError (a ValueError) names its size and the buffer's, so a larger buffer (or
+        ``rx_burst``, which drops and counts such packets) can take it."""
         if not isinstance(lengths, array.array) or lengths.typecode != "I" or lengths.itemsize != 4:
             raise ArgumentTypeError("lengths must be array.array('I') of 32-bit unsigned ints")
         max_packets = len(lengths)
@@ -217,8 +264,17 @@ class Queue:
         with _native.Pinned(out) as out_pin, _native.Pinned(lengths) as len_pin, self._lock:
             if not self._alive:
                 return 0
-            return _check(_rx_burst(self._q, out_pin.address, out_pin.size, len_pin.address, max_packets),
-                          "memif_ct_rx_burst")
+            out_size = out_pin.size
+            rc: int = _rx_burst_ex(self._q, out_pin.address, out_size, len_pin.address, max_packets, _RX_KEEP_TOO_BIG)
+        if rc >= 0:
+            return rc
+        if rc != _ERR_TOO_BIG:
+            return _check(rc, "memif_ct_rx_burst_ex")
+        raise NativeArgumentError(
+            f"the next packet is {lengths[0]} bytes, larger than the {out_size}-byte buffer given: it stays "
+            f"in the ring; pass a buffer of at least {lengths[0]} bytes (rx_burst drops such packets)",
+            code=rc, function="memif_ct_rx_burst_ex", reason=_native.strerror(rc),
+        )
 
     def pending(self) -> int:
         """Slots the peer published that we have not consumed (0 once detached)."""

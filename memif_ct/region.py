@@ -58,11 +58,13 @@ class Region:
         return cls(fd, size, index=index)
 
     @classmethod
-    def from_peer(cls, fd: int, size: int, *, index: int) -> Region:
+    def from_peer(cls, fd: int, size: int, *, index: int, allow_unsealed_hugetlbfs: bool = False) -> Region:
         """Server side: map a region fd a client sent. Takes ownership of ``fd``.
 
         Raises ProtocolError (closing ``fd``) if the fd cannot back ``size`` bytes: mapping past
-        the end of a file would turn the first access into SIGBUS.
+        the end of a file would turn the first access into SIGBUS. For the same reason the file
+        must be sealed against shrinking, unless it is on hugetlbfs and
+        ``allow_unsealed_hugetlbfs`` is set (``accept-unsealed-hugetlbfs=yes``).
         """
         try:
             if not 0 < size <= MAX_REGION_SIZE:
@@ -73,12 +75,7 @@ class Region:
             if stat.S_ISREG(st.st_mode) and st.st_size < size:
                 raise ProtocolError(f"region {index} file is {st.st_size} bytes, smaller than {size}")
             if not _shrink_sealed(fd):
-                # A file the peer can shrink after we map it turns our next access into SIGBUS.
-                # DPDK, VPP, libmemif and gomemif all seal their memfds; only hugetlbfs files
-                # (DPDK zero-copy memory segments) cannot carry seals.
-                if not _on_hugetlbfs(fd):
-                    raise ProtocolError(f"region {index} fd is not sealed against shrinking")
-                log.warning("region %d is an unsealed hugetlbfs file: trusting the peer not to shrink it", index)
+                _check_unsealed(fd, index, allow_unsealed_hugetlbfs)
         except BaseException:
             os.close(fd)
             raise
@@ -146,15 +143,30 @@ class Region:
         return f"<Region {self.index} size={self.size} {state}>"
 
 
-def _on_hugetlbfs(fd: int) -> bool:
-    """True if fd's file lives on a hugetlbfs mount (by /proc, as Python has no fstatfs)."""
+def _check_unsealed(fd: int, index: int, allow_hugetlbfs: bool) -> None:
+    """An fd the peer can still shrink: refused, but for an allowed hugetlbfs file.
+
+    What such a file can do to us: the peer truncates it after we mapped it, and our next access
+    to the lost pages (a burst reading or writing a buffer, on any thread) is SIGBUS, which kills
+    the process. Sealing (F_SEAL_SHRINK) rules that out, and DPDK, VPP, libmemif and gomemif all
+    seal their memfds; but hugetlbfs files cannot be sealed at all (F_ADD_SEALS fails), which is
+    why DPDK's zero-copy regions, its hugepage memory segments, come unsealed. Accepting one means
+    trusting that peer with our life, so it is an explicit opt-in. Whether the file is on hugetlbfs
+    is asked of the received fd itself (fstatfs), never of a path: a peer in its own user and
+    mount namespace can mount a tmpfs wherever a hugetlbfs mount point seems to be.
+    """
     try:
-        path = os.readlink(f"/proc/self/fd/{fd}")
-        with open("/proc/self/mounts", encoding="utf-8") as mounts:
-            points = [line.split()[1] for line in mounts if line.split()[2:3] == ["hugetlbfs"]]
+        on_hugetlbfs = _native.fd_fs_magic(fd) == _native.HUGETLBFS_MAGIC
     except OSError:
-        return False
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in points)
+        on_hugetlbfs = False
+    if not on_hugetlbfs:
+        raise ProtocolError(f"region {index} fd is not sealed against shrinking")
+    if not allow_hugetlbfs:  # the reason fits the 95 bytes of a DISCONNECT, index up to 255
+        raise ProtocolError(
+            f"region {index} fd is not sealed against shrinking (hugetlbfs: needs accept-unsealed-hugetlbfs=yes)"
+        )
+    log.warning("region %d is an unsealed hugetlbfs file (accept-unsealed-hugetlbfs=yes): "
+                "trusting the peer not to shrink it", index)
 
 
 def _shrink_sealed(fd: int) -> bool:

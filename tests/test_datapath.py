@@ -89,12 +89,29 @@ def test_packed_and_into_variants(pair):
     assert list(got_lengths[:2]) == [3, 5] and bytes(out[:8]) == b"abcdefgh"
 
 
-def test_rx_buffer_too_small_drops_and_counts(pair):
+def test_rx_into_a_buffer_too_small_says_so_and_keeps_the_packet(pair):
+    """Issue 8 item 10: it used to drop the packet silently. Now the caller hears the sizes and
+    the packet waits in the ring for a bigger buffer; nothing is dropped."""
     pair.client_tx[0].tx_burst([b"A" * 1000, b"B" * 10])
     out, got = bytearray(500), array.array("I", [0] * 4)
-    assert pair.server_rx[0].rx_into(out, got) == 1
-    assert got[0] == 10 and bytes(out[:10]) == b"B" * 10
-    assert pair.server_rx[0].stats()["drops"] == 1
+    with pytest.raises(ArgumentError, match="1000 bytes, larger than the 500-byte buffer"):
+        pair.server_rx[0].rx_into(out, got)
+    big = bytearray(2000)
+    assert pair.server_rx[0].rx_into(big, got) == 2
+    assert list(got[:2]) == [1000, 10] and bytes(big[:1010]) == b"A" * 1000 + b"B" * 10
+    assert pair.server_rx[0].stats()["drops"] == 0
+
+
+def test_rx_burst_still_drops_and_counts_what_its_scratch_cannot_hold():
+    """The queue's own scratch (1 MiB) keeps dropping what does not fit, so no peer can wedge it."""
+    p = make_pair(log2_ring_size=10, buffer_size=2048)
+    try:
+        huge = b"H" * (1 << 20) + b"!"  # one byte more than the scratch, chained over 513 slots
+        assert p.client_tx[0].tx_burst([huge, b"small"]) == 2
+        assert p.server_rx[0].rx_burst(8) == [b"small"]
+        assert p.server_rx[0].stats()["drops"] == 1
+    finally:
+        p.close()
 
 
 # ---- hostile descriptors written straight into shared memory ------------------------------
@@ -221,8 +238,9 @@ def test_bad_packets_from_caller(pair):
     # a chain longer than the ring can never be sent
     small = make_pair(log2_ring_size=1, buffer_size=64)
     try:
-        with pytest.raises(NativeArgumentError, match="argument out of range"):
+        with pytest.raises(NativeArgumentError, match="more than the ring can ever carry") as err:
             small.client_tx[0].tx_packed(b"z" * 129, array.array("I", [129]), 1)
+        assert err.value.code == _native.ERR_TOO_BIG
     finally:
         small.close()
 

@@ -121,3 +121,35 @@ def test_wait_rx_does_not_spin_without_a_peer(pair):
     t0 = time.process_time()
     assert server.wait_rx(timeout_s=0.5) is False
     assert time.process_time() - t0 < 0.3  # it slept in poll(), it did not busy-loop
+
+
+@pytest.mark.parametrize("bad, words", [
+    (None, "not NoneType"),
+    ({b"key": b"value"}, "not dict"),
+    ((p for p in [b"x"]), "a generator or iterator is not a burst"),
+    (b"one packet", "wrap a single packet in a list"),
+    ({b"a", b"b"}, "not set"),
+])
+def test_tx_burst_refuses_what_is_not_a_list_of_packets_up_or_down(pair, bad, words):
+    """Issue 8 item 10: None returned 0, a dict sent its keys, a generator got 'argument out of
+    range'. Now a TypeError names the argument, whether or not the link is up."""
+    server, client = pair
+    with pytest.raises(memif_ct.ArgumentTypeError, match="packets must be a list of bytes-like packets") as info:
+        client.tx_burst(bad)
+    assert words in str(info.value) and isinstance(info.value, TypeError)
+    down = memif_ct.Interface(role="client", socket="@memif-ct-nobody-here", id=9, reconnect=False)
+    try:
+        with pytest.raises(TypeError, match="packets must be a list"):
+            down.tx_burst(bad)
+    finally:
+        down.close()
+    assert client.tx_burst((b"a tuple", b"is fine")) == 2
+
+
+def test_a_packet_the_peer_ring_can_never_carry_raises_in_both_roles(pair):
+    """Issue 8 item 10: a server's tx_burst returned 0 for ever (a `while pkts:` loop spun)."""
+    server, client = pair  # rings of 16 slots of 256 bytes: 4,096 bytes at most
+    for sender in (server, client):
+        with pytest.raises(ValueError, match=r"packets\[0\] is 5000 bytes, more than"):
+            sender.tx_burst([b"z" * 5000])
+        assert sender.tx_burst([b"fits" * 100]) == 1
