@@ -276,9 +276,11 @@ class Interface:
         single bytes object); a packet the ring can never carry raises ValueError naming its
         size, instead of returning 0 for ever.
         """
-        packets = check_packets(packets)  # a wrong type is an error even while the link is down
         q = self._queue("tx", queue)
-        return 0 if q is None else q.tx_burst(packets)
+        if q is None:
+            check_packets(packets)  # a wrong type is an error even while the link is down
+            return 0
+        return q.tx_burst(packets)  # which checks the type itself
 
     def tx_burst_packed(self, data: object, lengths: array.array[int], queue: int = 0,
                         count: int | None = None) -> int:
@@ -294,9 +296,11 @@ class Interface:
 
     def rx_burst(self, max_packets: int = 256, queue: int = 0) -> list[bytes]:
         """Receive up to ``max_packets`` from RX queue ``queue``; chains come reassembled."""
-        check_burst_size("max_packets", max_packets)
         q = self._queue("rx", queue)
-        return [] if q is None else q.rx_burst(max_packets)
+        if q is None:
+            check_burst_size("max_packets", max_packets)  # a bad size is an error even while down
+            return []
+        return q.rx_burst(max_packets)  # which checks the size itself
 
     def rx_burst_into(self, out: object, lengths: array.array[int], queue: int = 0) -> int:
         """Receive into a caller's writable buffer; returns the count, lengths in ``lengths``.

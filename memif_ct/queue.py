@@ -233,6 +233,9 @@ class Queue:
 
     def rx_burst(self, max_packets: int) -> list[bytes]:
         """Up to ``max_packets`` packets as bytes, chains reassembled; [] once detached."""
+        # Checked here, not only by Interface: a Queue is public (Interface.rx_queue), and a
+        # negative count would reach C as a huge u32 and run past the lengths array.
+        check_burst_size("max_packets", max_packets)
         with self._lock:
             if not self._alive:
                 return []

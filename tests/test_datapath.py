@@ -327,3 +327,13 @@ def test_a_signal_with_no_packet_behind_it_does_not_make_wait_spin(pair):
     t0 = time.process_time()
     assert rx.wait(0.5) is False
     assert time.process_time() - t0 < 0.2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65536, 1.5, True])
+def test_a_queue_refuses_a_burst_size_out_of_range_itself(pair, bad):
+    """Queue objects are public (Interface.rx_queue): a size the C call would wrap to a huge
+    u32 must be refused by the queue, not only by Interface."""
+    with pytest.raises((ArgumentError, ArgumentTypeError), match="max_packets"):
+        pair.server_rx[0].rx_burst(bad)
+    pair.client_tx[0].tx_burst([b"still fine"])
+    assert pair.server_rx[0].rx_burst(4) == [b"still fine"]
