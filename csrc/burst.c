@@ -253,6 +253,34 @@ typedef struct {
     int kept_too_big;  /* KEEP_TOO_BIG: a packet was left in the ring, its length in lengths[0] */
 } rx_call_t;
 
+/* The buffer of one received segment, or NULL if the descriptor is not one a correct peer
+ * writes. Any role: non-zero length, wholly inside a mapped region (protocol s5). Client (M2S):
+ * also the very buffer we posted in that slot, holding no more than we posted: the server fills
+ * our buffers and has no say in where they are. */
+static inline const uint8_t *rx_segment(const memif_ct_queue_t *q, uint16_t index, memif_ct_desc_t d)
+{
+    if (d.length == 0)
+        return NULL;
+    if (q->role == MEMIF_CT_ROLE_CLIENT &&
+        (d.region != q->buffer_region || d.length > q->buffer_size ||
+         d.offset != q->buffer_offset + (uint64_t)(index & q->mask) * q->buffer_size))
+        return NULL;
+    return buffer_at(q, d.region, d.offset, d.length);
+}
+
+/* Server (S2M): mark consumed slots before releasing them. Every sender writes a non-zero
+ * length into each slot it publishes (none reads it back: clients size S2M buffers from their
+ * own buffer size), so a slot that comes back with length 0 was re-published without being
+ * rewritten - what a sender that overran the ring does (DPDK 22.11, TESTPMD_NOTES.md) - and is
+ * rejected as a bad descriptor instead of being delivered a second time. */
+static inline void rx_mark_consumed(memif_ct_queue_t *q, uint16_t first, uint16_t k)
+{
+    if (q->role != MEMIF_CT_ROLE_SERVER)
+        return;
+    for (uint16_t i = 0; i < k; i++)
+        ((volatile memif_ct_desc_t *)&q->ring->desc[(uint16_t)(first + i) & q->mask])->length = 0;
+}
+
 /* Consume whole packets from slots [start, start + avail). Returns the slots consumed. One pass
  * per chain: bytes are copied while walking, every descriptor is validated (also after the
  * chain has outgrown the buffer, so that its whole length is known), and a chain that turns out
@@ -264,22 +292,30 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, r
     size_t out_pos = 0;
     while (c->n < c->max_pkts && consumed < avail) {
         uint16_t left = (uint16_t)(avail - consumed);
+        uint16_t first = (uint16_t)(start + consumed);
         uint16_t k = 0;
         uint64_t total = 0; /* < 2^46: at most 16384 segments of < 2^32 bytes */
         enum chain_state state = CHAIN_OK;
         int bad_seen = 0; /* counted once, when the chain is consumed, not on every poll */
+        int bad_chain = 0;
         for (;;) {
             if (k == left) {
                 /* NEXT on the last published slot: the rest may still come, unless the whole
                  * ring is this one chain, which can never end. */
-                state = (left == q->ring_size) ? CHAIN_BAD : CHAIN_INCOMPLETE;
+                if (left == q->ring_size) {
+                    state = CHAIN_BAD;
+                    bad_chain = 1;
+                } else {
+                    state = CHAIN_INCOMPLETE;
+                }
                 break;
             }
-            memif_ct_desc_t d = desc_read(&ring->desc[(uint16_t)(start + consumed + k) & q->mask]);
+            uint16_t index = (uint16_t)(first + k);
+            memif_ct_desc_t d = desc_read(&ring->desc[index & q->mask]);
             k++;
             if (state != CHAIN_BAD) {
-                const uint8_t *buf = buffer_at(q, d.region, d.offset, d.length);
-                if (!buf || d.length == 0) { /* protocol s5: non-zero length, inside its region */
+                const uint8_t *buf = rx_segment(q, index, d);
+                if (!buf) {
                     state = CHAIN_BAD;
                     bad_seen = 1;
                 } else {
@@ -294,8 +330,15 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, r
             if (!(d.flags & MEMIF_CT_DESC_FLAG_NEXT))
                 break;
         }
-        if (state == CHAIN_INCOMPLETE)
+        if (state == CHAIN_INCOMPLETE) {
+            /* A correct sender never publishes part of a chain (protocol s5). Wait for the rest
+             * as before, but remember it: the chain is counted in bad_chain when consumed. */
+            if (!q->partial_valid || q->partial_start != first) {
+                q->partial_valid = 1;
+                q->partial_start = first;
+            }
             break;
+        }
         if (state == CHAIN_OK && total > UINT32_MAX)
             state = CHAIN_TOO_BIG; /* lengths[] holds u32: no buffer can ever take it */
         if (state == CHAIN_TOO_BIG && total <= UINT32_MAX) {
@@ -307,8 +350,14 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, r
                 break;
             }
         }
+        if (q->partial_valid && q->partial_start == first) {
+            q->partial_valid = 0;
+            bad_chain = 1;
+        }
+        rx_mark_consumed(q, first, k);
         consumed = (uint16_t)(consumed + k);
         q->stats.bad_desc += (uint64_t)bad_seen;
+        q->stats.bad_chain += (uint64_t)bad_chain;
         if (state != CHAIN_OK) {
             q->stats.drops++;
             continue;
@@ -338,9 +387,15 @@ int memif_ct_rx_burst_ex(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uin
         uint16_t head = load_acquire(&ring->head);
         uint16_t avail = (uint16_t)(head - q->last_tail);
         if (avail > q->ring_size) {
-            /* Impossible head (a client that overran the ring): adopt it, dropping what lies
-             * between, so the client sees a free ring again instead of both sides stalling. */
+            /* Impossible head (a client that overran the ring, DPDK 22.11): adopt it, giving up
+             * what lies between (counted in skipped), so the client sees a free ring again
+             * instead of both sides stalling. A head that moved back is adopted too: the slots
+             * it re-publishes carry our consumed mark unless rewritten, so none is delivered
+             * twice (rx_mark_consumed). */
             q->stats.bad_ring++;
+            if (avail < 0x8000u)
+                q->stats.skipped += avail;
+            q->partial_valid = 0;
             q->last_tail = head;
             store_release(&ring->tail, head);
             return 0;
@@ -361,8 +416,17 @@ int memif_ct_rx_burst_ex(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uin
              * its free-slot check is off by one, then its free counter wraps and it runs on past
              * our head. Reading on would mean reading buffers it is still overwriting; waiting
              * would stall until its tail wraps 65536 slots later. So adopt its tail (what lies
-             * between is lost, counted in bad_ring) and post a fresh ring of buffers after it. */
+             * between is lost, counted in skipped) and post a fresh ring of buffers after it.
+             * A tail that moved back behind what we consumed is held, never followed: we
+             * would re-post and re-read buffers we already handed out, and nothing in a
+             * descriptor the server may leave unwritten can tell a stale slot from a new one. */
             q->stats.bad_ring++;
+            if (avail >= 0x8000u) {
+                memif_ct_refill(q); /* post what was not posted yet: slots past our head only */
+                return 0;
+            }
+            q->stats.skipped += avail;
+            q->partial_valid = 0;
             q->last_tail = tail;
             q->last_head = tail;
             memif_ct_refill(q);

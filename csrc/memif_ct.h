@@ -61,7 +61,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct layout or a function signature below changes. */
-#define MEMIF_CT_ABI_VERSION 3
+#define MEMIF_CT_ABI_VERSION 4
 #define MEMIF_CT_VERSION_STRING "0.1.0"
 
 /* Cache-line size is part of the ring ABI (memif-protocol.md section 5): 64 on x86-64,
@@ -192,6 +192,8 @@ typedef struct {
     uint64_t bad_ring;  /* times the peer's head/tail index was impossible */
     uint64_t drops;     /* packets dropped: too large for the caller's buffer or a bad chain */
     uint64_t no_space;  /* burst calls that stopped early because the ring was full or empty of buffers */
+    uint64_t bad_chain; /* chains no correct sender publishes: as long as the ring, or published in parts */
+    uint64_t skipped;   /* slots given up unread when the peer's index jumped beyond the ring (bad_ring) */
 } memif_ct_stats_t;
 
 /* One end of one ring, as driven by one side. Caller-allocated (memif_ct_queue_sizeof()
@@ -212,6 +214,8 @@ typedef struct {
     uint32_t buffer_size;     /* client: bytes per buffer slot */
     int32_t eventfd;          /* TX: signalled after a burst when the peer asks; -1 for none */
     uint64_t buffer_offset;   /* client: offset of this ring's slot 0 buffer */
+    uint16_t partial_start;   /* RX: a chain starting here was seen with NEXT on the last */
+    uint8_t partial_valid;    /*     published slot: counted in bad_chain when it is consumed */
     memif_ct_stats_t stats;
 } memif_ct_queue_t;
 

@@ -67,7 +67,7 @@ __all__ = [
     "tx_burst_raw",
 ]
 
-ABI_VERSION: Final = 3  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
+ABI_VERSION: Final = 4  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
 _LIBRARY_NAME: Final = "libmemif_ct.so"
 
 # memif_ct_error_t (csrc/memif_ct.h); a test proves these equal the header's.
@@ -124,6 +124,8 @@ class _Stats(ctypes.Structure):
         ("bad_ring", ctypes.c_uint64),
         ("drops", ctypes.c_uint64),
         ("no_space", ctypes.c_uint64),
+        ("bad_chain", ctypes.c_uint64),
+        ("skipped", ctypes.c_uint64),
     ]
 
 

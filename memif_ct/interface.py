@@ -359,7 +359,9 @@ class Interface:
 
         ``{"rx": [{"queue", "packets", "bytes", "errors", ...}, ...], "tx": [...], "link_ups": n}``
         with every field of ``memif_ct._native.STATS_FIELDS``; ``errors`` counts bad
-        descriptors and impossible ring indexes.
+        descriptors, impossible ring indexes and chains no correct sender publishes
+        (``bad_chain``); ``skipped`` counts the slots given up when a peer's index jumped
+        beyond the ring.
         """
         state = self._state
         with state.cond:  # link and totals from one instant: a link is never counted twice
@@ -380,7 +382,7 @@ class Interface:
             rows = []
             for i, t in enumerate(totals):
                 row = {"queue": i, **{name: t.get(name, 0) for name in _native.STATS_FIELDS}}
-                row["errors"] = row["bad_desc"] + row["bad_ring"]
+                row["errors"] = row["bad_desc"] + row["bad_ring"] + row["bad_chain"]
                 rows.append(row)
             out[direction] = rows
         return out

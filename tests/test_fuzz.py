@@ -355,6 +355,11 @@ def our_rx(w: World, max_pkts: int, out_size: int, keep: bool) -> None:
         old, new = w.index(S2M, TAIL_AT, before), w.index(S2M, TAIL_AT)
         peer, limit = w.index(S2M, HEAD_AT, before), w.ring_size
         allow(allowed, MAIN, w.ring_off[S2M] + TAIL_AT, 2)
+        for i in range((new - old) & 0xFFFF):  # released slots carry the consumed mark: length 0
+            s = (old + i) & (w.ring_size - 1)
+            if w.desc(S2M, s) != w.desc(S2M, s, before):
+                assert w.desc(S2M, s).length == 0, w.desc(S2M, s)
+                allow(allowed, MAIN, w.desc_at(S2M, s) + 4, 4)
     else:  # client: keeps every buffer posted, so its last tail is head - ring_size
         old = (w.index(M2S, HEAD_AT, before) - w.ring_size) & 0xFFFF
         new = (w.index(M2S, HEAD_AT) - w.ring_size) & 0xFFFF
@@ -373,16 +378,27 @@ def our_rx(w: World, max_pkts: int, out_size: int, keep: bool) -> None:
     consumed = (new - old) & 0xFFFF
     assert consumed <= avail, (consumed, avail)
 
+    def valid_at(index: int, d: Desc) -> bool:
+        """A server may point a segment anywhere valid; a client takes back only the buffer it
+        posted in that slot, holding no more than it posted."""
+        if t == S2M:
+            return w.valid(d)
+        slot = index & (w.ring_size - 1)
+        return w.valid(d) and d.region == w.buf_region and d.length <= w.bsize and \
+            d.offset == w.buf_off[M2S] + slot * w.bsize
+
     def chain(start: int, limit: int) -> tuple[int, bool, bool, list[Desc]]:
         """The chain at slot old + start as it was: (end, complete, valid, descriptors)."""
         descs: list[Desc] = []
+        ok = True
         end = start
         while end < limit:
             descs.append(w.desc(t, old + end, before))
+            ok = ok and valid_at(old + end, descs[-1])
             end += 1
             if not descs[-1].flags & NEXT:
-                return end, True, all(map(w.valid, descs)), descs
-        return end, False, all(map(w.valid, descs)), descs
+                return end, True, ok, descs
+        return end, False, ok, descs
 
     delivered, pos, chains, i = 0, 0, 0, 0
     while i < consumed:  # the released slots, chain by chain: delivered ones in order, exact bytes

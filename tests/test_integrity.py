@@ -16,10 +16,7 @@ defects with chained packets"):
   packet written into a slot that last carried a non-final chain segment goes out with NEXT set
   and is merged with the packet after it.
 
-Tests marked ``xfail(strict=True, reason="issue 8 item 8: ...")`` fail on today's csrc/burst.c and
-state what the fixed code must do; remove the mark when the fix lands (an unexpected pass fails
-the run, so a fix cannot go unnoticed). The last test measures the same against a real
-dpdk-testpmd.
+The last test measures the same against a real dpdk-testpmd.
 """
 
 from __future__ import annotations
@@ -47,11 +44,6 @@ N = 1 << LOG2
 BSIZE = 2048
 NEXT = c.DESC_FLAG_NEXT
 DESC = struct.Struct("<HHII")  # flags, region, length, offset (metadata left alone)
-
-
-def fixed(reason: str):
-    """Fails on today's code; passes once csrc/burst.c has the issue 8 item 8 fix."""
-    return pytest.mark.xfail(strict=True, reason=f"issue 8 item 8: {reason}")
 
 
 def pkt(tag: int, size: int) -> bytes:
@@ -238,7 +230,6 @@ def test_dpdk_overrun_as_client_is_emulated_faithfully(s2m):
     assert shm.desc(N - 1)[0] & NEXT and shm.desc(0)[2] == 952 and shm.desc(1)[2] == 500
 
 
-@fixed("a slot a DPDK 22.11 client re-published without rewriting it is delivered a second time")
 def test_server_rx_never_delivers_a_republished_slot_twice(s2m):
     """DPDK as client overruns while we still read: we read its new packet C in a slot it
     overwrote, and when it publishes C's real position (which looks possible by then, since we
@@ -262,7 +253,7 @@ def test_server_rx_never_delivers_a_republished_slot_twice(s2m):
 
 def test_server_rx_adopts_an_overrun_head_and_stays_in_step(s2m):
     """A head more than a ring ahead is adopted: what lies between is given up, nothing is
-    delivered twice, and the next packets arrive (today's behaviour, kept)."""
+    delivered twice, and the next packets arrive."""
     rx, shm = s2m
     tx = Dpdk2211Tx(shm)
     overrun_burst(tx, 0, 100)
@@ -275,7 +266,6 @@ def test_server_rx_adopts_an_overrun_head_and_stays_in_step(s2m):
     assert drain(rx) == [d]
 
 
-@fixed("slots given up at an overrun resync are not counted anywhere (bad_ring counts 1)")
 def test_server_rx_counts_the_slots_an_overrun_resync_gives_up(s2m):
     rx, shm = s2m
     tx = Dpdk2211Tx(shm)
@@ -303,7 +293,6 @@ def test_client_rx_adopts_an_overrun_tail_and_stays_in_step(m2s):
     assert got == [d, e]
 
 
-@fixed("slots given up at an overrun resync are not counted anywhere (bad_ring counts 1)")
 def test_client_rx_counts_the_slots_an_overrun_resync_gives_up(m2s):
     rx, shm = m2s
     tx = Dpdk2211Tx(shm)
@@ -317,9 +306,8 @@ def test_client_rx_counts_the_slots_an_overrun_resync_gives_up(m2s):
 # ---- indexes that move back ------------------------------------------------------------------
 
 
-@fixed("after a head moves back, the slots it re-publishes unwritten are delivered again")
 def test_server_rx_never_redelivers_after_the_head_moves_back(s2m, pair):
-    """A head that moves back is an impossible move: counted, and (as today) adopted so the
+    """A head that moves back is an impossible move: counted, and adopted so the
     ring gets back in step. But the slots between are ones we consumed: re-published without
     being rewritten they must be rejected (they carry our consumed mark), never delivered."""
     rx, shm = s2m
@@ -338,7 +326,6 @@ def test_server_rx_never_redelivers_after_the_head_moves_back(s2m, pair):
     assert rx.stats()["bad_desc"] >= 1
 
 
-@fixed("a tail that moves back is adopted, and the slots behind it are delivered again")
 def test_client_rx_holds_when_the_tail_moves_back(m2s, pair):
     """A tail behind what we consumed is counted and held: following it back would re-post
     buffers we already read, and a server that re-publishes them unwritten would hand us the
@@ -364,7 +351,6 @@ def test_client_rx_holds_when_the_tail_moves_back(m2s, pair):
 # ---- chains that cannot be right --------------------------------------------------------------
 
 
-@fixed("a chain as long as the ring is dropped but counted as no anomaly (bad_chain)")
 def test_a_chain_as_long_as_the_ring_is_counted(s2m):
     rx, shm = s2m
     for s in range(N):
@@ -375,7 +361,6 @@ def test_a_chain_as_long_as_the_ring_is_counted(s2m):
     assert (s["drops"], s["bad_chain"]) == (1, 1)
 
 
-@fixed("a chain published in parts (NEXT on the last published slot) is counted as no anomaly")
 def test_a_chain_published_in_parts_is_counted_once(s2m):
     """A correct sender never publishes part of a chain (protocol s5); DPDK 22.11's stale NEXT
     (D2) on the last packet of a burst looks exactly like one. It is still delivered as the
@@ -432,7 +417,6 @@ def test_short_non_final_segments_are_legal(s2m):
     assert s["bad_desc"] == s["drops"] == 0 and s.get("bad_chain", 0) == 0
 
 
-@fixed("a server may write more than the buffer we posted holds (it is read past its end)")
 def test_client_rx_segment_longer_than_the_posted_buffer_is_bad(m2s):
     rx, shm = m2s
     _, region, _, offset = shm.desc(0)
@@ -444,7 +428,6 @@ def test_client_rx_segment_longer_than_the_posted_buffer_is_bad(m2s):
     assert (s["bad_desc"], s["drops"]) == (1, 1)
 
 
-@fixed("a server may point a descriptor at memory we never posted to it")
 def test_client_rx_descriptor_moved_off_the_posted_buffer_is_bad(m2s, pair):
     rx, shm = m2s
     elsewhere = pair.layout.buffer_offset(c.RING_TYPE_S2M, 0)  # the S2M ring's buffers
@@ -487,13 +470,11 @@ def _intact_seq(p: bytes) -> int | None:
 
 
 @pytest.mark.interop
-@fixed("DPDK 22.11's overrun makes us deliver re-published slots twice, and the slots a resync "
-       "gives up are counted nowhere")
 def test_testpmd_client_overload_with_chains_nothing_twice_every_loss_counted(testpmd_factory):
     """testpmd (client, io) reflects 3,000-9,000-byte frames (2-5 slots) sent as fast as we
-    can while we read slower: its TX overruns our S2M ring (D1). Measured on today's code per
-    million frames: 17-288 delivered twice, 37-310 corrupt, thousands lost with bad_ring ~100
-    (TESTPMD_NOTES.md). Must hold: no frame twice; every frame lost is covered by a counter
+    can while we read slower: its TX overruns our S2M ring (D1). Measured before the fix
+    (commit ecbe634) per million frames: 17-288 delivered twice, 37-310 corrupt, thousands lost
+    with bad_ring ~100 (TESTPMD_NOTES.md). Must hold: no frame twice; every frame lost is covered by a counter
     (testpmd's TX-dropped, our skipped slots, bad descriptors, drops, or a corrupt delivery)."""
     sock = testpmd_factory.socket_path("integ")
     with memif_ct.Interface.from_devargs(f"role=server,id=0,socket={sock},socket-abstract=no,interrupt=no") as intf:

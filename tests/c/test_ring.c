@@ -1190,13 +1190,19 @@ static void test_bad_ring_indexes(void)
     const uint16_t N = 8;
     const int deltas[] = {N + 1, N + 2, 0x8000, 0xFFFF, -1, -(int)N};
 
-    /* Server RX S2M: head - tail > N: the server releases up to that head. */
+    /* Server RX S2M: head - tail > N: the server releases up to that head. A forward jump
+     * (below 0x8000) gives up the slots in between, counted in skipped; a head that moved back
+     * skips nothing (its re-published slots carry our consumed mark). */
+    uint64_t skipped = 0;
     for (size_t k = 0; k < sizeof(deltas) / sizeof(deltas[0]); k++) {
         uint16_t head = (uint16_t)(tail_of(f.s2m) + deltas[k]);
         atomic_store(&f.s2m->head, head);
         CHECK_INT(memif_ct_rx_burst(&f.srx, out, sizeof(out), ol, 4), 0);
         CHECK_EQ(tail_of(f.s2m), head);
         CHECK_EQ(stats_of(&f.srx).bad_ring, k + 1);
+        if ((uint16_t)deltas[k] < 0x8000u)
+            skipped += (uint16_t)deltas[k];
+        CHECK_EQ(stats_of(&f.srx).skipped, skipped);
         CHECK_EQ(memif_ct_queue_pending(&f.srx), 0);
     }
     CHECK_EQ(stats_of(&f.srx).bad_desc, 0);
@@ -1236,13 +1242,27 @@ static void test_bad_ring_indexes(void)
     CHECK_INT(memif_ct_rx_burst(&f.crx, out, sizeof(out), ol, 4), 0);
     CHECK_EQ(stats_of(&f.crx).bad_ring, 1);
     CHECK_EQ(head_of(f.m2s), 1001 + N);
+    CHECK_EQ(stats_of(&f.crx).skipped, 1);
+    /* A tail forward beyond what we posted (below 0x8000): adopted, the slots in between
+     * counted in skipped. A tail that moved back (0x8000 and up): held, never followed; we
+     * would re-post and re-read buffers we already consumed. */
+    skipped = 1;
     for (size_t k = 0; k < sizeof(deltas) / sizeof(deltas[0]); k++) {
-        uint16_t tail = (uint16_t)(head_of(f.m2s) - N + deltas[k]);
+        uint16_t before = head_of(f.m2s);
+        uint16_t tail = (uint16_t)(before - N + deltas[k]);
         atomic_store(&f.m2s->tail, tail);
         CHECK_INT(memif_ct_rx_burst(&f.crx, out, sizeof(out), ol, 4), 0);
         CHECK_EQ(stats_of(&f.crx).bad_ring, k + 2);
-        CHECK_EQ(head_of(f.m2s), (uint16_t)(tail + N)); /* a full ring posted after it */
+        if ((uint16_t)deltas[k] < 0x8000u) {
+            skipped += (uint16_t)deltas[k];
+            CHECK_EQ(head_of(f.m2s), (uint16_t)(tail + N)); /* a full ring posted after it */
+        } else {
+            CHECK_EQ(head_of(f.m2s), before); /* held: nothing re-posted */
+        }
+        CHECK_EQ(stats_of(&f.crx).skipped, skipped);
     }
+    /* The held client is back in step once the tail is where it left it. */
+    atomic_store(&f.m2s->tail, (uint16_t)(head_of(f.m2s) - N));
     /* Back in step: a server (re)bound to the ring sends, the client receives. */
     CHECK_INT(memif_ct_queue_init(&f.stx, f.m2s, f.log2, SERVER, M2S, f.sreg, NREG, 0, 0, 0), 0);
     CHECK_INT(tx(&f.stx, &b), 1);

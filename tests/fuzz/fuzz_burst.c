@@ -502,9 +502,13 @@ static chain_t chain_before(const world_t *w, int t, uint16_t start, uint16_t fr
 {
     chain_t c = {from, 0, 1, 0};
     while (c.end < limit && !c.complete) {
-        memif_ct_desc_t d = desc_before(w, t, (uint16_t)(start + c.end));
+        uint16_t index = (uint16_t)(start + c.end);
+        memif_ct_desc_t d = desc_before(w, t, index);
         c.end++;
         c.valid &= desc_valid(w, &d);
+        if (t == M2S) /* a client takes back only the buffer it posted in that slot, no longer */
+            c.valid &= d.region == w->buf_region && d.length <= w->bsize &&
+                       d.offset == w->buf_off[t] + (uint64_t)(index & (w->ring_size - 1)) * w->bsize;
         c.total += d.length;
         c.complete = !(d.flags & NEXT);
     }
@@ -531,6 +535,15 @@ static void check_rx(world_t *w, int qi, const memif_ct_queue_t *before, const m
             uint16_t tail_now;
             memcpy(&tail_now, w->regions[REG_MAIN].base + tail_off(w, t), 2);
             CHECK(tail_now == q->last_tail);
+        }
+        /* Released slots carry the consumed mark: length 0, nothing else changed. */
+        for (uint16_t i = 0; i != (uint16_t)(q->last_tail - before->last_tail); i++) {
+            uint16_t s = (uint16_t)(before->last_tail + i);
+            memif_ct_desc_t d = desc_now(w, t, s), old = desc_before(w, t, s);
+            if (memcmp(&d, &old, sizeof(d)) != 0) {
+                CHECK(d.length == 0 && d.flags == old.flags && d.region == old.region && d.offset == old.offset);
+                allow(w, REG_MAIN, desc_off(w, t, s) + offsetof(memif_ct_desc_t, length), 4);
+            }
         }
     } else {
         /* The client re-posts its buffers before returning, and writes nothing else. Its head in
