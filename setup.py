@@ -18,6 +18,11 @@ from pathlib import Path
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+try:  # setuptools >= 70.1 has its own; before that it is the wheel package's
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # pragma: no cover - depends on the build environment's setuptools
+    from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
+
 LIB_NAME = "libmemif_ct.so"
 CSRC = "csrc"  # relative: setuptools wants source paths relative to the project directory
 OPTIMIZATION = "-O3"  # the one flag kept here: meson derives its -O level from buildtype
@@ -76,6 +81,16 @@ class BuildNativeLibrary(build_ext):
             )
 
 
+class PlatformWheel(bdist_wheel):  # type: ignore[misc]
+    """Tag the wheel py3-none-<platform>: the library is plain C loaded with ctypes, with no
+    Python C-API in it, so one wheel per platform serves every CPython the package supports
+    (setuptools would otherwise tag it for the building interpreter only, e.g. cp311-cp311)."""
+
+    def get_tag(self) -> tuple[str, str, str]:
+        _python, _abi, platform = super().get_tag()
+        return "py3", "none", platform
+
+
 if not sys.platform.startswith("linux"):
     raise SystemExit("memif-ct needs Linux: memif uses memfd, eventfd and SOCK_SEQPACKET sockets")
 
@@ -88,5 +103,5 @@ setup(
             depends=[f"{CSRC}/memif_ct.h", f"{CSRC}/sources.txt", f"{CSRC}/cflags.txt"],
         )
     ],
-    cmdclass={"build_ext": BuildNativeLibrary},
+    cmdclass={"build_ext": BuildNativeLibrary, "bdist_wheel": PlatformWheel},
 )
