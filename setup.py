@@ -18,11 +18,6 @@ from pathlib import Path
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-try:  # setuptools >= 70.1 has its own; before that it is the wheel package's
-    from setuptools.command.bdist_wheel import bdist_wheel
-except ImportError:  # pragma: no cover - depends on the build environment's setuptools
-    from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
-
 LIB_NAME = "libmemif_ct.so"
 CSRC = "csrc"  # relative: setuptools wants source paths relative to the project directory
 OPTIMIZATION = "-O3"  # the one flag kept here: meson derives its -O level from buildtype
@@ -81,14 +76,27 @@ class BuildNativeLibrary(build_ext):
             )
 
 
-class PlatformWheel(bdist_wheel):  # type: ignore[misc]
-    """Tag the wheel py3-none-<platform>: the library is plain C loaded with ctypes, with no
-    Python C-API in it, so one wheel per platform serves every CPython the package supports
-    (setuptools would otherwise tag it for the building interpreter only, e.g. cp311-cp311)."""
+def platform_wheel_command() -> dict[str, type]:
+    """A bdist_wheel that tags the wheel py3-none-<platform>: the library is plain C loaded with
+    ctypes, with no Python C-API in it, so one wheel per platform serves every CPython the
+    package supports (setuptools would tag it for the building interpreter, e.g. cp311-cp311).
 
-    def get_tag(self) -> tuple[str, str, str]:
-        _python, _abi, platform = super().get_tag()
-        return "py3", "none", platform
+    Empty where no bdist_wheel exists (an old setuptools without the wheel package): such an
+    environment cannot build wheels anyway, and build_ext must still run there."""
+    try:  # setuptools >= 70.1 has its own; before that it is the wheel package's
+        from setuptools.command.bdist_wheel import bdist_wheel
+    except ImportError:
+        try:
+            from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
+        except ImportError:
+            return {}
+
+    class PlatformWheel(bdist_wheel):  # type: ignore[misc,valid-type]
+        def get_tag(self) -> tuple[str, str, str]:
+            _python, _abi, platform = super().get_tag()
+            return "py3", "none", platform
+
+    return {"bdist_wheel": PlatformWheel}
 
 
 if not sys.platform.startswith("linux"):
@@ -103,5 +111,5 @@ setup(
             depends=[f"{CSRC}/memif_ct.h", f"{CSRC}/sources.txt", f"{CSRC}/cflags.txt"],
         )
     ],
-    cmdclass={"build_ext": BuildNativeLibrary, "bdist_wheel": PlatformWheel},
+    cmdclass={"build_ext": BuildNativeLibrary, **platform_wheel_command()},
 )
