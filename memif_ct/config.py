@@ -48,6 +48,7 @@ DPDK_DEFAULT_SOCKET: Final = "/run/memif.sock"  # rte_eth_memif.h, abstract by d
 DEFAULT_NAME: Final = "memif-ct"
 SOCKET_PATH_MAX: Final = 107  # sockaddr_un.sun_path is 108 bytes; a path needs its NUL
 SOCKET_ABSTRACT_MAX: Final = 107  # 108 minus the leading NUL; no trailing NUL (section 1)
+VDEV_PREFIX: Final = "net_memif"  # DPDK's vdev names for this driver: net_memif0, net_memif_a, ...
 SECRET_MAX: Final = constants.SECRET_SIZE - 1
 NAME_MAX: Final = constants.NAME_SIZE - 1
 
@@ -316,7 +317,7 @@ def socket_display(name: str, abstract: bool) -> str:
 @dataclass(frozen=True)
 class _Option:
     attr: str  # python field name
-    key: str | None  # devargs spelling; None for the name, which is devargs' leading token
+    key: str  # devargs spelling (a name starting with net_memif may instead be the leading token)
     coerce: _Coerce
     dpdk: bool = False  # DPDK net/memif knows this key
 
@@ -345,7 +346,7 @@ _OPTIONS: Final = (
     _Option("tx_queues", "tx-queues", _int_range(1, constants.MAX_RINGS_PER_DIRECTION, "queue count")),
     _Option("mode", "mode", _mode),
     _Option("interrupt", "interrupt", _bool),
-    _Option("name", None, _wire_name("an interface name")),
+    _Option("name", "name", _wire_name("an interface name")),
     _Option("app_name", "app-name", _wire_name("an application name")),
     _Option("reconnect", "reconnect", _bool),
     _Option("reconnect_interval_s", "reconnect-interval", _float_range(0.01, 3600.0, "reconnect interval")),
@@ -359,8 +360,30 @@ _OPTIONS: Final = (
     _Option("allowed_uids", "allowed-uids", _uid_list),
 )
 _BY_ATTR: Final = {o.attr: o for o in _OPTIONS}
-_BY_KEY: Final = {o.key: o for o in _OPTIONS if o.key is not None}
+_BY_KEY: Final = {o.key: o for o in _OPTIONS}
 _KWARG_ALIASES: Final = {"bsize": "buffer_size", "rsize": "log2_ring_size"}
+
+
+_DEVARGS_EXAMPLE: Final = "role=client,id=0,socket=/tmp/memif.sock,socket-abstract=no"
+
+
+def _not_a_name(token: str) -> ConfigError:
+    """The leading devargs token is neither key=value nor a DPDK interface name: say the right form."""
+    if token.startswith("@"):
+        hint = (f"devargs are key=value pairs; for an abstract socket write socket={token}, "
+                f"e.g. role=client,socket={token}")
+    elif "/" in token:
+        hint = (f"devargs are key=value pairs; for a filesystem socket write socket={token},socket-abstract=no "
+                f"(without socket-abstract=no DPDK's devargs mean an abstract name), e.g. "
+                f"role=client,id=0,socket={token},socket-abstract=no")
+    else:
+        key = max((k for k in _BY_KEY if token.startswith((k + "-", k + ":")) and len(token) > len(k) + 1),
+                  key=len, default=None)
+        hint = (f"did you mean {key}={token[len(key) + 1:]}? " if key else "") + (
+            f"devargs are key=value pairs, optionally after a DPDK interface name ({VDEV_PREFIX}0, "
+            f"{VDEV_PREFIX}_a, ...), e.g. {VDEV_PREFIX}0,{_DEVARGS_EXAMPLE}")
+    return ConfigError(f"devargs start with {token!r}, which is neither key=value nor an interface name "
+                       f"starting with {VDEV_PREFIX}: {hint}", key="name", value=token)
 
 
 def _unknown(key: str, known: list[str]) -> ConfigError:
@@ -406,7 +429,7 @@ class InterfaceConfig:
 
     def __post_init__(self) -> None:
         for option in _OPTIONS:
-            value = option.coerce(option.key or option.attr, getattr(self, option.attr))
+            value = option.coerce(option.key, getattr(self, option.attr))
             object.__setattr__(self, option.attr, value)
         name, abstract = resolve_socket(self.socket, self.socket_abstract)
         object.__setattr__(self, "socket", name)
@@ -453,7 +476,9 @@ class InterfaceConfig:
     def from_devargs(cls, devargs: str) -> InterfaceConfig:
         """Parse DPDK ``--vdev`` arguments, e.g. ``net_memif0,role=server,socket=/tmp/x.sock``.
 
-        A leading token without ``=`` is the interface name. DPDK's defaults apply (see the
+        A leading token without ``=`` is the interface name if it looks like DPDK's
+        (``net_memif...``); anything else there (a socket path, ``role-server``) is an error that
+        shows the right form. ``name=`` sets any other name. DPDK's defaults apply (see the
         module docstring): client role, abstract socket ``/run/memif.sock``, random MAC.
         Duplicate keys are rejected (DPDK would silently keep the last one).
         """
@@ -464,8 +489,12 @@ class InterfaceConfig:
         values: dict[str, Any] = {"socket": DPDK_DEFAULT_SOCKET}
         seen: set[str] = set()
         if tokens and "=" not in tokens[0]:
-            if tokens[0].strip():
-                values["name"] = _BY_ATTR["name"].coerce("name", tokens[0].strip())
+            first = tokens[0].strip()
+            if first:
+                if not first.startswith(VDEV_PREFIX):
+                    raise _not_a_name(first)
+                values["name"] = _BY_ATTR["name"].coerce("name", first)
+                seen.add("name")
             tokens = tokens[1:]
         for token in tokens:
             if not token.strip():
@@ -476,7 +505,8 @@ class InterfaceConfig:
             if option is None:
                 raise _unknown(key, list(_BY_KEY))
             if key in seen:
-                raise ConfigError(f"{key} is given twice: give each key once", key=key, value=text)
+                also = " (the leading net_memif... token is the name)" if key == "name" else ""
+                raise ConfigError(f"{key} is given twice{also}: give each key once", key=key, value=text)
             seen.add(key)
             if not eq or not text:
                 raise ConfigError(f"{key} has no value: write {key}=VALUE", key=key, value=None)
@@ -521,31 +551,27 @@ class InterfaceConfig:
     def to_devargs(self, *, dpdk_only: bool = False) -> str:
         """The devargs string that :meth:`from_devargs` turns back into an equal config.
 
-        Every key is written, including the MAC, so the round trip is exact. With
-        ``dpdk_only=True`` only keys DPDK net/memif knows are written and the leading token is a
-        DPDK vdev name (ours if it starts with ``net_memif``, else ``net_memif0``): a string to
-        hand to ``--vdev=``. Raises ConfigError for a value devargs cannot carry (a comma).
+        Every key is written, including the MAC, so the round trip is exact. The name leads as
+        DPDK's does when it looks like DPDK's (``net_memif...``), else it is written ``name=``.
+        With ``dpdk_only=True`` only keys DPDK net/memif knows are written and the leading token
+        is a DPDK vdev name (ours if it starts with ``net_memif``, else ``net_memif0``): a string
+        to hand to ``--vdev=``. Raises ConfigError for a value devargs cannot carry (a comma).
         """
         name = self.name
-        if dpdk_only and not name.startswith("net_memif"):
-            name = "net_memif0"
-        parts = [name]
+        leads = name.startswith(VDEV_PREFIX) and "=" not in name
+        if dpdk_only and not leads:
+            name, leads = f"{VDEV_PREFIX}0", True
+        parts = [name] if leads else [f"name={name}"]
         for option in _OPTIONS:
-            if option.key is None or (dpdk_only and not option.dpdk):
+            if option.attr == "name" or (dpdk_only and not option.dpdk):
                 continue
             value = getattr(self, option.attr)
             if value is None:
                 continue
             parts.append(f"{option.key}={self._format(option.attr, value)}")
-        if "=" in name:
-            raise ConfigError(
-                f"name={name} contains '=', which a devargs leading token cannot carry",
-                key="name",
-                value=name,
-            )
         for part in parts:
             if "," in part:
-                key = part.partition("=")[0] if part is not name else "name"
+                key = "name" if part is parts[0] and leads else part.partition("=")[0]
                 raise ConfigError(f"{key} contains a comma, which devargs cannot carry", key=key, value=part)
         return ",".join(parts)
 

@@ -144,7 +144,42 @@ def test_devargs_valid_value(devargs: str, attr: str, expected: object) -> None:
 
 
 def test_name_from_leading_token_at_limit() -> None:
-    assert InterfaceConfig.from_devargs("n" * 31).name == "n" * 31
+    name = "net_memif" + "n" * 22
+    assert InterfaceConfig.from_devargs(name).name == name
+    assert InterfaceConfig.from_devargs("name=" + "n" * 31).name == "n" * 31
+
+
+@pytest.mark.parametrize(
+    ("devargs", "right_form"),
+    [
+        ("/tmp/x.sock", "socket=/tmp/x.sock,socket-abstract=no"),
+        ("@mine", "socket=@mine"),
+        ("role-server,id=0", "did you mean role=server?"),
+        ("socket-abstract-no,role=server", "did you mean socket-abstract=no?"),
+        ("id:3", "did you mean id=3?"),
+        ("eth0,role=server", "net_memif0,role=client,id=0,socket=/tmp/memif.sock,socket-abstract=no"),
+        ("memif-ct", "net_memif0,"),
+    ],
+)
+def test_a_leading_token_that_is_no_interface_name_is_an_error_showing_the_right_form(
+        devargs: str, right_form: str) -> None:
+    err = devargs_error(devargs)
+    first = devargs.split(",")[0]
+    assert str(err).startswith(f"devargs start with {first!r}, which is neither key=value nor an interface name "
+                               "starting with net_memif: ")
+    assert right_form in str(err)
+    assert (err.key, err.value) == ("name", first)
+
+
+def test_a_leading_name_and_name_key_together_are_a_duplicate() -> None:
+    assert "name is given twice" in str(devargs_error("net_memif0,name=x"))
+    assert InterfaceConfig.from_devargs("name=x,role=server").name == "x"
+
+
+def test_dpdk_owner_keys_are_parsed() -> None:
+    cfg = InterfaceConfig.from_devargs("net_memif0,role=server,owner-uid=1000,owner-gid=100")
+    assert (cfg.owner_uid, cfg.owner_gid) == (1000, 100)
+    assert "owner-uid=x is not a decimal integer" in str(devargs_error("owner-uid=x"))
 
 
 def test_keyword_values_of_every_field() -> None:
@@ -175,7 +210,7 @@ def test_keyword_values_of_every_field() -> None:
         allowed_uids="0:1000",
     )
     assert cfg.to_devargs() == (
-        "if9,id=9,role=server,bsize=4096,rsize=12,socket=/tmp/k.sock,socket-abstract=no,"
+        "name=if9,id=9,role=server,bsize=4096,rsize=12,socket=/tmp/k.sock,socket-abstract=no,"
         "mac=02:00:00:00:00:09,secret=pw,zero-copy=no,rx-queues=4,tx-queues=3,mode=ip,"
         "interrupt=no,app-name=app,reconnect=no,reconnect-interval=0.5,handshake-timeout=2.0,"
         "max-map-bytes=1073741824,accept-unsealed-hugetlbfs=yes,socket-mode=0660,owner-uid=1000,owner-gid=100,"
@@ -265,8 +300,9 @@ def test_secret_never_echoed_in_errors() -> None:
 
 
 def test_name_too_long() -> None:
-    err = devargs_error("n" * 32 + ",id=1")
-    assert err.key == "name" and "1..31" in str(err)
+    for devargs in ("net_memif" + "n" * 23 + ",id=1", "name=" + "n" * 32):
+        err = devargs_error(devargs)
+        assert err.key == "name" and "1..31" in str(err)
 
 
 def test_unknown_key_suggests_closest() -> None:
@@ -402,7 +438,7 @@ ROUND_TRIP = [
     "net_memif0,role=server,id=3,socket=/tmp/x.sock,socket-abstract=no",
     "net_memif5,socket=@abs,secret=p@ss w=rd,zero-copy=yes,rsize=14,bsize=9000",
     (
-        "x,mode=ip,interrupt=no,rx-queues=8,tx-queues=2,app-name=tool,reconnect=no,"
+        "name=x,mode=ip,interrupt=no,rx-queues=8,tx-queues=2,app-name=tool,reconnect=no,"
         "reconnect-interval=0.25,handshake-timeout=30"
     ),
 ]
@@ -437,8 +473,13 @@ def test_to_devargs_refuses_commas() -> None:
     with pytest.raises(ConfigError) as info:
         InterfaceConfig(secret="a,b").to_devargs()
     assert info.value.key == "secret"
-    with pytest.raises(ConfigError):
-        InterfaceConfig(name="a=b").to_devargs()
+    with pytest.raises(ConfigError) as info:
+        InterfaceConfig(name="a,b").to_devargs()
+    assert info.value.key == "name"
+    # A name that is no DPDK vdev name, or holds '=', travels as name=.
+    assert InterfaceConfig(name="a=b").to_devargs().startswith("name=a=b,id=0,")
+    assert InterfaceConfig.from_devargs(InterfaceConfig(name="a=b").to_devargs()).name == "a=b"
+    assert InterfaceConfig(name="net_memif7").to_devargs().startswith("net_memif7,id=0,")
 
 
 def test_replace_revalidates() -> None:
