@@ -14,14 +14,18 @@ import ipaddress
 import json
 import logging
 import os
+import queue
 import signal
+import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TextIO
 
-from . import library_info, macaddr, tools
-from .errors import ConfigError, MemifError
+from . import __version__, library_info, macaddr, tools
+from .config import InterfaceConfig
+from .errors import ArgumentError, ConfigError, LinkTimeout, MemifError
 from .interface import Interface
 
 __all__ = ["EXIT_STATUS", "main"]
@@ -37,6 +41,12 @@ exit status:
        came up within --wait-up; a memif or OS error
   2    usage: a bad option (usage on stderr, nothing on stdout) or a bad devargs key or value
   130  SIGINT/SIGTERM before the run started (while waiting for the link)
+
+While it waits for the link a command says so on a terminal and prints why each attempt failed
+(on stderr). A client rejected for a reason that waiting will not change (incorrect or missing
+secret, mode mismatch, permission denied, incompatible version) stops at once with exit 1; "ID
+not found" does once it has been the answer for 2 s (a DPDK server answers it while its port is
+still starting). --wait-up 0 waits for ever.
 
 With --json the last stdout line is one JSON object on every exit but a usage error from option
 parsing; its "error" is null on success and names the failure otherwise. Check figures (verified,
@@ -62,6 +72,11 @@ class _Output:
             self.err.write("\r\x1b[K" + text)
             self.err.flush()
             self._progress_drawn = True
+
+    def note(self, text: str) -> None:
+        """A line on stderr about what is going on (not part of the result)."""
+        self.clear_progress()
+        print(text, file=self.err, flush=True)
 
     def clear_progress(self) -> None:
         if self._progress_drawn:
@@ -110,10 +125,117 @@ class _Stop:
         self.running = False
 
 
-def _open(devargs: str, up_timeout_s: float) -> Interface:
-    intf = Interface.from_devargs(devargs)
+# Rejections a server gives that waiting will not change (lower case; DPDK's, VPP's, libmemif's
+# and ours). "ID not found" is final only after _ID_NOT_FOUND_GRACE_S: DPDK testpmd listens before
+# its port starts and answers it meanwhile (tests/TESTPMD_NOTES.md, "Readiness").
+_FINAL_REJECTIONS: Final = ("incorrect secret", "secret required", "secret mismatch", "mode mismatch",
+                            "only ethernet mode supported", "incompatible memif version", "permission denied",
+                            "is not in allowed-uids")
+_ID_NOT_FOUND: Final = ("id not found", "id mismatch")
+_ID_NOT_FOUND_GRACE_S: Final = 2.0
+_NO_LISTENER: Final = ("connection refused", "no such file or directory")
+_SO_ACCEPTCON: Final = 0x10000  # /proc/net/unix Flags of a listening socket
+
+
+def _abstract_listening(name: str) -> bool:
+    """True if a Unix socket listens on the abstract name ``name`` in this network namespace."""
     try:
-        intf.wait_up(up_timeout_s)
+        with open("/proc/net/unix") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return False
+    for line in lines:
+        fields = line.split(None, 7)
+        if len(fields) == 8 and fields[7] == "@" + name and int(fields[3], 16) & _SO_ACCEPTCON:
+            return True
+    return False
+
+
+def socket_kind_hint(cfg: InterfaceConfig) -> str | None:
+    """When a client finds no listener, whether one listens on the other kind of socket at that name."""
+    if cfg.socket_abstract:
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(cfg.socket).st_mode)
+        except OSError:
+            return None
+        if is_socket:
+            return (f"nothing listens on the abstract name @{cfg.socket}, but a filesystem socket exists at "
+                    f"{cfg.socket}: if the server listens there, add socket-abstract=no to the devargs (DPDK's "
+                    f"devargs default to abstract names; in Python keywords, drop the '@')")
+    elif _abstract_listening(cfg.socket):
+        return (f"nothing listens on the file {cfg.socket}, but an abstract socket @{cfg.socket} does: if that "
+                f"is the server, drop socket-abstract=no from the devargs (or write socket=@{cfg.socket})")
+    return None
+
+
+class _LinkWaiter:
+    """Opens interfaces and waits for their links, saying what is going on.
+
+    ``on_attempt_failed`` runs on the control thread, so it only queues the reason; the waiting
+    thread prints it and decides whether to go on waiting."""
+
+    def __init__(self, out: _Output) -> None:
+        self.out = out
+        self.reasons: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def open(self, devargs: str) -> Interface:
+        return Interface.from_devargs(devargs, on_attempt_failed=lambda _intf, why: self.reasons.put(why))
+
+    def wait(self, intf: Interface, wait_s: float) -> None:
+        """Until ``intf`` is up: LinkTimeout after ``wait_s`` (0: never), MemifError on a final rejection."""
+        cfg = intf.config
+        where = f"{intf.socket.display} ({cfg.role}, id {cfg.id})"
+        if self.out.tty:
+            self.out.note(f"waiting for a peer on {where}...")
+        deadline = None if wait_s == 0 else time.monotonic() + wait_s
+        attempts = 0
+        last: str | None = None
+        id_not_found_since: float | None = None
+        hinted = False
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise LinkTimeout(f"memif interface {intf} did not come up within {wait_s:g} s; "
+                                  f"last disconnect reason: {intf.last_disconnect_reason or 'none'}")
+            try:
+                intf.wait_up(0.1 if left is None else min(left, 0.1))
+                return
+            except LinkTimeout:
+                pass
+            while not self.reasons.empty():
+                reason = self.reasons.get()
+                attempts += 1
+                if reason != last:
+                    self.out.note(f"attempt {attempts} failed: {reason}")
+                    last = reason
+                else:
+                    self.out.progress(f"waiting for a peer on {where}: attempt {attempts} failed: {reason}")
+                if cfg.role != "client":
+                    continue  # a server's rejection concerns one client; others may come
+                low = reason.lower()
+                if any(r in low for r in _FINAL_REJECTIONS):
+                    raise MemifError(f"the server at {intf.socket.display} rejected id {cfg.id}: {reason} "
+                                     "(waiting will not change that)")
+                if any(r in low for r in _ID_NOT_FOUND):
+                    now = time.monotonic()
+                    id_not_found_since = now if id_not_found_since is None else id_not_found_since
+                    if now - id_not_found_since >= _ID_NOT_FOUND_GRACE_S:
+                        raise MemifError(f"the server at {intf.socket.display} has no interface with id {cfg.id}: "
+                                         f"{reason} (for {now - id_not_found_since:.1f} s)")
+                else:
+                    id_not_found_since = None
+                if not hinted and any(r in low for r in _NO_LISTENER):
+                    hinted = True
+                    hint = socket_kind_hint(cfg)
+                    if hint:
+                        self.out.note(f"hint: {hint}")
+
+
+def _open(args: argparse.Namespace, out: _Output) -> Interface:
+    waiter = _LinkWaiter(out)
+    intf = waiter.open(args.devargs)
+    try:
+        waiter.wait(intf, args.wait_up)
     except BaseException:
         intf.close()
         raise
@@ -159,7 +281,7 @@ def cmd_info(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
+    with _open(args, out) as intf, args.stop as stop:
         r = tools.run_pktgen(intf, count=args.count, size=args.size, burst=args.burst, queues=args.queues,
                              verify=args.verify, drain_s=args.drain, progress=out.progress, stop=stop)
         error = _traffic_error(r, args.count)
@@ -168,7 +290,7 @@ def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_sink(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
+    with _open(args, out) as intf, args.stop as stop:
         r = tools.run_sink(intf, count=args.count, duration_s=args.duration, verify=args.verify,
                            progress=out.progress, stop=stop)
         error = _traffic_error(r)
@@ -177,7 +299,7 @@ def cmd_sink(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_echo(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
+    with _open(args, out) as intf, args.stop as stop:
         r = tools.run_echo(intf, macswap=args.macswap, count=args.count, duration_s=args.duration,
                            progress=out.progress, stop=stop)
         out.summary(r.as_dict(), f"echo: rx {r.directions['rx']} tx {r.directions['tx']} dropped {r.dropped}")
@@ -186,9 +308,10 @@ def cmd_echo(args: argparse.Namespace, out: _Output) -> int:
 
 def cmd_forward(args: argparse.Namespace, out: _Output) -> int:
     # Both interfaces exist before we wait on either: a peer may come to B first.
-    with Interface.from_devargs(args.devargs_a) as a, Interface.from_devargs(args.devargs_b) as b:
-        a.wait_up(args.wait_up)
-        b.wait_up(args.wait_up)
+    waiter = _LinkWaiter(out)
+    with waiter.open(args.devargs_a) as a, waiter.open(args.devargs_b) as b:
+        waiter.wait(a, args.wait_up)
+        waiter.wait(b, args.wait_up)
         with args.stop as stop:
             r = tools.run_forward(a, b, count=args.count, duration_s=args.duration, progress=out.progress,
                                   stop=stop)
@@ -199,7 +322,7 @@ def cmd_forward(args: argparse.Namespace, out: _Output) -> int:
 
 def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
     src_mac = macaddr.str_to_mac(args.src_mac) if args.src_mac else None
-    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
+    with _open(args, out) as intf, args.stop as stop:
         r = tools.run_ping(intf, args.ipv4, count=args.count, interval_s=args.interval, timeout_s=args.timeout,
                            src_ip=args.src_ip, src_mac=src_mac, size=args.size, on_line=out.line, stop=stop)
     loss = 100.0 * (r.transmitted - r.received) / r.transmitted if r.transmitted else 100.0
@@ -215,8 +338,21 @@ def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
     return 0 if error is None else 1
 
 
+def _check_writable(path: str) -> None:
+    """capture -w: fail before waiting for a peer, not after, when the file cannot be written."""
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise ArgumentError(f"-w {path}: cannot write it: {exc.strerror}") from None
+    if not existed:
+        os.unlink(path)
+
+
 def cmd_capture(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args.devargs, args.wait_up) as intf, args.stop as stop:
+    _check_writable(args.write)
+    with _open(args, out) as intf, args.stop as stop:
         r = tools.run_capture(intf, args.write, count=args.count, duration_s=args.duration, progress=out.progress,
                               stop=stop)
         out.summary(r.as_dict() | {"file": args.write},
@@ -226,7 +362,8 @@ def cmd_capture(args: argparse.Namespace, out: _Output) -> int:
 
 def cmd_loopback(args: argparse.Namespace, out: _Output) -> int:
     with args.stop as stop:
-        r = tools.run_loopback(count=args.count, size=args.size, burst=args.burst, progress=out.progress, stop=stop)
+        r = tools.run_loopback(count=args.count, size=args.size, burst=args.burst, stop=stop,
+                               progress=lambda text: out.progress("loopback:" + text.removeprefix("pktgen:")))
     error = _traffic_error(r, args.count)
     out.summary(r.as_dict(), _traffic_human("loopback", r), error)
     return 0 if error is None else 1
@@ -273,6 +410,16 @@ def _mac(text: str) -> str:
     return text
 
 
+def _wait_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0 (0: wait for ever)")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -283,82 +430,102 @@ def _positive_float(text: str) -> float:
     return value
 
 
+EXAMPLES: Final = """\
+examples:
+  memif-ct loopback
+  memif-ct echo role=server,id=0,socket=/tmp/memif.sock,socket-abstract=no --wait-up 0
+  memif-ct pktgen role=client,id=0,socket=/tmp/memif.sock,socket-abstract=no --count 100000 --verify
+  memif-ct capture role=client,socket=@memif.sock -w out.pcap -c 100
+
+Devargs follow DPDK's: socket=/tmp/memif.sock alone is the ABSTRACT name /tmp/memif.sock (DPDK's
+default is socket-abstract=yes); add socket-abstract=no for the file, or write socket=@name for an
+abstract name. A leading interface name must look like DPDK's: net_memif0,role=server,..."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memif-ct",
         description="memif packet tools, wire-compatible with DPDK net_memif, VPP and libmemif. Interfaces are "
                     "DPDK-style devargs, e.g. role=server,id=0,socket=/tmp/m.sock,socket-abstract=no",
-        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES + "\n\n" + EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeat for debug)")
+    parser.add_argument("--version", action="version",
+                        version=f"memif-ct {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more: -v info, -vv debug (default: warnings only)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace, _Output], int], help_text: str,
             devargs: int = 1) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_STATUS,
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES + "\n\n" + EXIT_STATUS,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(fn=fn)
         p.add_argument("--json", action="store_true",
-                       help='print a one-line JSON summary last, with "error" null or saying what failed')
+                       help='print a one-line JSON summary last, with "error" null or saying what failed '
+                            '(default: a human-readable summary)')
         if devargs == 1:
             p.add_argument("devargs", help="interface devargs, e.g. role=client,id=0,socket=/tmp/m.sock")
         elif devargs == 2:
             p.add_argument("devargs_a", help="first interface devargs")
             p.add_argument("devargs_b", help="second interface devargs")
         if devargs:
-            p.add_argument("--wait-up", type=_positive_float, default=30.0, metavar="S",
-                           help="seconds to wait for the link (default 30)")
+            p.add_argument("--wait-up", type=_wait_seconds, default=30.0, metavar="S",
+                           help="seconds to wait for the link, 0 for ever (default: 30)")
         return p
 
     add("info", cmd_info, "package and C library versions, library path, cache-line size, build flags", devargs=0)
 
     p = add("echo", cmd_echo, "reflect every received packet")
-    p.add_argument("--macswap", action="store_true", help="swap source and destination MAC")
-    p.add_argument("--count", type=_positive_int, help="stop after N received packets")
-    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--macswap", action="store_true", help="swap source and destination MAC (default: off)")
+    p.add_argument("--count", type=_positive_int, help="stop after N received packets (default: no limit)")
+    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: no limit)")
 
     p = add("pktgen", cmd_pktgen, "transmit sequenced Ethernet/IPv4/UDP frames")
-    p.add_argument("--count", type=_positive_int, required=True)
-    p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default 64)")
-    p.add_argument("--burst", type=_int_in(1, 4096), default=32, help="packets per burst, 1..4096")
-    p.add_argument("--queues", type=_int_in(1, 255), default=1, help="spread bursts over Q TX queues")
+    p.add_argument("--count", type=_positive_int, required=True, help="frames to send (required, no default)")
+    p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default: 64)")
+    p.add_argument("--burst", type=_int_in(1, 4096), default=32, help="packets per burst, 1..4096 (default: 32)")
+    p.add_argument("--queues", type=_int_in(1, 255), default=1, help="spread bursts over Q TX queues (default: 1)")
     p.add_argument("--verify", action="store_true",
                    help="expect the frames back from a reflector and check them: exit 1 on any loss, reordering, "
-                        "corruption, duplicate or foreign frame (without it no loss figures are given)")
+                        "corruption, duplicate or foreign frame (default: off, and no loss figures are given)")
     p.add_argument("--drain", type=_positive_float, default=1.0, metavar="S",
-                   help="with --verify, wait up to S quiet seconds for stragglers")
+                   help="with --verify, wait up to S quiet seconds for stragglers (default: 1)")
 
     p = add("sink", cmd_sink, "count (and verify) received frames")
-    p.add_argument("--count", type=_positive_int)
-    p.add_argument("--duration", type=_positive_float, metavar="S")
+    p.add_argument("--count", type=_positive_int, help="stop after N received frames (default: no limit)")
+    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: no limit)")
     p.add_argument("--verify", action="store_true",
                    help="check frames sent by memif-ct pktgen: exit 1 when no pktgen frame came, or on any "
-                        "loss, reordering, corruption, duplicate or frame not pktgen's (without it no loss figures "
-                        "are given)")
+                        "loss, reordering, corruption, duplicate or frame not pktgen's (default: off, and no loss "
+                        "figures are given)")
 
     p = add("ping", cmd_ping, "resolve with ARP and send ICMP echo requests")
     p.add_argument("ipv4", type=_ipv4, help="target IPv4 address")
-    p.add_argument("-c", "--count", type=_positive_int, default=4)
-    p.add_argument("-i", "--interval", type=_positive_float, default=1.0, metavar="S")
-    p.add_argument("-W", "--timeout", type=_positive_float, default=1.0, metavar="S", help="reply timeout")
-    p.add_argument("-s", "--size", type=_int_in(0, 65507), default=56, help="ICMP payload bytes, 0..65507")
+    p.add_argument("-c", "--count", type=_positive_int, default=4, help="echo requests to send (default: 4)")
+    p.add_argument("-i", "--interval", type=_positive_float, default=1.0, metavar="S",
+                   help="seconds between requests (default: 1)")
+    p.add_argument("-W", "--timeout", type=_positive_float, default=1.0, metavar="S",
+                   help="reply timeout in seconds (default: 1)")
+    p.add_argument("-s", "--size", type=_int_in(0, 65507), default=56,
+                   help="ICMP payload bytes, 0..65507 (default: 56)")
     p.add_argument("--src-ip", type=_ipv4, help="our IPv4 address (default: .1 of the target's /24, or .2)")
     p.add_argument("--src-mac", type=_mac, help="our MAC address (default: the interface's)")
 
     p = add("capture", cmd_capture, "write received packets to a pcap file")
-    p.add_argument("-w", "--write", required=True, metavar="FILE.pcap")
-    p.add_argument("-c", "--count", type=_positive_int)
-    p.add_argument("--duration", type=_positive_float, metavar="S")
+    p.add_argument("-w", "--write", required=True, metavar="FILE.pcap",
+                   help="the pcap file, checked writable before waiting (required, no default)")
+    p.add_argument("-c", "--count", type=_positive_int, help="stop after N packets (default: no limit)")
+    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: no limit)")
 
     p = add("forward", cmd_forward, "cross-connect two interfaces both ways", devargs=2)
-    p.add_argument("--count", type=_positive_int, help="stop after N forwarded packets")
-    p.add_argument("--duration", type=_positive_float, metavar="S")
+    p.add_argument("--count", type=_positive_int, help="stop after N forwarded packets (default: no limit)")
+    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: no limit)")
 
     p = add("loopback", cmd_loopback, "server and client of one id on one socket in this process, "
                                        "verified traffic through it (needs no peer)", devargs=0)
-    p.add_argument("--count", type=_positive_int, default=100000)
-    p.add_argument("--size", type=_int_in(60, 65535), default=64)
-    p.add_argument("--burst", type=_int_in(1, 4096), default=32)
+    p.add_argument("--count", type=_positive_int, default=100000, help="frames to send (default: 100000)")
+    p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default: 64)")
+    p.add_argument("--burst", type=_int_in(1, 4096), default=32, help="packets per burst, 1..4096 (default: 32)")
     return parser
 
 

@@ -22,7 +22,7 @@ from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedE
 from .link import Link
 from .queue import Packet, Queue, check_burst_size, check_packets
 
-__all__ = ["Interface", "OnDown", "OnUp"]
+__all__ = ["Interface", "OnAttemptFailed", "OnDown", "OnUp"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ _MODE_NAMES = {c.MODE_ETHERNET: "ethernet", c.MODE_IP: "ip", c.MODE_PUNT_INJECT:
 
 OnUp = Callable[["Interface"], object]
 OnDown = Callable[["Interface", str], object]
+OnAttemptFailed = Callable[["Interface", str], object]
 
 
 def _add_stats(total: dict[str, int], stats: dict[str, int]) -> None:
@@ -43,10 +44,12 @@ class _LinkState:
     Its methods run on the control thread; everything they change is guarded by ``cond``.
     """
 
-    def __init__(self, intf: Interface, on_up: OnUp | None, on_down: OnDown | None) -> None:
+    def __init__(self, intf: Interface, on_up: OnUp | None, on_down: OnDown | None,
+                 on_attempt_failed: OnAttemptFailed | None = None) -> None:
         self.intf = intf
         self.on_up = on_up
         self.on_down = on_down
+        self.on_attempt_failed = on_attempt_failed
         self.cond = threading.Condition()
         self.link: Link | None = None
         self.last_reason: str | None = None
@@ -96,6 +99,9 @@ class _LinkState:
             self.last_reason = reason
             self.cond.notify_all()
         log.debug("memif interface %s: %s", self.intf, reason)
+        on_attempt_failed = self.on_attempt_failed
+        if on_attempt_failed is not None:
+            self._callback(lambda: on_attempt_failed(self.intf, reason), "on_attempt_failed")
 
     def _callback(self, fn: Callable[[], object], name: str) -> None:
         try:
@@ -118,13 +124,16 @@ class Interface:
     ``on_up(intf)`` and ``on_down(intf, reason)`` are called once per link transition, **on the
     socket's control thread**: keep them short and never block in them (no ``wait_up``, no
     ``close``). An exception they raise is logged and otherwise ignored.
+    ``on_attempt_failed(intf, reason)`` is called the same way for each connection attempt that
+    ends before the link comes up (the peer's DISCONNECT reason, or why connect() failed).
     """
 
     def __init__(self, config: InterfaceConfig | None = None, *, socket: Socket | str | None = None,
-                 on_up: OnUp | None = None, on_down: OnDown | None = None, **options: Any) -> None:
+                 on_up: OnUp | None = None, on_down: OnDown | None = None,
+                 on_attempt_failed: OnAttemptFailed | None = None, **options: Any) -> None:
         if socket is not None and not isinstance(socket, (Socket, str)):
             raise ArgumentTypeError(f"socket must be a path or a memif_ct.Socket, not {type(socket).__name__}")
-        for name, fn in (("on_up", on_up), ("on_down", on_down)):
+        for name, fn in (("on_up", on_up), ("on_down", on_down), ("on_attempt_failed", on_attempt_failed)):
             if fn is not None and not callable(fn):
                 raise ArgumentTypeError(f"{name} must be callable, not {type(fn).__name__}")
         shared = socket if isinstance(socket, Socket) else None
@@ -137,7 +146,7 @@ class Interface:
         elif options:
             raise ArgumentTypeError("pass either an InterfaceConfig or keyword options, not both")
         self.config = config
-        self._state = _LinkState(self, on_up, on_down)
+        self._state = _LinkState(self, on_up, on_down, on_attempt_failed)
         if config.zero_copy and config.role == "client":
             log.warning("memif-ct %s: zero-copy=yes is not implemented yet; using copy mode", config.name)
         self._own_socket = shared is None
@@ -152,9 +161,10 @@ class Interface:
 
     @classmethod
     def from_devargs(cls, devargs: str, *, socket: Socket | None = None, on_up: OnUp | None = None,
-                     on_down: OnDown | None = None) -> Interface:
+                     on_down: OnDown | None = None, on_attempt_failed: OnAttemptFailed | None = None) -> Interface:
         """Build from DPDK-style devargs, e.g. ``net_memif0,role=client,id=0,socket=/tmp/m.sock``."""
-        return cls(InterfaceConfig.from_devargs(devargs), socket=socket, on_up=on_up, on_down=on_down)
+        return cls(InterfaceConfig.from_devargs(devargs), socket=socket, on_up=on_up, on_down=on_down,
+                   on_attempt_failed=on_attempt_failed)
 
     # ---- link state --------------------------------------------------------------------
 

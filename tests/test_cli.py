@@ -7,6 +7,7 @@ Interfaces living in the test process (or the loopback command needing none). No
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -807,3 +808,196 @@ def test_progress_drawn_on_a_tty(sink_for_a_second: Callable[..., tuple[int, str
     assert b"\r\x1b[Ksink: rx 5" in err, err[:300]
     assert err.endswith(b"\r\x1b[K"), "progress line not cleared before the summary"
     assert last_json(out)["rx"] == 5
+
+
+# ---- waiting for the link, and what the user is told (issue 11) ------------------------------
+
+
+def run_on_tty(*args: str, timeout: float = 60.0) -> tuple[int, str, str]:
+    """Run memif-ct with stderr on a pseudo-terminal: (exit status, stdout, what the terminal got)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cli_cmd(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def pump() -> None:
+        with contextlib.suppress(OSError):
+            while data := os.read(master, 4096):
+                chunks.append(data)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        reader.join(5)
+        os.close(master)
+    return proc.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+
+
+def test_waiting_is_visible_on_a_terminal_with_each_failed_attempt(sockdir: str) -> None:
+    path = f"{sockdir}/nobody.sock"
+    rc, _out, tty = run_on_tty("sink", devargs("client", path), "--wait-up", "1")
+    assert rc == 1
+    assert f"waiting for a peer on {path} (client, id 0)..." in tty
+    assert f"attempt 1 failed: connect to {path} failed: No such file or directory" in tty
+    assert "did not come up within 1 s" in tty
+
+
+def test_failed_attempts_are_reported_without_a_terminal_too(sockdir: str) -> None:
+    path = f"{sockdir}/nobody.sock"
+    r = run_cli("sink", devargs("client", path), "--wait-up", "1", "--json")
+    assert r.returncode == 1
+    assert "waiting for a peer" not in r.stderr  # the waiting line is for terminals only
+    assert f"attempt 1 failed: connect to {path} failed: No such file or directory" in r.stderr
+    assert "did not come up within 1 s" in last_json(r.stdout)["error"]
+
+
+@pytest.mark.parametrize(("server_extra", "client_extra", "reason"), [
+    ("secret=right", "secret=wrong", "Incorrect secret"),
+    ("secret=right", "", "Secret required"),
+    ("mode=ip", "", "Mode mismatch"),
+])
+def test_a_final_rejection_ends_the_command_at_once_even_with_wait_up_0(
+        sockdir: str, peers: Peers, server_extra: str, client_extra: str, reason: str) -> None:
+    path = f"{sockdir}/r.sock"
+    peers.open(devargs("server", path, server_extra))
+    # --wait-up 0 waits for ever: only the rejection can end this run (the timeout is a safety net).
+    r = run_cli("pktgen", devargs("client", path, client_extra), "--count", "5", "--wait-up", "0", "--json",
+                timeout=STEP)
+    assert r.returncode == 1, r.stderr
+    error = last_json(r.stdout)["error"]
+    assert error == f"the server at {path} rejected id 0: {reason} (waiting will not change that)"
+    assert f"attempt 1 failed: {reason}" in r.stderr
+
+
+def test_id_not_found_ends_the_command_once_it_persists(sockdir: str, peers: Peers) -> None:
+    path = f"{sockdir}/n.sock"
+    peers.open(devargs("server", path))  # id 0
+    r = run_cli("sink", devargs("client", path).replace("id=0", "id=5"), "--wait-up", "0", "--json", timeout=STEP)
+    assert r.returncode == 1, r.stderr
+    error = last_json(r.stdout)["error"]
+    assert error.startswith(f"the server at {path} has no interface with id 5: ID not found (for ")
+    assert "attempt 1 failed: ID not found" in r.stderr
+
+
+def test_wait_up_0_waits_for_a_peer_that_comes_later(sockdir: str, peers: Peers,
+                                                    spawn: Callable[..., Child]) -> None:
+    path = f"{sockdir}/late.sock"
+    child = spawn("sink", devargs("server", path), "--count", "5", "--wait-up", "0", "--json")
+    wait_listening(path, child)
+    client = peers.open(devargs("client", path))
+    client.wait_up(STEP)
+    send_all(client, distinct_frames(5))
+    rc, out, err = child.finish()
+    assert rc == 0, err
+    assert last_json(out)["rx"] == 5
+
+
+def test_wait_up_rejects_negative_seconds() -> None:
+    r = run_cli("sink", "role=server", "--wait-up", "-1")
+    assert r.returncode == 2 and "-1.0 must be >= 0 (0: wait for ever)" in r.stderr
+
+
+def test_client_on_an_abstract_name_is_told_about_the_filesystem_socket_there(sockdir: str) -> None:
+    import socket as so
+
+    path = f"{sockdir}/fs.sock"
+    with so.socket(so.AF_UNIX, so.SOCK_SEQPACKET) as stale:
+        stale.bind(path)  # a socket file nobody listens on: the abstract name is refused
+        r = run_cli("sink", f"role=client,id=0,socket={path},reconnect-interval=0.05", "--wait-up", "1")
+    assert r.returncode == 1
+    assert f"attempt 1 failed: connect to @{path} failed: Connection refused" in r.stderr
+    assert (f"hint: nothing listens on the abstract name @{path}, but a filesystem socket exists at {path}: "
+            "if the server listens there, add socket-abstract=no") in r.stderr
+    assert r.stderr.count("hint:") == 1
+
+
+def test_client_on_a_file_is_told_about_the_abstract_socket_of_that_name(sockdir: str, peers: Peers) -> None:
+    name = f"{sockdir}/abs.sock"
+    peers.open(f"role=server,id=0,socket=@{name}")
+    r = run_cli("sink", devargs("client", name), "--wait-up", "1")
+    assert r.returncode == 1
+    assert (f"hint: nothing listens on the file {name}, but an abstract socket @{name} does: if that is the "
+            f"server, drop socket-abstract=no from the devargs (or write socket=@{name})") in r.stderr
+
+
+def test_no_hint_when_nothing_listens_anywhere(sockdir: str) -> None:
+    r = run_cli("sink", devargs("client", f"{sockdir}/none.sock"), "--wait-up", "0.3")
+    assert r.returncode == 1 and "hint:" not in r.stderr
+
+
+@pytest.mark.parametrize(("first", "right_form"), [
+    ("/tmp/x.sock", "socket=/tmp/x.sock,socket-abstract=no"),
+    ("role-server,id=0", "did you mean role=server?"),
+])
+def test_devargs_that_are_no_devargs_are_a_usage_error_showing_the_right_form(first: str, right_form: str) -> None:
+    r = run_cli("sink", first, "--wait-up", "30")
+    assert r.returncode == 2
+    assert right_form in r.stderr and "Traceback" not in r.stderr
+
+
+def test_version() -> None:
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"memif-ct {memif_ct.__version__}"
+
+
+def test_help_shows_socket_abstract_no_and_every_default() -> None:
+    from memif_ct import cli
+
+    r = run_cli("--help")
+    assert r.returncode == 0 and "socket-abstract=no" in r.stdout
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for name, sub in [("memif-ct", parser), *subparsers.choices.items()]:
+        for action in sub._actions:
+            if not action.option_strings or action.dest in ("help", "version"):
+                continue
+            text = action.help or ""
+            assert "default" in text, f"{name} {action.option_strings[0]}: no default in its help {text!r}"
+            if action.default not in (None, False, 0) and not action.required:
+                shown = f"{action.default:g}" if isinstance(action.default, float) else str(action.default)
+                assert f"(default: {shown})" in text, f"{name} {action.option_strings[0]}: {text!r}"
+            checked += 1
+    assert checked > 30
+    sub_help = run_cli("pktgen", "--help").stdout
+    assert "(default: 64)" in sub_help and "0 for ever (default: 30)" in sub_help
+
+
+def test_capture_checks_its_file_before_waiting_for_a_peer(sockdir: str) -> None:
+    target = f"{sockdir}/no-such-dir/out.pcap"
+    # Nobody will ever connect: only the early check can end this within the test's bound.
+    r = run_cli("capture", devargs("client", f"{sockdir}/none.sock"), "-w", target, "--wait-up", "0", timeout=STEP)
+    assert r.returncode == 2
+    assert f"-w {target}: cannot write it: No such file or directory" in r.stderr
+    assert "attempt" not in r.stderr  # it never dialled
+
+
+def test_capture_check_leaves_no_file_behind_when_the_run_never_starts(sockdir: str) -> None:
+    target = Path(sockdir) / "out.pcap"
+    r = run_cli("capture", devargs("client", f"{sockdir}/none.sock"), "-w", str(target), "--wait-up", "0.3")
+    assert r.returncode == 1 and "did not come up" in r.stderr
+    assert not target.exists()
+
+
+def test_loopback_progress_line_says_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memif_ct import cli
+
+    drawn: list[str] = []
+
+    def fake_loopback(**kwargs: Any) -> tools.TrafficReport:
+        kwargs["progress"]("pktgen: tx 10/20 rx 9")
+        raise KeyboardInterrupt  # enough: we only look at the line
+
+    monkeypatch.setattr(cli.tools, "run_loopback", fake_loopback)
+    out = cli._Output(as_json=False)
+    monkeypatch.setattr(out, "progress", drawn.append)
+    args = cli.build_parser().parse_args(["loopback"])
+    args.stop = cli._Stop()
+    with pytest.raises(KeyboardInterrupt):
+        cli.cmd_loopback(args, out)
+    assert drawn == ["loopback: tx 10/20 rx 9"]
