@@ -577,10 +577,12 @@ def pin_readonly(obj: object) -> Pinned:
 
 
 def ring_init(address: int, log2_ring_size: int, buffer_region: int, buffer_offset: int, buffer_size: int) -> None:
-    """Client: write a fresh ring header and descriptors at ``address`` (see memif_ct_ring_init)."""
+    """Client: write a fresh ring header and descriptors at ``address`` (see memif_ct_ring_init);
+    ``buffer_region=NO_REGION`` for a ring whose buffers come from a pool."""
     _require_int("address", address, 0, _U64_MAX)
     _require_int("log2_ring_size", log2_ring_size, _c.MIN_LOG2_RING_SIZE, _c.MAX_LOG2_RING_SIZE)
-    _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
+    if buffer_region != NO_REGION:  # NO_REGION: buffers from a pool, every descriptor zeroed
+        _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
     _require_int("buffer_size", buffer_size, _c.MIN_BUFFER_SIZE, _c.MAX_BUFFER_SIZE)
     _require_int("buffer_offset", buffer_offset, 0, 0xFFFFFFFF)
     if not address:
@@ -697,7 +699,8 @@ class Pool:
 
     def alloc(self, n: int) -> list[int]:
         """Up to ``n`` FREE buffers for the application (-> APP): their indexes."""
-        _require_int("n", n, 0, self.count)
+        _require_int("n", n, 0, 0xFFFFFFFF)
+        n = min(n, self.count)
         out = (ctypes.c_uint32 * max(n, 1))()
         got = int(_lib.memif_ct_pool_alloc(self.address, out, n))
         return list(out[:got])
