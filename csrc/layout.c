@@ -1,5 +1,5 @@
 /* Region layout math and ring/queue setup (memif-protocol.md section 5). */
-#include "memif_ct.h"
+#include "internal.h"
 
 #include <string.h>
 
@@ -73,11 +73,16 @@ int memif_ct_ring_init(void *ring_mem, uint32_t log2_ring_size, uint16_t buffer_
     if (memif_ct_ring_bytes(log2_ring_size) == 0 || !buffer_size_ok(buffer_size))
         return MEMIF_CT_ERR_ARG;
     uint32_t size = 1u << log2_ring_size;
-    /* Descriptor offsets are u32: every buffer of the ring must start below 4 GiB. */
-    if (buffer_offset > UINT32_MAX || buffer_offset + (uint64_t)(size - 1) * buffer_size > UINT32_MAX)
-        return MEMIF_CT_ERR_OVERFLOW;
     memif_ct_ring_t *ring = ring_mem;
     memset(ring_mem, 0, sizeof(memif_ct_ring_t));
+    if (buffer_region == MEMIF_CT_NO_REGION) {
+        /* Buffers come from a pool later (memif_ct_queue_set_pool): no descriptor names one yet. */
+        memset(ring->desc, 0, (size_t)size * sizeof(memif_ct_desc_t));
+        size = 0;
+    } else if (buffer_offset > UINT32_MAX || buffer_offset + (uint64_t)(size - 1) * buffer_size > UINT32_MAX) {
+        /* Descriptor offsets are u32: every buffer of the ring must start below 4 GiB. */
+        return MEMIF_CT_ERR_OVERFLOW;
+    }
     for (uint32_t s = 0; s < size; s++) {
         ring->desc[s].flags = 0;
         ring->desc[s].region = buffer_region;
@@ -126,7 +131,11 @@ int memif_ct_queue_init(memif_ct_queue_t *q, void *ring_mem, uint32_t log2_ring_
     if (ring->cookie != MEMIF_CT_COOKIE)
         return MEMIF_CT_ERR_COOKIE;
     uint32_t size = 1u << log2_ring_size;
-    if (role == MEMIF_CT_ROLE_CLIENT) {
+    int no_region = role == MEMIF_CT_ROLE_CLIENT && buffer_region == MEMIF_CT_NO_REGION;
+    if (no_region) {
+        if (!buffer_size_ok(buffer_size))
+            return MEMIF_CT_ERR_ARG;
+    } else if (role == MEMIF_CT_ROLE_CLIENT) {
         if (!buffer_size_ok(buffer_size) || buffer_region >= num_regions || !regions[buffer_region].base)
             return MEMIF_CT_ERR_ARG;
         uint64_t need = (uint64_t)size * buffer_size;
@@ -151,8 +160,9 @@ int memif_ct_queue_init(memif_ct_queue_t *q, void *ring_mem, uint32_t log2_ring_
     q->last_tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
     if (role == MEMIF_CT_ROLE_CLIENT) {
         q->buffer_region = buffer_region;
-        q->buffer_offset = buffer_offset;
+        q->buffer_offset = no_region ? 0 : buffer_offset;
         q->buffer_size = buffer_size;
+        q->pool_state = no_region ? MEMIF_CT_POOL_WANTED : MEMIF_CT_POOL_NONE;
     }
     return MEMIF_CT_OK;
 }

@@ -31,6 +31,8 @@ const char *memif_ct_strerror(int err)
     case MEMIF_CT_ERR_OVERFLOW: return "size computation overflowed";
     case MEMIF_CT_ERR_ALIGN: return "ring is misaligned";
     case MEMIF_CT_ERR_TOO_BIG: return "packet is larger than the ring or buffer can hold";
+    case MEMIF_CT_ERR_RANGE: return "address or buffer lies outside every segment or the pool";
+    case MEMIF_CT_ERR_STATE: return "call does not fit the object's state";
     default: return "unknown error";
     }
 }

@@ -61,7 +61,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct layout or a function signature below changes. */
-#define MEMIF_CT_ABI_VERSION 4
+#define MEMIF_CT_ABI_VERSION 5
 #define MEMIF_CT_VERSION_STRING "0.1.0"
 
 /* Cache-line size is part of the ring ABI (memif-protocol.md section 5): 64 on x86-64,
@@ -122,7 +122,9 @@ typedef enum {
     MEMIF_CT_ERR_DIRECTION = -5,   /* the call does not fit this queue's role and ring type */
     MEMIF_CT_ERR_OVERFLOW = -6,    /* a size computation overflowed */
     MEMIF_CT_ERR_ALIGN = -7,       /* a ring is not aligned for its 16-bit atomic indexes */
-    MEMIF_CT_ERR_TOO_BIG = -8      /* a packet is larger than the ring (TX) or the buffer (RX) holds */
+    MEMIF_CT_ERR_TOO_BIG = -8,     /* a packet is larger than the ring (TX) or the buffer (RX) holds */
+    MEMIF_CT_ERR_RANGE = -9,       /* an address or buffer lies outside every segment, or the pool */
+    MEMIF_CT_ERR_STATE = -10       /* the call does not fit the object's state (double free, no pool yet, ...) */
 } memif_ct_error_t;
 
 /* ---- shared-memory structures (memif-protocol.md section 5) ---- */
@@ -196,6 +198,45 @@ typedef struct {
     uint64_t skipped;   /* slots given up unread when the peer's index jumped beyond the ring (bad_ring) */
 } memif_ct_stats_t;
 
+/* One memory segment a zero-copy (or pool-using) client exposes: a run of bytes that descriptors
+ * address as `region` at offset + (addr - base). */
+typedef struct {
+    uint8_t *base;   /* first byte of the segment in this process */
+    uint64_t size;   /* bytes; descriptors address it with u32 offsets, so offset + size <= 2^32 */
+    uint64_t offset; /* where base lies in its region (0 for a zero-copy segment, one region each) */
+    uint16_t region; /* memif region index this segment is announced as */
+    uint16_t pad[3];
+} memif_ct_segment_t;
+
+/* A buffer pool over segments: opaque, laid out in caller memory by memif_ct_pool_init(). */
+typedef struct memif_ct_pool memif_ct_pool_t;
+
+/* States of a pool buffer. */
+#define MEMIF_CT_BUF_FREE 0 /* in the pool */
+#define MEMIF_CT_BUF_APP 1  /* handed to the application by memif_ct_pool_alloc() */
+#define MEMIF_CT_BUF_RING 2 /* held by a queue's slot */
+
+/* Where one buffer is (memif_ct_pool_buffer(), memif_ct_tx_reserve()). */
+typedef struct {
+    uint8_t *addr;
+    uint64_t offset;   /* from its region's start (fits u32) */
+    uint32_t capacity; /* bytes it holds */
+    uint16_t region;
+    uint16_t state;    /* MEMIF_CT_BUF_* */
+} memif_ct_buf_t;
+
+/* One packet seen by memif_ct_rx_peek(). */
+typedef struct {
+    const uint8_t *addr; /* in shared memory, or in the caller's scratch for a scattered chain */
+    uint32_t length;
+    uint16_t slots;      /* descriptors it used */
+    uint16_t scratch;    /* 1 if assembled into scratch */
+} memif_ct_pkt_t;
+
+/* memif_ct_queue_init()/memif_ct_ring_init() buffer_region of a client whose buffers come from a
+ * pool (memif_ct_queue_set_pool()): no slot-math buffers at all. */
+#define MEMIF_CT_NO_REGION 0xFFFFu
+
 /* One end of one ring, as driven by one side. Caller-allocated (memif_ct_queue_sizeof()
  * tells FFI users its size); initialise with memif_ct_queue_init(). */
 typedef struct {
@@ -216,7 +257,14 @@ typedef struct {
     uint64_t buffer_offset;   /* client: offset of this ring's slot 0 buffer */
     uint16_t partial_start;   /* RX: a chain starting here was seen with NEXT on the last */
     uint8_t partial_valid;    /*     published slot: counted in bad_chain when it is consumed */
+    uint8_t pool_state;       /* client: MEMIF_CT_POOL_* (internal): slot math, pool wanted, set, dropped */
     memif_ct_stats_t stats;
+    memif_ct_pool_t *pool;    /* client with a pool: where its buffers come from */
+    uint32_t *slot_buf;       /*     caller's table: pool buffer index of each slot */
+    uint16_t reclaimed;       /* client S2M with a pool: slots before this index gave their buffer back */
+    uint16_t peeked;          /* RX: slots peeked (memif_ct_rx_peek) and not released */
+    uint16_t reserved;        /* server M2S: buffers reserved (memif_ct_tx_reserve), not committed */
+    uint16_t reserved_slots;  /*     slots those reservations span, bad posted ones included */
 } memif_ct_queue_t;
 
 /* ---- library identity ---- */
@@ -259,13 +307,17 @@ MEMIF_CT_API uint64_t memif_ct_layout_buffer_offset(const memif_ct_layout_t *lay
 
 /* Client: write a fresh ring header (cookie, flags 0, head = tail = 0) and point descriptor s at
  * buffer_offset + s * buffer_size in buffer_region, length buffer_size. The ring must have
- * memif_ct_ring_bytes(log2_ring_size) writable bytes. */
+ * memif_ct_ring_bytes(log2_ring_size) writable bytes. buffer_region MEMIF_CT_NO_REGION (buffers
+ * from a pool): every descriptor zeroed instead (buffer_offset ignored). */
 MEMIF_CT_API int memif_ct_ring_init(void *ring, uint32_t log2_ring_size, uint16_t buffer_region,
                                     uint64_t buffer_offset, uint32_t buffer_size);
 /* Bind *q to a ring. role/type say who drives which ring; regions[0..num_regions) is the
  * caller's table of mapped regions used to validate every descriptor. buffer_* describe the
  * client's own buffers and are ignored for a server. Checks the ring cookie and that the ring
- * and (client) buffers lie inside their regions. The queue starts with no eventfd (-1). */
+ * and (client) buffers lie inside their regions. The queue starts with no eventfd (-1).
+ * A client may pass buffer_region MEMIF_CT_NO_REGION (buffer_offset ignored, buffer_size still
+ * the bytes per buffer): every burst/refill/peek then returns MEMIF_CT_ERR_STATE until
+ * memif_ct_queue_set_pool() gives it a pool. */
 MEMIF_CT_API int memif_ct_queue_init(memif_ct_queue_t *q, void *ring, uint32_t log2_ring_size, uint32_t role,
                                      uint32_t type, const memif_ct_region_t *regions, uint16_t num_regions,
                                      uint16_t buffer_region, uint64_t buffer_offset, uint32_t buffer_size);
@@ -289,7 +341,9 @@ MEMIF_CT_API int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd);
  * is queued: a packet needing more than ring_size buffers of buffer_size bytes (the first such
  * packet is the caller's to find). Server: the whole ring is posted (head - tail == ring_size)
  * and every posted buffer together still holds less than the burst's first packet; when earlier
- * packets of the burst were queued, their count is returned and the next call reports it. */
+ * packets of the burst were queued, their count is returned and the next call reports it.
+ * A client with a pool takes one pool buffer per segment (none free: no_space, as a full ring);
+ * MEMIF_CT_ERR_STATE: a server with buffers reserved (tx_reserve), a queue waiting for its pool. */
 MEMIF_CT_API int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
                                    const uint32_t *lengths, uint32_t n_pkts);
 /* Receive up to max_pkts packets into out (capacity out_size bytes) back to back, storing each
@@ -298,7 +352,8 @@ MEMIF_CT_API int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, siz
  * left for the next call. A client re-posts the consumed buffers before returning. Never touches
  * the eventfd. Returns the number of packets received, or a negative memif_ct_error_t.
  * Dropping what does not fit is what keeps a hostile peer from wedging the ring: a caller that
- * wants to hear of it instead uses memif_ct_rx_burst_ex() with MEMIF_CT_RX_KEEP_TOO_BIG. */
+ * wants to hear of it instead uses memif_ct_rx_burst_ex() with MEMIF_CT_RX_KEEP_TOO_BIG.
+ * MEMIF_CT_ERR_STATE while slots are peeked (memif_ct_rx_peek) and not released. */
 MEMIF_CT_API int memif_ct_rx_burst(memif_ct_queue_t *q, uint8_t *out, size_t out_size, uint32_t *lengths,
                                    uint32_t max_pkts);
 
@@ -363,6 +418,92 @@ MEMIF_CT_API int64_t memif_ct_eventfd_clear(int fd);
  * (linux/magic.h), or -errno. Decides by the open file itself, which a peer cannot fake the way
  * it can fake a path. */
 MEMIF_CT_API int64_t memif_ct_fd_fs_magic(int fd);
+
+/* ---- segments and memseg math (memif-protocol.md section 5, "Zero-copy") ---- */
+
+/* Address -> descriptor fields: the first of segs[0..n) holding all of [addr, addr + length)
+ * (length 0 counts as outside), its region and offset. MEMIF_CT_OK, ERR_RANGE, ERR_NULL. */
+MEMIF_CT_API int memif_ct_memseg_to_desc(const memif_ct_segment_t *segs, uint32_t n, const void *addr,
+                                         uint64_t length, uint16_t *region, uint32_t *offset);
+/* Descriptor fields -> address: NULL unless [offset, offset + length) lies inside a segment
+ * announced as `region` (length 0 never does). */
+MEMIF_CT_API void *memif_ct_memseg_to_addr(const memif_ct_segment_t *segs, uint32_t n, uint16_t region,
+                                           uint64_t offset, uint64_t length);
+
+/* ---- buffer pool: fixed-size buffers carved from segments, in caller memory ---- */
+
+/* Bytes a pool over these segments needs; 0 on bad arguments (n 1..255, buffer_size 64..65535,
+ * segments non-NULL, offset + size <= 2^32, no two overlapping in memory or in one region). */
+MEMIF_CT_API uint64_t memif_ct_pool_bytes(const memif_ct_segment_t *segs, uint32_t n, uint32_t buffer_size);
+/* Lay out a pool in mem (mem_size >= memif_ct_pool_bytes(), 8-byte aligned, never moved while in
+ * use), every buffer FREE. Buffer k of a segment is at base + k * buffer_size. */
+MEMIF_CT_API int memif_ct_pool_init(memif_ct_pool_t *pool, size_t mem_size, const memif_ct_segment_t *segs,
+                                    uint32_t n, uint32_t buffer_size);
+/* Buffers in the pool in total (0 for NULL). */
+MEMIF_CT_API uint32_t memif_ct_pool_count(const memif_ct_pool_t *pool);
+/* Bytes per buffer (0 for NULL). */
+MEMIF_CT_API uint32_t memif_ct_pool_buffer_size(const memif_ct_pool_t *pool);
+/* Buffers in each state, FREE, APP and RING (any pointer may be NULL); they sum to the count. */
+MEMIF_CT_API void memif_ct_pool_counts(const memif_ct_pool_t *pool, uint32_t *free, uint32_t *app, uint32_t *ring);
+/* Take up to n FREE buffers for the application (-> APP), last freed first; their indexes into
+ * idx[]. Returns how many. */
+MEMIF_CT_API uint32_t memif_ct_pool_alloc(memif_ct_pool_t *pool, uint32_t *idx, uint32_t n);
+/* Give APP buffers back (-> FREE). An index out of range or not APP (a double free) is skipped and
+ * the call returns MEMIF_CT_ERR_STATE, the valid ones freed all the same; else MEMIF_CT_OK. */
+MEMIF_CT_API int memif_ct_pool_free(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n);
+/* Where buffer idx is, and its state: MEMIF_CT_OK, ERR_RANGE (no such index), ERR_NULL. */
+MEMIF_CT_API int memif_ct_pool_buffer(const memif_ct_pool_t *pool, uint32_t idx, memif_ct_buf_t *out);
+/* The index of the buffer starting exactly at addr: MEMIF_CT_OK, ERR_RANGE if none does, ERR_NULL. */
+MEMIF_CT_API int memif_ct_pool_index_of(const memif_ct_pool_t *pool, const void *addr, uint32_t *idx);
+
+/* ---- client queues whose buffers come from a pool ---- */
+
+/* Client queue, nothing posted or in flight yet: take buffers from pool (segments inside the
+ * queue's mapped regions, else ERR_LAYOUT; buffer_size >= the queue's, else ERR_ARG). slot_table:
+ * caller memory of ring_size u32, kept while the queue lives. M2S: one buffer per slot now, for
+ * the queue's life (ERR_RANGE if the pool is short), each descriptor rewritten to it; refill posts
+ * them. S2M: a buffer per packet segment at TX, back to the pool once the server's tail passed
+ * its slot. ERR_DIRECTION for a server queue, ERR_STATE if a pool was set or traffic happened. */
+MEMIF_CT_API int memif_ct_queue_set_pool(memif_ct_queue_t *q, memif_ct_pool_t *pool, uint32_t *slot_table);
+/* Client S2M with a pool: give back (RING -> FREE) the buffers of slots the server released.
+ * Every TX call does it first. Returns the count, ERR_STATE without a pool, ERR_DIRECTION. */
+MEMIF_CT_API int memif_ct_queue_reclaim(memif_ct_queue_t *q);
+/* Teardown, once the peer is gone: every buffer the queue's slots hold goes back to the pool
+ * (RING -> FREE). Returns the count; every later burst on the queue is MEMIF_CT_ERR_STATE. */
+MEMIF_CT_API int memif_ct_queue_drop_pool(memif_ct_queue_t *q);
+
+/* ---- zero-copy TX ---- */
+
+/* Client S2M with a pool: publish APP buffers idx[0..n), lengths[i] bytes each (1..buffer size;
+ * else ERR_ARG), one packet each, in order, as far as free slots go (-> RING); an index not APP or
+ * repeated is ERR_STATE, with nothing published. Reclaims first; signals like tx_burst. Returns
+ * the count published; the rest stay APP. */
+MEMIF_CT_API int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t *lengths, uint32_t n);
+/* Server M2S: reserve up to n buffers the client posted, after those reserved already; out[i] gets
+ * addr, capacity (the posted length), region, offset. A bad posted descriptor is skipped (handed
+ * back empty at commit). Returns the count reserved. */
+MEMIF_CT_API int memif_ct_tx_reserve(memif_ct_queue_t *q, memif_ct_buf_t *out, uint32_t n);
+/* Server M2S: publish the first n reserved buffers, in order, with lengths[i] bytes (1..capacity,
+ * else ERR_ARG with nothing published), and the bad slots between them; signals like tx_burst.
+ * Returns n. Reservations not committed stay reserved. */
+MEMIF_CT_API int memif_ct_tx_commit(memif_ct_queue_t *q, const uint32_t *lengths, uint32_t n);
+/* Server M2S: buffers reserved and not committed. */
+MEMIF_CT_API uint32_t memif_ct_tx_reserved(const memif_ct_queue_t *q);
+
+/* ---- RX without copying (both roles, with or without a pool) ---- */
+
+/* Look at up to max_pkts whole valid packets after what earlier peeks took, without releasing
+ * them. One slot, or a chain contiguous in memory, is pointed at where it lies; a scattered chain
+ * is copied into scratch (bump-allocated; a chain that does not fit what is left ends the call,
+ * one that could never fit is dropped and counted, like rx_burst). Bad descriptors and chains
+ * are counted and stepped over exactly as rx_burst does. Returns the count. */
+MEMIF_CT_API int memif_ct_rx_peek(memif_ct_queue_t *q, memif_ct_pkt_t *pkts, uint32_t max_pkts, uint8_t *scratch,
+                                  size_t scratch_size);
+/* Release every slot peeked so far, as rx_burst releases what it consumed (server: tail; client:
+ * refill). The peeked pointers are invalid afterwards. Returns the slots released. */
+MEMIF_CT_API int memif_ct_rx_release(memif_ct_queue_t *q);
+/* Slots peeked and not released (rx_burst/_ex return MEMIF_CT_ERR_STATE while it is not 0). */
+MEMIF_CT_API uint32_t memif_ct_rx_peeked(const memif_ct_queue_t *q);
 
 /* ---- statistics ---- */
 

@@ -12,6 +12,10 @@ What this layer gives the layers above (``queue.py``, ``region.py``, ``wire.py``
 * ``CQueue``, one C ``memif_ct_queue_t``, and ``STATS_FIELDS``, read off the C stats struct;
 * the burst entry points ``tx_burst_raw``/``rx_burst_raw``/``rx_burst_ex_raw``: the bare ctypes
   functions, so that a burst is one call with nothing in between (their callers own every check);
+* zero-copy (ABI 5): ``Segment``/``SegmentTable`` and ``memseg_to_desc``/``memseg_to_addr``, a
+  ``Pool`` of fixed-size buffers owning its C memory, ``CQueue.set_pool``/``reclaim``/``drop_pool``,
+  and the bare ``tx_buffers_raw``, ``tx_reserve_raw``/``tx_commit_raw`` and ``rx_peek_raw`` with
+  their ``Buf``/``Pkt`` structs;
 * ``fd_fs_magic``: which file system a peer's fd lives on, asked of the fd itself (fstatfs);
 * ``Pinned``/``pin_readonly``: the address of a Python buffer, held still while C uses it.
 """
@@ -30,6 +34,9 @@ from .errors import ArgumentError, ArgumentTypeError, NativeArgumentError, Nativ
 
 __all__ = [
     "ABI_VERSION",
+    "BUF_APP",
+    "BUF_FREE",
+    "BUF_RING",
     "ERR_ALIGN",
     "ERR_ARG",
     "ERR_COOKIE",
@@ -37,15 +44,23 @@ __all__ = [
     "ERR_LAYOUT",
     "ERR_NULL",
     "ERR_OVERFLOW",
+    "ERR_RANGE",
+    "ERR_STATE",
     "ERR_TOO_BIG",
     "HUGETLBFS_MAGIC",
     "LIBRARY_PATH",
+    "NO_REGION",
     "RX_KEEP_TOO_BIG",
     "STATS_FIELDS",
+    "Buf",
     "CQueue",
     "Layout",
     "Pinned",
+    "Pkt",
+    "Pool",
     "RegionTable",
+    "Segment",
+    "SegmentTable",
     "abi_version",
     "build_info",
     "c_constants",
@@ -58,16 +73,22 @@ __all__ = [
     "eventfd_signal_raw",
     "fd_fs_magic",
     "library_version",
+    "memseg_to_addr",
+    "memseg_to_desc",
     "pin_readonly",
     "ring_bytes",
     "ring_init",
     "rx_burst_ex_raw",
     "rx_burst_raw",
+    "rx_peek_raw",
     "strerror",
+    "tx_buffers_raw",
     "tx_burst_raw",
+    "tx_commit_raw",
+    "tx_reserve_raw",
 ]
 
-ABI_VERSION: Final = 4  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
+ABI_VERSION: Final = 5  # must equal MEMIF_CT_ABI_VERSION in csrc/memif_ct.h
 _LIBRARY_NAME: Final = "libmemif_ct.so"
 
 # memif_ct_error_t (csrc/memif_ct.h); a test proves these equal the header's.
@@ -79,6 +100,14 @@ ERR_DIRECTION: Final = -5  # the call does not fit the queue's role and ring typ
 ERR_OVERFLOW: Final = -6  # a size computation overflowed
 ERR_ALIGN: Final = -7  # a ring is not aligned for its 16-bit atomic indexes
 ERR_TOO_BIG: Final = -8  # a packet is larger than the ring (TX) or the buffer (RX) holds
+ERR_RANGE: Final = -9  # an address or buffer lies outside every segment, or the pool
+ERR_STATE: Final = -10  # the call does not fit the object's state (double free, no pool yet, ...)
+
+# Pool buffer states (MEMIF_CT_BUF_*) and the buffer_region of a client whose buffers come from a pool.
+BUF_FREE: Final = 0  # in the pool
+BUF_APP: Final = 1  # handed to the application by Pool.alloc
+BUF_RING: Final = 2  # held by a queue's slot
+NO_REGION: Final = 0xFFFF  # MEMIF_CT_NO_REGION
 
 RX_KEEP_TOO_BIG: Final = 1  # memif_ct_rx_burst_ex: leave a packet too big for the buffer in the ring
 HUGETLBFS_MAGIC: Final = 0x958458F6  # linux/magic.h: what fd_fs_magic() says of a hugetlbfs file
@@ -130,6 +159,41 @@ class _Stats(ctypes.Structure):
 
 
 STATS_FIELDS: Final[tuple[str, ...]] = tuple(field[0] for field in _Stats._fields_)
+
+
+class Segment(ctypes.Structure):
+    """memif_ct_segment_t: memory a client exposes, addressed as ``region`` at ``offset + (addr - base)``."""
+
+    _fields_ = [
+        ("base", ctypes.c_void_p),
+        ("size", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+        ("region", ctypes.c_uint16),
+        ("pad", ctypes.c_uint16 * 3),
+    ]
+
+
+class Buf(ctypes.Structure):
+    """memif_ct_buf_t: where one buffer is (Pool.buffer, tx_reserve_raw's output)."""
+
+    _fields_ = [
+        ("addr", ctypes.c_void_p),
+        ("offset", ctypes.c_uint64),
+        ("capacity", ctypes.c_uint32),
+        ("region", ctypes.c_uint16),
+        ("state", ctypes.c_uint16),
+    ]
+
+
+class Pkt(ctypes.Structure):
+    """memif_ct_pkt_t: one packet rx_peek_raw saw, in shared memory or in the caller's scratch."""
+
+    _fields_ = [
+        ("addr", ctypes.c_void_p),
+        ("length", ctypes.c_uint32),
+        ("slots", ctypes.c_uint16),
+        ("scratch", ctypes.c_uint16),
+    ]
 
 
 class _Constant(ctypes.Structure):
@@ -195,6 +259,34 @@ def _load() -> ctypes.CDLL:
         "memif_ct_eventfd_clear": (ctypes.c_int64, [ctypes.c_int]),
         "memif_ct_eventfd_guard": (ctypes.c_int, []),
         "memif_ct_fd_fs_magic": (ctypes.c_int64, [ctypes.c_int]),
+        "memif_ct_memseg_to_desc": (
+            ctypes.c_int,
+            [p(Segment), ctypes.c_uint32, vp, ctypes.c_uint64, p(ctypes.c_uint16), p(ctypes.c_uint32)],
+        ),
+        "memif_ct_memseg_to_addr": (
+            vp, [p(Segment), ctypes.c_uint32, ctypes.c_uint16, ctypes.c_uint64, ctypes.c_uint64],
+        ),
+        "memif_ct_pool_bytes": (ctypes.c_uint64, [p(Segment), ctypes.c_uint32, ctypes.c_uint32]),
+        "memif_ct_pool_init": (
+            ctypes.c_int, [vp, ctypes.c_size_t, p(Segment), ctypes.c_uint32, ctypes.c_uint32],
+        ),
+        "memif_ct_pool_count": (ctypes.c_uint32, [vp]),
+        "memif_ct_pool_buffer_size": (ctypes.c_uint32, [vp]),
+        "memif_ct_pool_counts": (None, [vp, p(ctypes.c_uint32), p(ctypes.c_uint32), p(ctypes.c_uint32)]),
+        "memif_ct_pool_alloc": (ctypes.c_uint32, [vp, vp, ctypes.c_uint32]),
+        "memif_ct_pool_free": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
+        "memif_ct_pool_buffer": (ctypes.c_int, [vp, ctypes.c_uint32, p(Buf)]),
+        "memif_ct_pool_index_of": (ctypes.c_int, [vp, vp, p(ctypes.c_uint32)]),
+        "memif_ct_queue_set_pool": (ctypes.c_int, [vp, vp, vp]),
+        "memif_ct_queue_reclaim": (ctypes.c_int, [vp]),
+        "memif_ct_queue_drop_pool": (ctypes.c_int, [vp]),
+        "memif_ct_tx_buffers": (ctypes.c_int, [vp, vp, vp, ctypes.c_uint32]),
+        "memif_ct_tx_reserve": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
+        "memif_ct_tx_commit": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
+        "memif_ct_tx_reserved": (ctypes.c_uint32, [vp]),
+        "memif_ct_rx_peek": (ctypes.c_int, [vp, vp, ctypes.c_uint32, vp, ctypes.c_size_t]),
+        "memif_ct_rx_release": (ctypes.c_int, [vp]),
+        "memif_ct_rx_peeked": (ctypes.c_uint32, [vp]),
         "memif_ct_queue_stats": (None, [vp, p(_Stats)]),
         "memif_ct_queue_stats_reset": (None, [vp]),
     }
@@ -221,6 +313,16 @@ rx_burst_raw: Final = _lib.memif_ct_rx_burst
 rx_burst_ex_raw: Final = _lib.memif_ct_rx_burst_ex
 """rx_burst_ex_raw(q_address, out_address, out_size, lengths_address, max_pkts, flags) -> int
 (memif_ct_rx_burst_ex; with RX_KEEP_TOO_BIG, ERR_TOO_BIG and the packet's size in lengths[0])."""
+tx_buffers_raw: Final = _lib.memif_ct_tx_buffers
+"""tx_buffers_raw(q_address, idx_address, lengths_address, count) -> int (memif_ct_tx_buffers: client S2M
+with a pool publishes APP buffers by index, one packet each)."""
+tx_reserve_raw: Final = _lib.memif_ct_tx_reserve
+"""tx_reserve_raw(q_address, bufs_address (Buf array), max) -> int (memif_ct_tx_reserve: server M2S)."""
+tx_commit_raw: Final = _lib.memif_ct_tx_commit
+"""tx_commit_raw(q_address, lengths_address, count) -> int (memif_ct_tx_commit: the first count reserved)."""
+rx_peek_raw: Final = _lib.memif_ct_rx_peek
+"""rx_peek_raw(q_address, pkts_address (Pkt array), max_pkts, scratch_address, scratch_size) -> int
+(memif_ct_rx_peek; the packets stay valid until CQueue.rx_release())."""
 eventfd_signal_raw: Final = _lib.memif_ct_eventfd_signal
 """eventfd_signal_raw(fd) -> 0 or -errno; never blocks past a 5 ms bound (memif_ct_eventfd_signal)."""
 eventfd_clear_raw: Final = _lib.memif_ct_eventfd_clear
@@ -475,10 +577,12 @@ def pin_readonly(obj: object) -> Pinned:
 
 
 def ring_init(address: int, log2_ring_size: int, buffer_region: int, buffer_offset: int, buffer_size: int) -> None:
-    """Client: write a fresh ring header and descriptors at ``address`` (see memif_ct_ring_init)."""
+    """Client: write a fresh ring header and descriptors at ``address`` (see memif_ct_ring_init);
+    ``buffer_region=NO_REGION`` for a ring whose buffers come from a pool."""
     _require_int("address", address, 0, _U64_MAX)
     _require_int("log2_ring_size", log2_ring_size, _c.MIN_LOG2_RING_SIZE, _c.MAX_LOG2_RING_SIZE)
-    _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
+    if buffer_region != NO_REGION:  # NO_REGION: buffers from a pool, every descriptor zeroed
+        _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
     _require_int("buffer_size", buffer_size, _c.MIN_BUFFER_SIZE, _c.MAX_BUFFER_SIZE)
     _require_int("buffer_offset", buffer_offset, 0, 0xFFFFFFFF)
     if not address:
@@ -517,6 +621,119 @@ class RegionTable:
         return self._array
 
 
+# ---- segments and pools (zero-copy) -------------------------------------------------------
+
+
+class SegmentTable:
+    """A C table of segments: ``(base_address, size, region, region_offset)`` each, where a
+    descriptor addresses byte ``base_address + k`` as ``region`` at ``region_offset + k``."""
+
+    def __init__(self, segments: list[tuple[int, int, int, int]]) -> None:
+        count = len(segments)
+        _require_int("len(segments)", count, 1, _c.MAX_REGIONS)
+        self._array = (Segment * count)()
+        for i, (base, size, region, offset) in enumerate(segments):
+            self._array[i].base = _require_int(f"segments[{i}].base_address", base, 1, _U64_MAX)
+            self._array[i].size = _require_int(f"segments[{i}].size", size, 0, 1 << 32)
+            self._array[i].region = _require_int(f"segments[{i}].region", region, 0, _c.MAX_REGIONS - 1)
+            self._array[i].offset = _require_int(f"segments[{i}].region_offset", offset, 0, 0xFFFFFFFF)
+        self.count = count
+
+    @property
+    def c_array(self) -> ctypes.Array[Segment]:
+        """The C table itself: keep the SegmentTable alive while C uses it."""
+        return self._array
+
+
+def memseg_to_desc(table: SegmentTable, address: int, length: int) -> tuple[int, int]:
+    """``(region, offset)`` a descriptor gives ``[address, address + length)``; NativeArgumentError
+    with ``code=ERR_RANGE`` when no segment holds it all (memif_ct_memseg_to_desc)."""
+    _require_int("address", address, 1, _U64_MAX)
+    _require_int("length", length, 0, _U64_MAX)
+    region, offset = ctypes.c_uint16(), ctypes.c_uint32()
+    check(
+        _lib.memif_ct_memseg_to_desc(
+            table.c_array, table.count, address, length, ctypes.byref(region), ctypes.byref(offset)
+        ),
+        "memif_ct_memseg_to_desc",
+    )
+    return int(region.value), int(offset.value)
+
+
+def memseg_to_addr(table: SegmentTable, region: int, offset: int, length: int) -> int | None:
+    """The address of ``[offset, offset + length)`` of ``region``, or None if no segment holds it."""
+    _require_int("region", region, 0, 0xFFFF)
+    _require_int("offset", offset, 0, _U64_MAX)
+    _require_int("length", length, 0, _U64_MAX)
+    addr = _lib.memif_ct_memseg_to_addr(table.c_array, table.count, region, offset, length)
+    return int(addr) if addr else None
+
+
+class Pool:
+    """A C buffer pool (memif_ct_pool_t) over segments, in memory this object owns.
+
+    Buffers are ``buffer_size`` bytes, indexed 0..count-1, each FREE, APP (``alloc``) or RING (a
+    queue's slot holds it). Driven by one thread at a time: the queue's. The segments' memory is
+    the caller's and must outlive the pool and every queue using it.
+    """
+
+    __slots__ = ("_mem", "_segments", "address", "buffer_size", "count")
+
+    def __init__(self, segments: list[tuple[int, int, int, int]], buffer_size: int) -> None:
+        _require_int("buffer_size", buffer_size, _c.MIN_BUFFER_SIZE, _c.MAX_BUFFER_SIZE)
+        self._segments = SegmentTable(segments)
+        size = int(_lib.memif_ct_pool_bytes(self._segments.c_array, self._segments.count, buffer_size))
+        if size == 0:
+            raise ArgumentError(
+                f"segments {segments} cannot make a pool of {buffer_size}-byte buffers: each needs "
+                "region_offset + size <= 2**32, none may overlap another, and at least one buffer"
+            )
+        self._mem = (ctypes.c_uint64 * ((size + 7) // 8))()
+        self.address: int = ctypes.addressof(self._mem)
+        check(
+            _lib.memif_ct_pool_init(self.address, size, self._segments.c_array, self._segments.count, buffer_size),
+            "memif_ct_pool_init",
+        )
+        self.count = int(_lib.memif_ct_pool_count(self.address))
+        self.buffer_size = buffer_size
+
+    def alloc(self, n: int) -> list[int]:
+        """Up to ``n`` FREE buffers for the application (-> APP): their indexes."""
+        _require_int("n", n, 0, 0xFFFFFFFF)
+        n = min(n, self.count)
+        out = (ctypes.c_uint32 * max(n, 1))()
+        got = int(_lib.memif_ct_pool_alloc(self.address, out, n))
+        return list(out[:got])
+
+    def free(self, indexes: list[int]) -> None:
+        """Give APP buffers back (-> FREE). NativeArgumentError with ``code=ERR_STATE`` if one was
+        not APP (a double free) or out of range; the valid ones are freed all the same."""
+        arr = (ctypes.c_uint32 * max(len(indexes), 1))()
+        for i, idx in enumerate(indexes):
+            arr[i] = _require_int(f"indexes[{i}]", idx, 0, 0xFFFFFFFF)
+        check(_lib.memif_ct_pool_free(self.address, arr, len(indexes)), "memif_ct_pool_free")
+
+    def buffer(self, idx: int) -> tuple[int, int, int, int, int]:
+        """``(address, region, offset, capacity, state)`` of buffer ``idx``."""
+        _require_int("idx", idx, 0, self.count - 1)
+        raw = Buf()
+        check(_lib.memif_ct_pool_buffer(self.address, idx, ctypes.byref(raw)), "memif_ct_pool_buffer")
+        return int(raw.addr or 0), int(raw.region), int(raw.offset), int(raw.capacity), int(raw.state)
+
+    def index_of(self, address: int) -> int:
+        """The index of the buffer starting at ``address``; NativeArgumentError ``ERR_RANGE`` if none."""
+        _require_int("address", address, 1, _U64_MAX)
+        idx = ctypes.c_uint32()
+        check(_lib.memif_ct_pool_index_of(self.address, address, ctypes.byref(idx)), "memif_ct_pool_index_of")
+        return int(idx.value)
+
+    def counts(self) -> tuple[int, int, int]:
+        """Buffers ``(free, app, ring)``: they sum to ``count``."""
+        free, app, ring = ctypes.c_uint32(), ctypes.c_uint32(), ctypes.c_uint32()
+        _lib.memif_ct_pool_counts(self.address, ctypes.byref(free), ctypes.byref(app), ctypes.byref(ring))
+        return int(free.value), int(app.value), int(ring.value)
+
+
 # ---- queues ------------------------------------------------------------------------------
 
 
@@ -531,7 +748,8 @@ class CQueue:
     """
 
     __slots__ = (
-        "_mem", "_regions", "address", "buffer_size", "is_tx", "log2_ring_size", "ring_size", "ring_type", "role",
+        "_mem", "_pool", "_regions", "_slot_table", "address", "buffer_size", "is_tx", "log2_ring_size",
+        "ring_size", "ring_type", "role",
     )
 
     def __init__(
@@ -552,11 +770,14 @@ class CQueue:
         _require_int("ring_type", ring_type, _c.RING_TYPE_S2M, _c.RING_TYPE_M2S)
         if not isinstance(regions, RegionTable):
             raise ArgumentTypeError(f"regions must be a RegionTable, not {type(regions).__name__}")
-        _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
+        if buffer_region != NO_REGION:
+            _require_int("buffer_region", buffer_region, 0, _c.MAX_REGIONS - 1)
         _require_int("buffer_offset", buffer_offset, 0, _U64_MAX)
         _require_int("buffer_size", buffer_size, 0, _c.MAX_BUFFER_SIZE)
         self._mem = (ctypes.c_uint64 * ((_QUEUE_SIZE + 7) // 8))()  # 8-byte aligned, zeroed
         self._regions = regions  # the C queue points into its table: keep it alive
+        self._pool: Pool | None = None
+        self._slot_table: ctypes.Array[ctypes.c_uint32] | None = None
         self.address: int = ctypes.addressof(self._mem)
         rc = _lib.memif_ct_queue_init(
             self.address, ring_address, log2_ring_size, role, ring_type,
@@ -601,6 +822,37 @@ class CQueue:
     def needs_signal(self) -> bool:
         """Transmitter: True if the peer wants an eventfd signal after a burst."""
         return bool(_lib.memif_ct_queue_needs_signal(self.address))
+
+    def set_pool(self, pool: Pool) -> None:
+        """Client, before any traffic: take buffers from ``pool`` (memif_ct_queue_set_pool); the queue
+        keeps the pool and its slot table alive."""
+        if not isinstance(pool, Pool):
+            raise ArgumentTypeError(f"pool must be a Pool, not {type(pool).__name__}")
+        table = (ctypes.c_uint32 * self.ring_size)()
+        check(_lib.memif_ct_queue_set_pool(self.address, pool.address, table), "memif_ct_queue_set_pool")
+        self._pool = pool
+        self._slot_table = table
+
+    def reclaim(self) -> int:
+        """Client S2M with a pool: return the buffers of slots the server released; their count."""
+        return check(_lib.memif_ct_queue_reclaim(self.address), "memif_ct_queue_reclaim")
+
+    def drop_pool(self) -> int:
+        """Teardown, the peer gone: every buffer the slots hold back to the pool; their count. The
+        queue takes no more traffic."""
+        return check(_lib.memif_ct_queue_drop_pool(self.address), "memif_ct_queue_drop_pool")
+
+    def tx_reserved(self) -> int:
+        """Server M2S: buffers reserved (tx_reserve_raw) and not committed."""
+        return int(_lib.memif_ct_tx_reserved(self.address))
+
+    def rx_peeked(self) -> int:
+        """Slots peeked (rx_peek_raw) and not released."""
+        return int(_lib.memif_ct_rx_peeked(self.address))
+
+    def rx_release(self) -> int:
+        """Release every peeked slot (server: tail; client: refill); the slots released."""
+        return check(_lib.memif_ct_rx_release(self.address), "memif_ct_rx_release")
 
     def stats(self) -> dict[str, int]:
         """A snapshot of the queue's counters, keyed by STATS_FIELDS."""

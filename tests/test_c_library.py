@@ -2,10 +2,10 @@
 
 Each build is made once per session in a temporary directory:
 
-* ``plain``: the default build; runs the C ring tests, ``meson test``, the exported-symbol check,
+* ``plain``: the default build; runs the C ring and pool tests, ``meson test``, the exported-symbol check,
   and ``meson install --destdir`` followed by compiling ``examples/c/echo_loopback.c`` against the
   staged install with pkg-config, as a C program that never touches Python would.
-* ``sanitize``: ``-Db_sanitize=address,undefined``; the ring tests must be clean under ASan
+* ``sanitize``: ``-Db_sanitize=address,undefined``; the ring and pool tests must be clean under ASan
   (with leak checks) and UBSan.
 * ``cacheline128``: ``-Dcacheline_size=128``; the library must put tail at 128 and the
   descriptors at 256 (memif-protocol.md section 5), and say so in its pkg-config Cflags.
@@ -155,12 +155,27 @@ def test_c_ring_tests_pass(meson_builds: dict[str, MesonBuild]) -> None:
     _assert_summary_clean(build.run("test_ring"), "tests/c/test_ring.c")
 
 
-def test_c_ring_tests_pass_under_asan_and_ubsan(meson_builds: dict[str, MesonBuild]) -> None:
-    build = meson_builds["sanitize"]
-    proc = build.run("test_ring")
+def test_c_pool_tests_pass(meson_builds: dict[str, MesonBuild]) -> None:
+    build = meson_builds["plain"]
+    _assert_summary_clean(build.run("test_pool"), "tests/c/test_pool.c")
+
+
+def _assert_sanitizers_silent(proc: subprocess.CompletedProcess[str]) -> None:
     assert "runtime error:" not in proc.stderr, f"UBSan report:\n{_tail(proc.stderr)}"
     assert "ERROR: AddressSanitizer" not in proc.stderr, f"ASan report:\n{_tail(proc.stderr)}"
     assert "ERROR: LeakSanitizer" not in proc.stderr, f"LSan report:\n{_tail(proc.stderr)}"
+
+
+def test_c_pool_tests_pass_under_asan_and_ubsan(meson_builds: dict[str, MesonBuild]) -> None:
+    proc = meson_builds["sanitize"].run("test_pool")
+    _assert_sanitizers_silent(proc)
+    _assert_summary_clean(proc, "tests/c/test_pool.c under ASan+UBSan")
+
+
+def test_c_ring_tests_pass_under_asan_and_ubsan(meson_builds: dict[str, MesonBuild]) -> None:
+    build = meson_builds["sanitize"]
+    proc = build.run("test_ring")
+    _assert_sanitizers_silent(proc)
     _assert_summary_clean(proc, "tests/c/test_ring.c under ASan+UBSan")
     _assert_summary_clean(build.run("layout_probe"), "layout_probe under ASan+UBSan")
     if (build.dir / "cxx_header").is_file():  # built where meson found a C++ compiler
@@ -253,8 +268,9 @@ def test_cacheline_128_build_puts_tail_at_128_and_descriptors_at_256(
     assert tuple(int(v) for v in line.groups()) == (128, 128, 256, 256 + 2 * 16), proc.stdout
     pc = (build.dir / "meson-private" / "memif-ct.pc").read_text()
     assert "-DMEMIF_CT_CACHELINE_SIZE=128" in pc, f"consumers would compile the 64-byte layout:\n{pc}"
-    # The whole ring suite holds for the 128-byte layout too.
+    # The whole ring and pool suites hold for the 128-byte layout too.
     _assert_summary_clean(build.run("test_ring"), "tests/c/test_ring.c with cacheline_size=128")
+    _assert_summary_clean(build.run("test_pool"), "tests/c/test_pool.c with cacheline_size=128")
 
 
 # ---- the header as C++ ---------------------------------------------------------------------

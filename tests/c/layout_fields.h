@@ -23,14 +23,26 @@
     TYPE(memif_ct_stats_t)                                                                                             \
     FIELD(memif_ct_stats_t, packets) FIELD(memif_ct_stats_t, bytes) FIELD(memif_ct_stats_t, chains)                    \
     FIELD(memif_ct_stats_t, bad_desc) FIELD(memif_ct_stats_t, bad_ring) FIELD(memif_ct_stats_t, drops)                 \
-    FIELD(memif_ct_stats_t, no_space)                                                                                  \
+    FIELD(memif_ct_stats_t, no_space) FIELD(memif_ct_stats_t, bad_chain) FIELD(memif_ct_stats_t, skipped)              \
     TYPE(memif_ct_queue_t)                                                                                             \
     FIELD(memif_ct_queue_t, ring) FIELD(memif_ct_queue_t, regions) FIELD(memif_ct_queue_t, num_regions)                \
     FIELD(memif_ct_queue_t, ring_size) FIELD(memif_ct_queue_t, mask) FIELD(memif_ct_queue_t, log2_ring_size)           \
     FIELD(memif_ct_queue_t, role) FIELD(memif_ct_queue_t, type) FIELD(memif_ct_queue_t, tx)                            \
     FIELD(memif_ct_queue_t, last_head) FIELD(memif_ct_queue_t, last_tail) FIELD(memif_ct_queue_t, buffer_region)       \
     FIELD(memif_ct_queue_t, buffer_size) FIELD(memif_ct_queue_t, eventfd) FIELD(memif_ct_queue_t, buffer_offset)       \
-    FIELD(memif_ct_queue_t, stats)                                                                                     \
+    FIELD(memif_ct_queue_t, partial_start) FIELD(memif_ct_queue_t, partial_valid)                                      \
+    FIELD(memif_ct_queue_t, pool_state) FIELD(memif_ct_queue_t, stats) FIELD(memif_ct_queue_t, pool)                   \
+    FIELD(memif_ct_queue_t, slot_buf) FIELD(memif_ct_queue_t, reclaimed) FIELD(memif_ct_queue_t, peeked)               \
+    FIELD(memif_ct_queue_t, reserved) FIELD(memif_ct_queue_t, reserved_slots)                                          \
+    TYPE(memif_ct_segment_t)                                                                                           \
+    FIELD(memif_ct_segment_t, base) FIELD(memif_ct_segment_t, size) FIELD(memif_ct_segment_t, offset)                  \
+    FIELD(memif_ct_segment_t, region) FIELD(memif_ct_segment_t, pad)                                                   \
+    TYPE(memif_ct_buf_t)                                                                                               \
+    FIELD(memif_ct_buf_t, addr) FIELD(memif_ct_buf_t, offset) FIELD(memif_ct_buf_t, capacity)                          \
+    FIELD(memif_ct_buf_t, region) FIELD(memif_ct_buf_t, state)                                                         \
+    TYPE(memif_ct_pkt_t)                                                                                               \
+    FIELD(memif_ct_pkt_t, addr) FIELD(memif_ct_pkt_t, length) FIELD(memif_ct_pkt_t, slots)                             \
+    FIELD(memif_ct_pkt_t, scratch)                                                                                     \
     TYPE(memif_ct_constant_t)                                                                                          \
     FIELD(memif_ct_constant_t, name) FIELD(memif_ct_constant_t, value)
 

@@ -2282,7 +2282,7 @@ static void test_constants_and_strerror(void)
     }
     const int codes[] = {MEMIF_CT_OK,           MEMIF_CT_ERR_ARG,      MEMIF_CT_ERR_NULL,  MEMIF_CT_ERR_LAYOUT,
                          MEMIF_CT_ERR_COOKIE,   MEMIF_CT_ERR_DIRECTION, MEMIF_CT_ERR_OVERFLOW, MEMIF_CT_ERR_ALIGN,
-                         MEMIF_CT_ERR_TOO_BIG};
+                         MEMIF_CT_ERR_TOO_BIG, MEMIF_CT_ERR_RANGE, MEMIF_CT_ERR_STATE};
     const int ncodes = sizeof(codes) / sizeof(codes[0]);
     const char *unknown = memif_ct_strerror(12345);
     REQUIRE(unknown != NULL);
@@ -2296,7 +2296,7 @@ static void test_constants_and_strerror(void)
             if (strcmp(s, memif_ct_strerror(codes[j])) == 0)
                 MT_FAIL("codes %d and %d share the string \"%s\"", codes[i], codes[j], s);
     }
-    CHECK(memif_ct_strerror(-9) != NULL);
+    CHECK(memif_ct_strerror(-11) != NULL);
     CHECK(memif_ct_strerror(INT_MIN) != NULL);
     CHECK(memif_ct_strerror(INT_MAX) != NULL);
 }

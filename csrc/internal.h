@@ -1,0 +1,97 @@
+/* internal.h - internal to the library: what the data-path files share (ring index access,
+ * descriptor reads, region bounds) and the pool's layout. Not installed. */
+#ifndef MEMIF_CT_INTERNAL_H
+#define MEMIF_CT_INTERNAL_H
+
+#include "memif_ct.h"
+
+/* memif_ct_queue_t.pool_state: where a client's buffers come from. */
+enum {
+    MEMIF_CT_POOL_NONE = 0,    /* slot math: buffer_offset + slot * buffer_size (copy mode as ever) */
+    MEMIF_CT_POOL_WANTED = 1,  /* queue_init with MEMIF_CT_NO_REGION: no traffic until set_pool */
+    MEMIF_CT_POOL_SET = 2,     /* slot_buf[] says which pool buffer each slot holds */
+    MEMIF_CT_POOL_DROPPED = 3  /* drop_pool gave every buffer back: no traffic any more */
+};
+
+/* No buffer (slot_buf entry of an S2M slot that holds none). */
+#define MEMIF_CT_NO_BUFFER UINT32_MAX
+
+struct memif_ct_pool {
+    uint32_t count;       /* buffers */
+    uint32_t buffer_size;
+    uint32_t nseg;
+    uint32_t free_top;    /* FREE buffers: entries on stack[] */
+    uint32_t n_app;
+    uint32_t n_ring;
+    memif_ct_segment_t *segs; /* nseg, copied into the pool's memory */
+    uint32_t *seg_first;      /* nseg + 1: index of each segment's first buffer; [nseg] = count */
+    uint32_t *stack;          /* count: LIFO of FREE indexes */
+    uint8_t *state;           /* count: MEMIF_CT_BUF_* */
+};
+
+static inline uint16_t load_acquire(_Atomic uint16_t *p) { return atomic_load_explicit(p, memory_order_acquire); }
+
+static inline void store_release(_Atomic uint16_t *p, uint16_t v)
+{
+    atomic_store_explicit(p, v, memory_order_release);
+}
+
+/* One read of a descriptor the peer may be rewriting: fields are read once, through volatile,
+ * so the validated values are the ones used. */
+static inline memif_ct_desc_t desc_read(const memif_ct_desc_t *p)
+{
+    const volatile memif_ct_desc_t *v = p;
+    memif_ct_desc_t d;
+    d.flags = v->flags;
+    d.region = v->region;
+    d.length = v->length;
+    d.offset = v->offset;
+    d.metadata = 0;
+    return d;
+}
+
+/* Address of [offset, offset + length) in region, or NULL if that is not wholly mapped. */
+static inline uint8_t *buffer_at(const memif_ct_queue_t *q, uint16_t region, uint32_t offset, uint32_t length)
+{
+    if (region >= q->num_regions)
+        return NULL;
+    const memif_ct_region_t *r = &q->regions[region];
+    if (!r->base || (uint64_t)offset + length > r->size)
+        return NULL;
+    return r->base + offset;
+}
+
+/* Burst calls on a client queue waiting for (or done with) its pool are refused. */
+static inline int pool_blocks_traffic(const memif_ct_queue_t *q)
+{
+    return q->pool_state == MEMIF_CT_POOL_WANTED || q->pool_state == MEMIF_CT_POOL_DROPPED;
+}
+
+/* Pool buffer idx (< count): its address, region and region offset. */
+uint8_t *memif_ct_pool_locate(const memif_ct_pool_t *pool, uint32_t idx, uint16_t *region, uint64_t *offset);
+
+/* Where a client's buffer of a slot lies: slot math, or the pool buffer slot_buf names (region
+ * MEMIF_CT_NO_REGION if the slot holds none). */
+static inline void slot_buffer(const memif_ct_queue_t *q, uint16_t slot, uint16_t *region, uint64_t *offset)
+{
+    uint32_t b = q->pool_state == MEMIF_CT_POOL_SET ? q->slot_buf[slot] : MEMIF_CT_NO_BUFFER;
+    if (q->pool_state != MEMIF_CT_POOL_SET) {
+        *region = q->buffer_region;
+        *offset = q->buffer_offset + (uint64_t)slot * q->buffer_size;
+    } else if (b == MEMIF_CT_NO_BUFFER) {
+        *region = MEMIF_CT_NO_REGION;
+        *offset = UINT64_MAX;
+    } else {
+        (void)memif_ct_pool_locate(q->pool, b, region, offset);
+    }
+}
+/* FREE -> RING: a buffer for a ring slot, or MEMIF_CT_NO_BUFFER if none is free. */
+uint32_t memif_ct_pool_take(memif_ct_pool_t *pool);
+/* RING -> FREE (a buffer in another state is left alone). Returns 1 if given back. */
+int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx);
+/* Client S2M with a pool: give back the buffers of slots the server's tail has passed. */
+uint32_t memif_ct_reclaim_released(memif_ct_queue_t *q);
+/* Signal the peer after a TX call that queued `sent` packets, if it asks for it. */
+void memif_ct_tx_signal(const memif_ct_queue_t *q, int sent);
+
+#endif /* MEMIF_CT_INTERNAL_H */

@@ -1,0 +1,258 @@
+/* Segments, memseg math and the buffer pool (memif-protocol.md section 5, "Zero-copy").
+ *
+ * A segment is memory the client exposes as (part of) a region; a descriptor addresses it by
+ * region and u32 offset. The pool carves fixed-size buffers from segments and tracks each one's
+ * owner (FREE, APP, RING) so that accounting is exact and a double free is caught. It lives in
+ * caller memory: a header, a copy of the segments, the LIFO free stack and one state byte per
+ * buffer. Nothing allocates; alloc/free are O(1) per buffer. */
+#include "internal.h"
+
+#include <string.h>
+
+/* ---- memseg math ---- */
+
+/* [addr, addr + length) inside segment s: its offset from s->base, else UINT64_MAX. */
+static uint64_t seg_offset_of(const memif_ct_segment_t *s, uintptr_t addr, uint64_t length)
+{
+    uintptr_t base = (uintptr_t)s->base;
+    if (!s->base || length == 0 || addr < base)
+        return UINT64_MAX;
+    uint64_t off = (uint64_t)(addr - base);
+    if (off >= s->size || length > s->size - off)
+        return UINT64_MAX;
+    return off;
+}
+
+int memif_ct_memseg_to_desc(const memif_ct_segment_t *segs, uint32_t n, const void *addr, uint64_t length,
+                            uint16_t *region, uint32_t *offset)
+{
+    if (!segs || !addr || !region || !offset)
+        return MEMIF_CT_ERR_NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t off = seg_offset_of(&segs[i], (uintptr_t)addr, length);
+        /* Descriptor offsets are u32: the buffer must start below 4 GiB in its region. */
+        if (off == UINT64_MAX || segs[i].offset > UINT32_MAX || off > UINT32_MAX - segs[i].offset)
+            continue;
+        *region = segs[i].region;
+        *offset = (uint32_t)(segs[i].offset + off);
+        return MEMIF_CT_OK;
+    }
+    return MEMIF_CT_ERR_RANGE;
+}
+
+void *memif_ct_memseg_to_addr(const memif_ct_segment_t *segs, uint32_t n, uint16_t region, uint64_t offset,
+                              uint64_t length)
+{
+    if (!segs || length == 0)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        const memif_ct_segment_t *s = &segs[i];
+        if (s->region != region || !s->base || offset < s->offset)
+            continue;
+        uint64_t off = offset - s->offset;
+        if (off < s->size && length <= s->size - off)
+            return s->base + off;
+    }
+    return NULL;
+}
+
+/* ---- pool layout ---- */
+
+static uint64_t align8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
+
+/* Two ranges [a, a + an) and [b, b + bn) share a byte. */
+static int overlap(uint64_t a, uint64_t an, uint64_t b, uint64_t bn) { return a < b + bn && b < a + an; }
+
+/* Buffers in all segments, or 0 if the arguments are bad (see memif_ct_pool_bytes). */
+static uint64_t pool_buffers(const memif_ct_segment_t *segs, uint32_t n, uint32_t buffer_size)
+{
+    if (!segs || n == 0 || n > MEMIF_CT_MAX_REGIONS || buffer_size < MEMIF_CT_MIN_BUFFER_SIZE ||
+        buffer_size > MEMIF_CT_MAX_BUFFER_SIZE)
+        return 0;
+    uint64_t count = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const memif_ct_segment_t *s = &segs[i];
+        if (!s->base || s->size > ((uint64_t)1 << 32) || s->offset > ((uint64_t)1 << 32) - s->size ||
+            (uintptr_t)s->base > UINTPTR_MAX - s->size)
+            return 0;
+        for (uint32_t j = 0; j < i; j++) {
+            const memif_ct_segment_t *t = &segs[j];
+            if (overlap((uintptr_t)s->base, s->size, (uintptr_t)t->base, t->size) ||
+                (s->region == t->region && overlap(s->offset, s->size, t->offset, t->size)))
+                return 0;
+        }
+        count += s->size / buffer_size;
+    }
+    /* Indexes are u32 and UINT32_MAX means "no buffer". */
+    return count < UINT32_MAX ? count : 0;
+}
+
+uint64_t memif_ct_pool_bytes(const memif_ct_segment_t *segs, uint32_t n, uint32_t buffer_size)
+{
+    uint64_t count = pool_buffers(segs, n, buffer_size);
+    if (count == 0)
+        return 0;
+    return align8(sizeof(memif_ct_pool_t)) + align8((uint64_t)n * sizeof(memif_ct_segment_t)) +
+           align8(((uint64_t)n + 1) * 4) + align8(count * 4) + align8(count);
+}
+
+int memif_ct_pool_init(memif_ct_pool_t *pool, size_t mem_size, const memif_ct_segment_t *segs, uint32_t n,
+                       uint32_t buffer_size)
+{
+    if (!pool || !segs)
+        return MEMIF_CT_ERR_NULL;
+    uint64_t need = memif_ct_pool_bytes(segs, n, buffer_size);
+    if (need == 0)
+        return MEMIF_CT_ERR_ARG;
+    if (mem_size < need)
+        return MEMIF_CT_ERR_LAYOUT;
+    if ((uintptr_t)pool % 8)
+        return MEMIF_CT_ERR_ALIGN;
+    uint32_t count = (uint32_t)pool_buffers(segs, n, buffer_size);
+    uint8_t *p = (uint8_t *)pool + align8(sizeof(memif_ct_pool_t));
+    pool->segs = (memif_ct_segment_t *)p;
+    p += align8((uint64_t)n * sizeof(memif_ct_segment_t));
+    pool->seg_first = (uint32_t *)p;
+    p += align8(((uint64_t)n + 1) * 4);
+    pool->stack = (uint32_t *)p;
+    p += align8((uint64_t)count * 4);
+    pool->state = p;
+    memcpy(pool->segs, segs, n * sizeof(memif_ct_segment_t));
+    uint32_t first = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        pool->seg_first[i] = first;
+        first += (uint32_t)(segs[i].size / buffer_size);
+    }
+    pool->seg_first[n] = count;
+    /* Buffer 0 on top: a fresh pool hands out 0, 1, 2, ... */
+    for (uint32_t i = 0; i < count; i++)
+        pool->stack[i] = count - 1 - i;
+    memset(pool->state, MEMIF_CT_BUF_FREE, count);
+    pool->count = count;
+    pool->buffer_size = buffer_size;
+    pool->nseg = n;
+    pool->free_top = count;
+    pool->n_app = 0;
+    pool->n_ring = 0;
+    return MEMIF_CT_OK;
+}
+
+uint32_t memif_ct_pool_count(const memif_ct_pool_t *pool) { return pool ? pool->count : 0; }
+
+uint32_t memif_ct_pool_buffer_size(const memif_ct_pool_t *pool) { return pool ? pool->buffer_size : 0; }
+
+void memif_ct_pool_counts(const memif_ct_pool_t *pool, uint32_t *free, uint32_t *app, uint32_t *ring)
+{
+    if (free)
+        *free = pool ? pool->free_top : 0;
+    if (app)
+        *app = pool ? pool->n_app : 0;
+    if (ring)
+        *ring = pool ? pool->n_ring : 0;
+}
+
+/* ---- buffer moves ---- */
+
+uint32_t memif_ct_pool_alloc(memif_ct_pool_t *pool, uint32_t *idx, uint32_t n)
+{
+    if (!pool || !idx)
+        return 0;
+    uint32_t got = n < pool->free_top ? n : pool->free_top;
+    for (uint32_t i = 0; i < got; i++) {
+        uint32_t b = pool->stack[--pool->free_top];
+        pool->state[b] = MEMIF_CT_BUF_APP;
+        idx[i] = b;
+    }
+    pool->n_app += got;
+    return got;
+}
+
+int memif_ct_pool_free(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n)
+{
+    if (!pool || (n && !idx))
+        return MEMIF_CT_ERR_NULL;
+    int rc = MEMIF_CT_OK;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b = idx[i];
+        if (b >= pool->count || pool->state[b] != MEMIF_CT_BUF_APP) {
+            rc = MEMIF_CT_ERR_STATE;
+            continue;
+        }
+        pool->state[b] = MEMIF_CT_BUF_FREE;
+        pool->stack[pool->free_top++] = b;
+        pool->n_app--;
+    }
+    return rc;
+}
+
+uint32_t memif_ct_pool_take(memif_ct_pool_t *pool)
+{
+    if (pool->free_top == 0)
+        return MEMIF_CT_NO_BUFFER;
+    uint32_t b = pool->stack[--pool->free_top];
+    pool->state[b] = MEMIF_CT_BUF_RING;
+    pool->n_ring++;
+    return b;
+}
+
+int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx)
+{
+    if (idx >= pool->count || pool->state[idx] != MEMIF_CT_BUF_RING)
+        return 0;
+    pool->state[idx] = MEMIF_CT_BUF_FREE;
+    pool->stack[pool->free_top++] = idx;
+    pool->n_ring--;
+    return 1;
+}
+
+/* ---- where buffers are ---- */
+
+/* The segment holding buffer idx (< count): the last whose first index is <= idx. */
+static uint32_t seg_of(const memif_ct_pool_t *pool, uint32_t idx)
+{
+    uint32_t lo = 0, hi = pool->nseg; /* seg_first[lo] <= idx < seg_first[hi] */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (pool->seg_first[mid] <= idx)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+uint8_t *memif_ct_pool_locate(const memif_ct_pool_t *pool, uint32_t idx, uint16_t *region, uint64_t *offset)
+{
+    const memif_ct_segment_t *s = &pool->segs[seg_of(pool, idx)];
+    uint64_t off = (uint64_t)(idx - pool->seg_first[s - pool->segs]) * pool->buffer_size;
+    *region = s->region;
+    *offset = s->offset + off;
+    return s->base + off;
+}
+
+int memif_ct_pool_buffer(const memif_ct_pool_t *pool, uint32_t idx, memif_ct_buf_t *out)
+{
+    if (!pool || !out)
+        return MEMIF_CT_ERR_NULL;
+    if (idx >= pool->count)
+        return MEMIF_CT_ERR_RANGE;
+    out->addr = memif_ct_pool_locate(pool, idx, &out->region, &out->offset);
+    out->capacity = pool->buffer_size;
+    out->state = pool->state[idx];
+    return MEMIF_CT_OK;
+}
+
+int memif_ct_pool_index_of(const memif_ct_pool_t *pool, const void *addr, uint32_t *idx)
+{
+    if (!pool || !addr || !idx)
+        return MEMIF_CT_ERR_NULL;
+    for (uint32_t i = 0; i < pool->nseg; i++) {
+        uint64_t off = seg_offset_of(&pool->segs[i], (uintptr_t)addr, 1);
+        uint32_t k = off == UINT64_MAX ? 0 : (uint32_t)(off / pool->buffer_size);
+        if (off == UINT64_MAX || off % pool->buffer_size || pool->seg_first[i] + k >= pool->seg_first[i + 1])
+            continue;
+        *idx = pool->seg_first[i] + k;
+        return MEMIF_CT_OK;
+    }
+    return MEMIF_CT_ERR_RANGE;
+}
