@@ -489,6 +489,10 @@ MEMIF_CT_API int memif_ct_tx_reserve(memif_ct_queue_t *q, memif_ct_buf_t *out, u
 MEMIF_CT_API int memif_ct_tx_commit(memif_ct_queue_t *q, const uint32_t *lengths, uint32_t n);
 /* Server M2S: buffers reserved and not committed. */
 MEMIF_CT_API uint32_t memif_ct_tx_reserved(const memif_ct_queue_t *q);
+/* Server on M2S: give back the last n reserved buffers (the most recent ones: the posted buffers
+ * are taken in ring order), so that a later reserve offers them again. MEMIF_CT_OK, or
+ * MEMIF_CT_ERR_ARG if fewer than n are reserved. */
+MEMIF_CT_API int memif_ct_tx_unreserve(memif_ct_queue_t *q, uint32_t n);
 
 /* ---- RX without copying (both roles, with or without a pool) ---- */
 

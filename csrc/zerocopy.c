@@ -298,3 +298,26 @@ int memif_ct_tx_commit(memif_ct_queue_t *q, const uint32_t *lengths, uint32_t n)
 }
 
 uint32_t memif_ct_tx_reserved(const memif_ct_queue_t *q) { return q ? q->reserved : 0; }
+
+int memif_ct_tx_unreserve(memif_ct_queue_t *q, uint32_t n)
+{
+    if (!q || !q->ring)
+        return MEMIF_CT_ERR_NULL;
+    if (q->role != MEMIF_CT_ROLE_SERVER || q->type != MEMIF_CT_RING_TYPE_M2S)
+        return MEMIF_CT_ERR_DIRECTION;
+    if (n > q->reserved)
+        return MEMIF_CT_ERR_ARG;
+    /* Walk back over the reserved slots until n good ones are dropped; bad ones (marked with
+     * length 0 at reserve) before the last dropped stay reserved, to go back with a commit. */
+    uint16_t k = q->reserved_slots;
+    for (uint32_t dropped = 0; dropped < n && k > 0;) {
+        k--;
+        if (desc_read(&q->ring->desc[(uint16_t)(q->last_tail + k) & q->mask]).length)
+            dropped++;
+    }
+    q->reserved_slots = k;
+    q->reserved = (uint16_t)(q->reserved - n);
+    if (q->reserved > q->reserved_slots)
+        q->reserved = q->reserved_slots; /* the client zeroed reserved slots under us */
+    return MEMIF_CT_OK;
+}

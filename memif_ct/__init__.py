@@ -23,7 +23,7 @@ from .errors import (
     SocketError,
 )
 from .interface import Interface
-from .queue import Queue
+from .queue import Queue, RxBurst
 
 __version__ = "0.1.0"
 
@@ -41,6 +41,7 @@ __all__ = [
     "PeerDisconnected",
     "ProtocolError",
     "Queue",
+    "RxBurst",
     "Socket",
     "SocketError",
     "__version__",

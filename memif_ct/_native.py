@@ -22,6 +22,7 @@ What this layer gives the layers above (``queue.py``, ``region.py``, ``wire.py``
 
 from __future__ import annotations
 
+import array
 import ctypes
 import os
 import threading
@@ -33,6 +34,8 @@ from . import constants as _c
 from .errors import ArgumentError, ArgumentTypeError, NativeArgumentError, NativeLibraryError, SocketError
 
 __all__ = [
+    "PktArray",
+    "buffer_address",
     "ABI_VERSION",
     "BUF_APP",
     "BUF_FREE",
@@ -284,6 +287,7 @@ def _load() -> ctypes.CDLL:
         "memif_ct_tx_reserve": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
         "memif_ct_tx_commit": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
         "memif_ct_tx_reserved": (ctypes.c_uint32, [vp]),
+        "memif_ct_tx_unreserve": (ctypes.c_int, [vp, ctypes.c_uint32]),
         "memif_ct_rx_peek": (ctypes.c_int, [vp, vp, ctypes.c_uint32, vp, ctypes.c_size_t]),
         "memif_ct_rx_release": (ctypes.c_int, [vp]),
         "memif_ct_rx_peeked": (ctypes.c_uint32, [vp]),
@@ -842,6 +846,31 @@ class CQueue:
         queue takes no more traffic."""
         return check(_lib.memif_ct_queue_drop_pool(self.address), "memif_ct_queue_drop_pool")
 
+    def tx_reserve(self, n: int) -> list[tuple[int, int]]:
+        """Server M2S: reserve up to ``n`` posted buffers (memif_ct_tx_reserve): ``(address,
+        capacity)`` each, in ring order."""
+        _require_int("n", n, 0, 0xFFFF)
+        out = (Buf * max(n, 1))()
+        got = check(_lib.memif_ct_tx_reserve(self.address, out, n), "memif_ct_tx_reserve")
+        return [(int(b.addr), int(b.capacity)) for b in out[:got]]
+
+    def tx_commit(self, lengths: array.array[int]) -> int:
+        """Server M2S: publish the first ``len(lengths)`` reserved buffers (memif_ct_tx_commit)."""
+        return check(_lib.memif_ct_tx_commit(self.address, lengths.buffer_info()[0], len(lengths)),
+                     "memif_ct_tx_commit")
+
+    def tx_unreserve(self, n: int) -> int:
+        """Server M2S: give back the last ``n`` reserved buffers (memif_ct_tx_unreserve)."""
+        _require_int("n", n, 0, 0xFFFF)
+        return check(_lib.memif_ct_tx_unreserve(self.address, n), "memif_ct_tx_unreserve")
+
+    def tx_buffers(self, indexes: array.array[int], lengths: array.array[int]) -> int:
+        """Client S2M with a pool: publish APP buffers by index (memif_ct_tx_buffers)."""
+        if len(indexes) != len(lengths):
+            raise ArgumentError(f"{len(indexes)} indexes but {len(lengths)} lengths")
+        return check(_lib.memif_ct_tx_buffers(self.address, indexes.buffer_info()[0], lengths.buffer_info()[0],
+                                              len(indexes)), "memif_ct_tx_buffers")
+
     def tx_reserved(self) -> int:
         """Server M2S: buffers reserved (tx_reserve_raw) and not committed."""
         return int(_lib.memif_ct_tx_reserved(self.address))
@@ -863,6 +892,33 @@ class CQueue:
     def stats_reset(self) -> None:
         """Zero the queue's counters."""
         _lib.memif_ct_queue_stats_reset(self.address)
+
+
+class PktArray:
+    """An array of ``memif_ct_pkt_t`` for rx_peek_raw to fill, owned and kept still by this object."""
+
+    __slots__ = ("_array", "address")
+
+    def __init__(self, count: int) -> None:
+        _require_int("count", count, 1, 0xFFFFFFFF)
+        self._array = (Pkt * count)()
+        self.address: int = ctypes.addressof(self._array)
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def entries(self, n: int) -> list[tuple[int, int, bool]]:
+        """``(address, length, in_scratch)`` of the first ``n`` packets."""
+        return [(int(p.addr), int(p.length), bool(p.scratch)) for p in self._array[:n]]
+
+
+def buffer_address(view: memoryview) -> int:
+    """Address of the first byte of a writable buffer (a memoryview handed out by the buffer API)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(view))
+    except (TypeError, ValueError):
+        raise ArgumentError("the buffer is not writable memory the buffer API handed out "
+                            "(read-only, empty or released)") from None
 
 
 # ---- eventfds ----------------------------------------------------------------------------

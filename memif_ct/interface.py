@@ -20,7 +20,7 @@ from .config import InterfaceConfig
 from .control import Socket
 from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError
 from .link import Link
-from .queue import Packet, Queue, check_burst_size, check_packets
+from .queue import Packet, Queue, RxBurst, check_burst_size, check_packets
 
 __all__ = ["Interface", "OnAttemptFailed", "OnDown", "OnUp"]
 
@@ -147,8 +147,6 @@ class Interface:
             raise ArgumentTypeError("pass either an InterfaceConfig or keyword options, not both")
         self.config = config
         self._state = _LinkState(self, on_up, on_down, on_attempt_failed)
-        if config.zero_copy and config.role == "client":
-            log.warning("memif-ct %s: zero-copy=yes is not implemented yet; using copy mode", config.name)
         self._own_socket = shared is None
         self.socket = shared if shared is not None else Socket(config.socket, abstract=config.socket_abstract)
         try:
@@ -320,6 +318,72 @@ class Interface:
         q = self._queue("rx", queue)
         return 0 if q is None else q.rx_into(out, lengths)
 
+    # ---- buffer API: no copies ------------------------------------------------------------
+
+    def alloc_buffers(self, count: int, size: int = 1500, queue: int = 0) -> list[memoryview]:
+        """Up to ``count`` writable buffers of ``size`` bytes in shared memory, to fill in place
+        and send with :meth:`tx_buffers` (as libmemif's ``memif_buffer_alloc``).
+
+        Each is a memoryview of one whole buffer the peer cannot be reading. ``size`` may be
+        up to the buffer size (``bsize``, at most 65,535; larger packets: ``tx_burst``, which
+        chains), ValueError naming the limit otherwise. Fewer than ``count`` (or []) when the
+        ring and the pool are short of free buffers, or the link is down. A client's buffers
+        come from its own pool (copy mode: the ring's buffers; ``zero-copy=yes``: its arena) and
+        may be sent in any order; a server's are the ones the client posted, sent in the order
+        handed out, and may be shorter than ``size`` if the client posted smaller ones.
+        numpy: ``np.frombuffer(buf, np.uint8)`` writes straight into the buffer.
+        """
+        q = self._queue("tx", queue)
+        if q is None:
+            check_burst_size("count", count)
+            return []
+        return q.alloc_buffers(count, size)
+
+    def tx_buffers(self, bufs: Sequence[memoryview], lengths: object = None, queue: int = 0) -> int:
+        """Send buffers :meth:`alloc_buffers` handed out, one packet each, without copying.
+
+        ``lengths`` (a sequence of ints, ``array('I')`` or numpy ``uint32`` array) defaults to
+        each view's length, so ``buf[:n]`` sends ``n`` bytes. Returns how many were sent (a
+        prefix); those views are released, the rest stay the caller's. ValueError for a view
+        that did not come from ``alloc_buffers`` on this queue (or was sent already) or a
+        length out of range; 0 while the link is down.
+        """
+        q = self._queue("tx", queue)
+        if q is None:
+            check_packets(bufs, "bufs")
+            return 0
+        return q.tx_buffers(bufs, lengths)
+
+    def free_buffers(self, bufs: Sequence[memoryview], queue: int = 0) -> None:
+        """Give back buffers :meth:`alloc_buffers` handed out that will not be sent (their views
+        are released). A server can give back only the ones handed out last. No-op while down."""
+        q = self._queue("tx", queue)
+        if q is None:
+            check_packets(bufs, "bufs")
+            return
+        q.free_buffers(bufs)
+
+    def rx_buffers(self, max_packets: int = 256, queue: int = 0) -> RxBurst:
+        """Up to ``max_packets`` received packets as read-only memoryviews into shared memory,
+        without copying (as libmemif's ``memif_rx_burst`` + ``memif_refill_queue``).
+
+        >>> with intf.rx_buffers(256) as burst:  # doctest: +SKIP
+        ...     for view in burst:
+        ...         handle(view)
+
+        A chain is one view: where its buffers are contiguous in memory it points there,
+        otherwise the chain is assembled into scratch memory of the queue and the view points
+        there. Leaving the ``with`` block (or ``burst.release()``, or the next ``rx_buffers`` /
+        ``rx_burst`` on the queue) releases every view (using one then raises ValueError) and
+        gives the slots back to the ring. Do not keep slices or numpy arrays made from a view
+        past that: they are not released with it, and the peer reuses the memory.
+        """
+        q = self._queue("rx", queue)
+        if q is None:
+            check_burst_size("max_packets", max_packets)
+            return RxBurst(None, [])
+        return q.rx_buffers(max_packets)
+
     def wait_tx_drained(self, timeout_s: float = 1.0) -> bool:
         """Wait until the peer has consumed everything queued on every TX queue; True if so.
 
@@ -409,6 +473,7 @@ class Interface:
             "mode": _MODE_NAMES.get(cfg.mode, str(cfg.mode)),
             "interrupt": cfg.interrupt,
             "link": "up" if link is not None else "down",
+            "zero_copy": link.zero_copy if link is not None else cfg.zero_copy,
             "link_ups": self._state.link_ups,
             "last_disconnect_reason": self._state.last_reason,
             "configured": {"rx_queues": cfg.rx_queues, "tx_queues": cfg.tx_queues,
@@ -421,7 +486,8 @@ class Interface:
                 log2_ring_size=link.log2_ring_size,
                 ring_size=link.ring_size,
                 buffer_size=link.buffer_size,
-                regions=[{"index": r.index, "size": r.size} for r in link.regions],
+                regions=[{"index": r.index, "size": r.size, "created": r.created, "hugepages": r.hugetlb}
+                         for r in link.regions],
                 peer_name=link.peer_name,
                 peer_if_name=link.peer_if_name,
                 up_for_s=round(time.monotonic() - link.up_since, 3),

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from . import _native, constants as c, handshake as hs
 from .config import InterfaceConfig
 from .errors import NativeArgumentError, ProtocolError
-from .queue import Queue
-from .region import Region
+from .queue import MemoryMap, Queue
+from .region import Arena, Region
 
 __all__ = ["Link", "PendingLink"]
 
@@ -27,12 +27,14 @@ class Link:
 
     regions: list[Region]
     table: _native.RegionTable
+    memory: MemoryMap  # views of the regions, for the buffer API
     rx: list[Queue]
     tx: list[Queue]
     log2_ring_size: int
     buffer_size: int | None  # known only to the client (the server learns it from descriptors)
     peer_name: str
     peer_if_name: str
+    zero_copy: bool = False  # client: packet buffers in an arena of their own regions (1..k)
     up_since: float = field(default_factory=time.monotonic)
 
     @property
@@ -45,6 +47,7 @@ class Link:
         for queue in self.rx + self.tx:
             queue.detach()
         self.table.clear()
+        self.memory.release()
         for region in self.regions:
             region.close()
         for queue in self.rx + self.tx:
@@ -79,6 +82,8 @@ class PendingLink:
         self.client_table: _native.RegionTable | None = None
         self.client_queues: list[tuple[int, Queue]] = []  # (ring type, queue owning its eventfd)
         self.layout: _native.Layout | None = None
+        self.memory: MemoryMap | None = None
+        self.zero_copy = False
 
     def release(self) -> None:
         for _type, queue in self.client_queues:
@@ -86,6 +91,9 @@ class PendingLink:
         if self.client_table is not None:
             self.client_table.clear()
             self.client_table = None
+        if self.memory is not None:
+            self.memory.release()
+            self.memory = None
         for region in self.regions:
             region.close()
         self.regions.clear()
@@ -103,45 +111,66 @@ class PendingLink:
 
     def create_client_memory(self, cfg: InterfaceConfig, neg: hs.Negotiated
                              ) -> tuple[list[hs.RegionSpec], list[hs.RingSpec]]:
-        """One sealed region, rings first then buffers (the DPDK/VPP layout), and an eventfd
-        per ring; returns what the handshake announces in ADD_REGION / ADD_RING."""
+        """Region 0 with every ring, then (copy mode) every ring's buffers: the DPDK/VPP layout;
+        zero-copy: region 0 holds only the rings and each queue's buffers are an arena segment
+        of their own (regions 1..k, S2M queues then M2S). An eventfd per ring. Returns what the
+        handshake announces in ADD_REGION / ADD_RING."""
         layout = _native.Layout.compute(neg.num_s2m, neg.num_m2s, neg.log2_ring_size, cfg.buffer_size)
-        region = Region.create(layout.total_size, name=f"memif-ct {cfg.name}")
+        zero_copy = self.zero_copy = cfg.zero_copy
+        ring_size, bsize = 1 << neg.log2_ring_size, cfg.buffer_size
+        region = Region.create(layout.buffers_offset if zero_copy else layout.total_size,
+                               name=f"memif-ct {cfg.name}")
         self.regions.append(region)
         self.layout = layout
-        table = self.client_table = _native.RegionTable(1)
-        table.set(0, region.address, region.size)
+        ends = [(t, i) for t, count in ((c.RING_TYPE_S2M, neg.num_s2m), (c.RING_TYPE_M2S, neg.num_m2s))
+                for i in range(count)]
+        if zero_copy:  # TX: a ring in flight plus as many held by the application; RX: a ring
+            sizes = [(2 if t == c.RING_TYPE_S2M else 1) * ring_size * bsize for t, _i in ends]
+            self.regions.extend(Arena(sizes, first_index=1, name=f"memif-ct {cfg.name} arena").regions)
+        table = self.client_table = _native.RegionTable(len(self.regions))
+        for r in self.regions:
+            table.set(r.index, r.address, r.size)
+        memory = self.memory = MemoryMap([(r.address, r.view()) for r in self.regions])
         rings: list[hs.RingSpec] = []
-        for ring_type, count in ((c.RING_TYPE_S2M, neg.num_s2m), (c.RING_TYPE_M2S, neg.num_m2s)):
-            for i in range(count):
-                offset = layout.ring_offset(ring_type, i)
-                buf = layout.buffer_offset(ring_type, i)
-                _native.ring_init(region.address + offset, neg.log2_ring_size, 0, buf, cfg.buffer_size)
-                cqueue = _native.CQueue(
-                    region.address + offset, neg.log2_ring_size, role=c.ROLE_CLIENT, ring_type=ring_type,
-                    regions=table, buffer_region=0, buffer_offset=buf, buffer_size=cfg.buffer_size,
-                )
-                efd = new_eventfd()
-                try:
-                    queue = Queue(cqueue, efd, index=i)
-                except BaseException:
-                    close_fd(efd)
-                    raise
-                self.client_queues.append((ring_type, queue))
-                rings.append(hs.RingSpec(ring_type, i, 0, offset, neg.log2_ring_size, efd))
-        return [hs.RegionSpec(0, layout.total_size, region.fd)], rings
+        for k, (ring_type, i) in enumerate(ends):
+            offset = layout.ring_offset(ring_type, i)
+            if zero_copy:
+                buf_region, buf = _native.NO_REGION, 0
+                seg = self.regions[1 + k]
+                pool: _native.Pool | None = _native.Pool([(seg.address, seg.size, seg.index, 0)], bsize)
+            else:  # copy mode: TX takes this ring's own buffers from a pool, so that any may go in any slot
+                buf_region, buf = 0, layout.buffer_offset(ring_type, i)
+                pool = None
+                if ring_type == c.RING_TYPE_S2M:
+                    pool = _native.Pool([(region.address + buf, ring_size * bsize, 0, buf)], bsize)
+            _native.ring_init(region.address + offset, neg.log2_ring_size, buf_region, buf, bsize)
+            cqueue = _native.CQueue(
+                region.address + offset, neg.log2_ring_size, role=c.ROLE_CLIENT, ring_type=ring_type,
+                regions=table, buffer_region=buf_region, buffer_offset=buf, buffer_size=bsize,
+            )
+            efd = new_eventfd()
+            try:
+                queue = Queue(cqueue, efd, index=i)
+            except BaseException:
+                close_fd(efd)
+                raise
+            self.client_queues.append((ring_type, queue))
+            queue.attach_memory(memory, pool)
+            rings.append(hs.RingSpec(ring_type, i, 0, offset, neg.log2_ring_size, efd))
+        return [hs.RegionSpec(r.index, r.size, r.fd) for r in self.regions], rings
 
     def client_link(self, machine: hs.ClientHandshake, peer_if_name: str) -> Link:
         """Hand everything over to a Link (CONNECTED arrived)."""
         assert self.layout is not None and self.client_table is not None and machine.negotiated is not None
+        assert self.memory is not None
         link = Link(
-            regions=self.regions, table=self.client_table,
+            regions=self.regions, table=self.client_table, memory=self.memory,
             rx=[q for ring_type, q in self.client_queues if ring_type == c.RING_TYPE_M2S],
             tx=[q for ring_type, q in self.client_queues if ring_type == c.RING_TYPE_S2M],
             log2_ring_size=self.layout.log2_ring_size, buffer_size=self.layout.buffer_size,
-            peer_name=machine.negotiated.peer_name, peer_if_name=peer_if_name,
+            peer_name=machine.negotiated.peer_name, peer_if_name=peer_if_name, zero_copy=self.zero_copy,
         )
-        self.regions, self.client_queues, self.client_table = [], [], None
+        self.regions, self.client_queues, self.client_table, self.memory = [], [], None, None
         return link
 
     # ---- server: collect and map -----------------------------------------------------------
@@ -164,6 +193,7 @@ class PendingLink:
         table = _native.RegionTable(len(self.regions))
         for region in self.regions:
             table.set(region.index, region.address, region.size)
+        memory = MemoryMap([(r.address, r.view()) for r in self.regions])
         rx: dict[int, Queue] = {}
         tx: dict[int, Queue] = {}
         try:
@@ -176,18 +206,22 @@ class PendingLink:
                 except NativeArgumentError as exc:
                     reason = _RING_REFUSALS.get(exc.code, "outside its region")
                     raise ProtocolError(f"{_ring_kind(ring.type)} ring {ring.index}: {reason}") from exc
-                (rx if ring.type == c.RING_TYPE_S2M else tx)[ring.index] = Queue(cqueue, efd, index=ring.index)
+                queue = Queue(cqueue, efd, index=ring.index)
+                (rx if ring.type == c.RING_TYPE_S2M else tx)[ring.index] = queue
                 self.rings.pop(0)  # the queue owns the eventfd now
+                queue.attach_memory(memory)
         except BaseException:
             for queue in (*rx.values(), *tx.values()):
                 queue.detach()
             table.clear()
+            memory.release()
             for queue in (*rx.values(), *tx.values()):
                 queue.release()
             raise
         assert machine.log2_ring_size is not None  # CONNECT was accepted: every ring agrees on it
         link = Link(
-            regions=self.regions, table=table, rx=[rx[i] for i in sorted(rx)], tx=[tx[i] for i in sorted(tx)],
+            regions=self.regions, table=table, memory=memory,
+            rx=[rx[i] for i in sorted(rx)], tx=[tx[i] for i in sorted(tx)],
             log2_ring_size=machine.log2_ring_size, buffer_size=None, peer_name=machine.peer_name or "",
             peer_if_name=peer_if_name,
         )

@@ -13,18 +13,25 @@ regions, so a burst can never race an unmap. Counters live in process memory and
 from __future__ import annotations
 
 import array
+import bisect
 import itertools
+import logging
 import os
 import select
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from types import TracebackType
+from typing import overload
 
 from . import _native
+from .constants import MAX_BUFFER_SIZE
 from .errors import ArgumentError, ArgumentTypeError, NativeArgumentError
 
-__all__ = ["MAX_BURST", "Packet", "Queue"]
+__all__ = ["MAX_BURST", "MemoryMap", "Packet", "Queue", "RxBurst"]
+
+log = logging.getLogger(__name__)
 
 Packet = bytes | bytearray | memoryview
 
@@ -79,6 +86,99 @@ def _lengths_of(packets: Sequence[Packet], data_size: int) -> array.array[int]:
     return lengths
 
 
+class MemoryMap:
+    """The mapped regions of one link, to hand out views of shared memory by address.
+
+    Built by ``link.py`` from each region's address and a writable view of all of it; views
+    handed out are slices of those, so a mapping stays valid for as long as any of them lives
+    (closing the region then only logs that the mapping outlives it), and never faults.
+    """
+
+    def __init__(self, regions: Iterable[tuple[int, memoryview]]) -> None:
+        items = sorted(regions, key=lambda item: item[0])
+        self._bases = [address for address, _view in items]
+        self._rw = [view for _address, view in items]
+        self._ro = [view.toreadonly() for view in self._rw]
+
+    def view(self, address: int, length: int, *, readonly: bool) -> memoryview:
+        """``length`` bytes at ``address``, which must lie inside one mapped region."""
+        i = bisect.bisect_right(self._bases, address) - 1
+        if i >= 0:
+            offset = address - self._bases[i]
+            views = self._ro if readonly else self._rw
+            if offset + length <= views[i].nbytes:
+                return views[i][offset:offset + length]
+        raise ArgumentError(f"[{address:#x}, +{length}) is not inside a mapped region of this link")
+
+    def release(self) -> None:
+        """Drop the root views (slices handed out keep their own reference)."""
+        for view in (*self._ro, *self._rw):
+            view.release()
+        self._bases, self._rw, self._ro = [], [], []
+
+
+class RxBurst(Sequence[memoryview]):
+    """Packets received without copying, as read-only memoryviews (see ``Queue.rx_buffers``).
+
+    Each view is one whole packet. It points into shared memory where the packet lies; a chain
+    whose buffers are not contiguous in memory is assembled into the queue's scratch memory
+    first, and its view points there. ``release()`` (or leaving the ``with`` block) releases
+    every view (using one afterwards raises ValueError) and hands the slots back to the ring;
+    the next ``rx_buffers``/``rx_burst`` on the queue does so too. Views derived from these
+    (slices, ``numpy.frombuffer``) are not released with them: do not keep them past the burst,
+    as the peer reuses the memory.
+    """
+
+    __slots__ = ("_queue", "_views")
+
+    def __init__(self, queue: Queue | None, views: list[memoryview]) -> None:
+        self._queue = queue
+        self._views = views
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    @overload
+    def __getitem__(self, index: int) -> memoryview: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[memoryview]: ...
+
+    def __getitem__(self, index: int | slice) -> memoryview | list[memoryview]:
+        return self._views[index]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        return iter(self._views)
+
+    @property
+    def released(self) -> bool:
+        return self._queue is None
+
+    def release(self) -> None:
+        """Release every view and return the slots to the ring. Idempotent."""
+        queue, self._queue = self._queue, None
+        _release_views(self._views)
+        if queue is not None:
+            queue.release_burst(self)
+
+    def __enter__(self) -> RxBurst:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<memif_ct RxBurst {len(self._views)} packet(s){' released' if self.released else ''}>"
+
+
+def _release_views(views: Iterable[memoryview]) -> None:
+    for view in views:
+        try:
+            view.release()
+        except BufferError:  # exported further (e.g. to numpy): that export keeps it
+            pass
+
+
 class Queue:
     """One ring end: TX (we produce) or RX (we consume), with its eventfd.
 
@@ -104,6 +204,17 @@ class Queue:
         self._rx_lengths = array.array("I")
         if not self.is_tx:
             self._grow_rx(_DEFAULT_BURST)
+        # Buffer API (alloc_buffers / tx_buffers / rx_buffers); set up by the link (attach_memory).
+        self._memory: MemoryMap | None = None
+        self._pool: _native.Pool | None = None  # client: where this queue's buffers come from
+        self._pool_base = 0  # address of the pool's buffer 0 (one segment per queue)
+        self._handed_out: dict[int, tuple[int, memoryview]] = {}  # address -> (index or slot, view)
+        self._reserved: list[tuple[int, int, memoryview]] = []  # server TX: (address, capacity, view)
+        self._burst: RxBurst | None = None
+        self._peek_pkts: _native.PktArray | None = None
+        self._peek_scratch: bytearray | None = None
+        self._peek_scratch_ro: memoryview | None = None
+        self._peek_pin: _native.Pinned | None = None
 
     def __repr__(self) -> str:
         kind = "tx" if self.is_tx else "rx"
@@ -127,12 +238,32 @@ class Queue:
         """The ring's interrupt eventfd (shared with the peer); -1 once released."""
         return self._eventfd
 
+    def attach_memory(self, memory: MemoryMap, pool: _native.Pool | None = None) -> None:
+        """Called by the link before traffic: where views of shared memory come from, and (a
+        client's queues) the pool this queue's buffers come from, one segment per queue."""
+        self._memory = memory
+        if pool is not None:
+            self._cq.set_pool(pool)
+            self._pool = pool
+            self._pool_base = pool.buffer(0)[0]
+
     def detach(self) -> None:
         """Stop every later call from touching shared memory (the ring is about to be unmapped).
 
-        Waits for a burst in progress on another thread to finish first."""
+        Waits for a burst in progress on another thread to finish first. Views the buffer API
+        handed out are released: the memory behind them belongs to a link that is gone."""
         with self._lock:
-            self._alive = False
+            was_alive, self._alive = self._alive, False
+            burst, self._burst = self._burst, None
+            _release_views(view for _i, view in self._handed_out.values())
+            _release_views(view for _a, _c, view in self._reserved)
+            if self._pool is not None and was_alive:
+                self._cq.drop_pool()  # ring slots' buffers back to the pool
+                self._pool.free([i for i, _view in self._handed_out.values()])  # and the app's
+            self._handed_out.clear()
+            self._reserved.clear()
+        if burst is not None:
+            burst.release()
 
     def release(self) -> None:
         """Close the eventfd (after detach and unmapping). Idempotent."""
@@ -146,6 +277,9 @@ class Queue:
         if self._rx_pin is not None:
             self._rx_pin.release()
             self._rx_pin = None
+        if self._peek_pin is not None:
+            self._peek_pin.release()
+            self._peek_pin = None
 
     # ---- TX ------------------------------------------------------------------------------
 
@@ -216,6 +350,150 @@ class Queue:
         with self._lock:
             return self._alive and self._cq.needs_signal()
 
+    # ---- buffer API: TX without copying ---------------------------------------------------
+
+    def alloc_buffers(self, count: int, size: int) -> list[memoryview]:
+        """Up to ``count`` writable views of ``size`` bytes, each a whole buffer in shared memory
+        that the peer cannot be reading; [] once detached or when none is free (see
+        Interface.alloc_buffers)."""
+        check_burst_size("count", count)
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ArgumentTypeError(f"size must be an int, not {type(size).__name__}")
+        limit = self.buffer_size or MAX_BUFFER_SIZE
+        if not 1 <= size <= limit:
+            what = "the queue's buffer size (bsize)" if self.buffer_size else "the largest memif buffer"
+            raise ArgumentError(f"size={size} is out of range: expected 1..{limit}, {what}; "
+                                "tx_burst chains larger packets")
+        if not self.is_tx:
+            raise ArgumentError(f"alloc_buffers needs a TX queue; {self!r} receives")
+        with self._lock:
+            if not self._alive or self._memory is None:
+                return []
+            memory = self._memory
+            out: list[memoryview] = []
+            if self._pool is not None:  # client: any free buffer of our pool
+                self._cq.reclaim()
+                bsize = self.buffer_size
+                for index in self._pool.alloc(count):
+                    address = self._pool_base + index * bsize
+                    view = memory.view(address, size, readonly=False)
+                    self._handed_out[address] = (index, view)
+                    out.append(view)
+            else:  # server: the next buffers the client posted, in ring order
+                for address, capacity in self._cq.tx_reserve(count):
+                    view = memory.view(address, min(size, capacity), readonly=False)
+                    self._reserved.append((address, capacity, view))
+                    out.append(view)
+            return out
+
+    def tx_buffers(self, views: Sequence[memoryview], lengths: object = None) -> int:
+        """Send buffers alloc_buffers handed out, one packet each, without copying; returns how
+        many were sent (a prefix). Sent views are released; the rest stay the caller's."""
+        check_packets(views, "bufs")
+        if not views:
+            return 0
+        sizes = self._buffer_lengths(views, lengths)
+        with self._lock:
+            if not self._alive:
+                return 0
+            addresses = [_native.buffer_address(v) for v in views]
+            if self._pool is not None:
+                return self._tx_pool(views, addresses, sizes)
+            return self._tx_reserved(views, addresses, sizes)
+
+    def free_buffers(self, views: Sequence[memoryview]) -> None:
+        """Give back buffers alloc_buffers handed out and that will not be sent; their views are
+        released. A client's go back to its pool, in any order; a server's must be the ones it
+        handed out last (the posted buffers are taken in ring order), ValueError otherwise."""
+        check_packets(views, "bufs")
+        if not views:
+            return
+        with self._lock:
+            if not self._alive:
+                return
+            addresses = [_native.buffer_address(v) for v in views]
+            if self._pool is not None:
+                entries = []
+                for i, address in enumerate(addresses):
+                    entry = self._handed_out.get(address)
+                    if entry is None or address in addresses[:i]:
+                        raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
+                                            "(or it was sent or freed already)")
+                    entries.append(entry)
+                for address in addresses:
+                    del self._handed_out[address]
+                self._pool.free([index for index, _view in entries])
+                _release_views([*views, *(view for _index, view in entries)])
+                return
+            tail = [address for address, _capacity, _view in self._reserved[len(self._reserved) - len(views):]]
+            if len(views) > len(self._reserved) or sorted(addresses) != sorted(tail):
+                raise ArgumentError("a server can give back only the buffers alloc_buffers handed out last: "
+                                    "the client's posted buffers are taken in ring order")
+            _check(self._cq.tx_unreserve(len(views)), "memif_ct_tx_unreserve")
+            dropped = self._reserved[len(self._reserved) - len(views):]
+            del self._reserved[len(self._reserved) - len(views):]
+            _release_views([*views, *(view for _address, _capacity, view in dropped)])
+
+    def _buffer_lengths(self, views: Sequence[memoryview], lengths: object) -> array.array[int]:
+        if lengths is None:
+            sizes = array.array("I", [_nbytes(v, i) for i, v in enumerate(views)])
+        else:
+            try:
+                sizes = array.array("I", lengths)  # type: ignore[call-overload]
+            except (TypeError, OverflowError) as exc:
+                raise ArgumentTypeError(f"lengths must be a sequence of ints in 1..65535: {exc}") from None
+            if len(sizes) != len(views):
+                raise ArgumentError(f"lengths has {len(sizes)} entries for {len(views)} buffers")
+        for i, n in enumerate(sizes):
+            if n == 0:
+                raise ArgumentError(f"lengths[{i}] is 0: a packet must have 1 or more bytes")
+        return sizes
+
+    def _tx_pool(self, views: Sequence[memoryview], addresses: list[int], sizes: array.array[int]) -> int:
+        indexes = array.array("I", bytes(4 * len(views)))
+        seen: set[int] = set()
+        for i, address in enumerate(addresses):
+            entry = self._handed_out.get(address)
+            if entry is None or address in seen:
+                raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
+                                    "(or it was sent already, or it does not start where its buffer does)")
+            seen.add(address)
+            if sizes[i] > self.buffer_size:
+                raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected 1..{self.buffer_size}, "
+                                    "the buffer's size")
+            indexes[i] = entry[0]
+        sent = _check(self._cq.tx_buffers(indexes, sizes), "memif_ct_tx_buffers")
+        for i in range(sent):
+            _i, own = self._handed_out.pop(addresses[i])
+            _release_views((own, views[i]))
+        return sent
+
+    def _tx_reserved(self, views: Sequence[memoryview], addresses: list[int], sizes: array.array[int]) -> int:
+        if len(views) > len(self._reserved):
+            raise ArgumentError(f"{len(views)} buffers given, but only {len(self._reserved)} were handed out "
+                                "by alloc_buffers and not sent yet")
+        for i, address in enumerate(addresses):
+            expected, capacity, _view = self._reserved[i]
+            if address != expected:
+                raise ArgumentError(f"bufs[{i}] is not the buffer expected: a server sends the buffers "
+                                    "alloc_buffers handed out in the order it handed them out")
+            if sizes[i] > capacity:
+                raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected 1..{capacity}, "
+                                    "the size of the buffer the peer posted")
+        sent = _check(self._cq.tx_commit(sizes), "memif_ct_tx_commit")
+        for i in range(sent):
+            _release_views((self._reserved[i][2], views[i]))
+        del self._reserved[:sent]
+        return sent
+
+    def buffer_counts(self) -> dict[str, int]:
+        """Client: where this queue's pool buffers are: ``free``, ``app`` (handed out),
+        ``ring`` (in slots) and ``total``; {} for a server's queue (its buffers are the peer's)."""
+        if self._pool is None:
+            return {}
+        free, app, ring = self._pool.counts()
+        return {"free": free, "app": app, "ring": ring, "total": self._pool.count}
+
     # ---- RX ------------------------------------------------------------------------------
 
     def _grow_rx(self, max_packets: int) -> None:
@@ -236,6 +514,8 @@ class Queue:
         # Checked here, not only by Interface: a Queue is public (Interface.rx_queue), and a
         # negative count would reach C as a huge u32 and run past the lengths array.
         check_burst_size("max_packets", max_packets)
+        if self._burst is not None:
+            self._burst.release()  # an open rx_buffers burst holds the slots in front
         with self._lock:
             if not self._alive:
                 return []
@@ -264,6 +544,8 @@ class Queue:
         max_packets = len(lengths)
         if max_packets == 0:
             return 0
+        if self._burst is not None:
+            self._burst.release()  # an open rx_buffers burst holds the slots in front
         with _native.Pinned(out) as out_pin, _native.Pinned(lengths) as len_pin, self._lock:
             if not self._alive:
                 return 0
@@ -278,6 +560,54 @@ class Queue:
             f"in the ring; pass a buffer of at least {lengths[0]} bytes (rx_burst drops such packets)",
             code=rc, function="memif_ct_rx_burst_ex", reason=_native.strerror(rc),
         )
+
+    def rx_buffers(self, max_packets: int) -> RxBurst:
+        """Up to ``max_packets`` packets as read-only views into shared memory, without copying
+        (see RxBurst); an empty burst once detached. Releases a burst still open on this queue."""
+        check_burst_size("max_packets", max_packets)
+        with self._lock:
+            previous, self._burst = self._burst, None
+        if previous is not None:
+            previous.release()
+        with self._lock:
+            if not self._alive or self._memory is None:
+                return RxBurst(None, [])
+            if self._peek_pkts is None or len(self._peek_pkts) < max_packets:
+                self._grow_peek(max_packets)
+            assert self._peek_pkts is not None and self._peek_scratch_ro is not None
+            scratch = self._peek_scratch_ro
+            base = self._peek_scratch_address
+            n = _check(_native.rx_peek_raw(self._q, self._peek_pkts.address, max_packets, base, scratch.nbytes),
+                       "memif_ct_rx_peek")
+            memory = self._memory
+            views = []
+            for address, length, in_scratch in self._peek_pkts.entries(n):
+                if in_scratch:
+                    views.append(scratch[address - base:address - base + length])
+                else:
+                    views.append(memory.view(address, length, readonly=True))
+            burst = RxBurst(self, views)
+            self._burst = burst
+            return burst
+
+    def _grow_peek(self, max_packets: int) -> None:
+        if self._peek_pin is not None:
+            self._peek_pin.release()
+        if self._peek_scratch_ro is not None:
+            self._peek_scratch_ro.release()
+        self._peek_pkts = _native.PktArray(max_packets)
+        self._peek_scratch = bytearray(max(RX_SCRATCH_MIN_BYTES, max_packets * _RX_SCRATCH_PER_PACKET))
+        self._peek_pin = _native.Pinned(self._peek_scratch)
+        self._peek_scratch_address = self._peek_pin.address
+        self._peek_scratch_ro = memoryview(self._peek_scratch).toreadonly()
+
+    def release_burst(self, burst: RxBurst) -> None:
+        """Called by ``RxBurst.release``: hand its slots back to the ring."""
+        with self._lock:
+            if self._burst is burst:
+                self._burst = None
+            if self._alive:
+                self._cq.rx_release()
 
     def pending(self) -> int:
         """Slots the peer published that we have not consumed (0 once detached)."""

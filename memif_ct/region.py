@@ -13,13 +13,14 @@ import logging
 import mmap
 import os
 import stat
+from collections.abc import Sequence
 from types import TracebackType
 
 from . import _native
 from .constants import MAX_REGION_SIZE
 from .errors import ArgumentError, ArgumentTypeError, ProtocolError
 
-__all__ = ["Region"]
+__all__ = ["Arena", "Region", "huge_page_size"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class Region:
         self._fd = fd
         self._mmap: mmap.mmap | None = None
         self._pin: _native.Pinned | None = None
+        self.hugetlb = False  # backed by huge pages (a zero-copy arena segment may be)
+        self.created = False  # True for a region this process made (client), False for a peer's
         try:
             self._mmap = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
             self._pin = _native.Pinned(self._mmap)
@@ -42,20 +45,26 @@ class Region:
             raise
 
     @classmethod
-    def create(cls, size: int, *, index: int = 0, name: str = "memif-ct region") -> Region:
-        """Client side: a new sealed memfd of ``size`` bytes, mapped and zero-filled."""
+    def create(cls, size: int, *, index: int = 0, name: str = "memif-ct region", hugetlb: bool = False) -> Region:
+        """Client side: a new memfd of ``size`` bytes sealed against shrinking, mapped and
+        zero-filled. ``hugetlb``: backed by huge pages (``MFD_HUGETLB``; ``size`` must be a
+        multiple of the huge page size); OSError if the system cannot provide them."""
         if not isinstance(size, int) or isinstance(size, bool):
             raise ArgumentTypeError(f"region size must be an int, not {type(size).__name__}")
         if not 0 < size <= MAX_REGION_SIZE:
             raise ArgumentError(f"region size={size} is out of range: expected 1..{MAX_REGION_SIZE}")
-        fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING | (os.MFD_HUGETLB if hugetlb else 0)
+        fd = os.memfd_create(name, flags)
         try:
             os.ftruncate(fd, size)
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
         except BaseException:
             os.close(fd)
             raise
-        return cls(fd, size, index=index)
+        region = cls(fd, size, index=index)
+        region.hugetlb = hugetlb
+        region.created = True
+        return region
 
     @classmethod
     def from_peer(cls, fd: int, size: int, *, index: int, allow_unsealed_hugetlbfs: bool = False) -> Region:
@@ -141,6 +150,91 @@ class Region:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd}"
         return f"<Region {self.index} size={self.size} {state}>"
+
+
+_PAGE = mmap.PAGESIZE
+
+
+def huge_page_size() -> int:
+    """The default huge page size in bytes (``Hugepagesize`` in /proc/meminfo), 0 if unknown."""
+    return _meminfo().get("Hugepagesize", 0)
+
+
+def _meminfo() -> dict[str, int]:
+    """/proc/meminfo: huge page counts as numbers, sizes in bytes."""
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if fields and fields[0].isdigit():
+                    out[key] = int(fields[0]) * (1024 if fields[1:2] == ["kB"] else 1)
+    except OSError:
+        pass
+    return out
+
+
+def _round_up(n: int, to: int) -> int:
+    return (n + to - 1) // to * to
+
+
+class Arena:
+    """The packet buffers of a zero-copy client: one memfd segment per queue, each announced to
+    the server as a region of its own (``first_index``, ``first_index + 1``, ...).
+
+    Every segment is sealed against shrinking, since the peer maps it. ``hugepages``: True
+    demands huge pages (``MFD_HUGETLB``; OSError if the system has too few free), False never
+    uses them, None (the default) uses them when /proc/meminfo shows enough free huge pages for
+    the whole arena and falls back to normal pages, with a log line, if that fails. Owns its
+    regions: close() (or the ``with`` block) unmaps and closes them all.
+    """
+
+    def __init__(self, sizes: Sequence[int], *, first_index: int, name: str = "memif-ct arena",
+                 hugepages: bool | None = None) -> None:
+        if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes):
+            raise ArgumentError(f"arena segment sizes must be positive ints, got {list(sizes)!r}")
+        if not 1 <= first_index or first_index + len(sizes) - 1 > 254:
+            raise ArgumentError(f"arena of {len(sizes)} segments from region {first_index}: "
+                                "region indexes must stay within 1..254 (memif allows 255 regions)")
+        self.regions: list[Region] = []
+        huge = huge_page_size() or (2 << 20)  # 2 MiB where /proc/meminfo does not say
+        use_huge = hugepages
+        if use_huge is None:
+            need = sum(_round_up(n, huge) for n in sizes) // huge
+            use_huge = _meminfo().get("HugePages_Free", 0) >= need
+        try:
+            self._create(sizes, first_index, name, use_huge, huge)
+        except OSError as exc:
+            self.close()
+            if hugepages or not use_huge:
+                raise
+            log.info("memif-ct %s: huge pages failed (%s); using normal pages", name, exc.strerror)
+            self._create(sizes, first_index, name, False, huge)
+        self.hugepages = use_huge and all(r.hugetlb for r in self.regions)
+
+    def _create(self, sizes: Sequence[int], first_index: int, name: str, huge: bool, huge_size: int) -> None:
+        try:
+            for k, size in enumerate(sizes):
+                rounded = _round_up(size, huge_size if huge else _PAGE)
+                self.regions.append(Region.create(rounded, index=first_index + k, name=f"{name} {k}", hugetlb=huge))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Unmap and close every segment. Idempotent."""
+        for region in self.regions:
+            region.close()
+        self.regions = []
+
+    def __enter__(self) -> Arena:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _check_unsealed(fd: int, index: int, allow_hugetlbfs: bool) -> None:

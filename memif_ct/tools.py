@@ -25,6 +25,7 @@ from .errors import ArgumentError, NotConnectedError
 from .interface import Interface
 from .macaddr import mac_to_str
 from .pcap import PcapWriter
+from .queue import RxBurst
 
 __all__ = [
     "CaptureReport",
@@ -79,6 +80,7 @@ class TrafficReport:
     gbps: float = 0.0
     stalled_s: float = 0.0
     interrupted: bool = False
+    zero_copy: bool = False  # the interface ran zero-copy (a client with zero-copy=yes)
 
     def finish(self, seconds: float, *, by_rx: bool, stalled_s: float = 0.0) -> TrafficReport:
         """Rates over ``seconds``; Gbit/s count frame bytes (no preamble or gap), as testpmd does."""
@@ -115,10 +117,12 @@ class EchoReport:
     dropped: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    zero_copy: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.directions)
-        d.update(dropped=self.dropped, seconds=round(self.seconds, 6), interrupted=self.interrupted)
+        d.update(dropped=self.dropped, seconds=round(self.seconds, 6), interrupted=self.interrupted,
+                 zero_copy=self.zero_copy)
         return d
 
 
@@ -150,7 +154,7 @@ class CaptureReport:
 # ---- the traffic loop ----------------------------------------------------------------------
 
 
-OnBurst = Callable[[Interface, int, list[bytes]], None]
+OnBurst = Callable[[Interface, int, Sequence[bytes | memoryview]], None]  # views: valid only during the call
 """A tool's work on one burst: ``on_burst(intf, queue, packets)``, the packets RX ``queue`` of ``intf`` gave."""
 
 _MAX_BURST = 256
@@ -233,8 +237,10 @@ class TrafficLoop:
 
     def __init__(self, intfs: Sequence[Interface], *, status: Callable[[], str], count: int | None = None,
                  counted: Callable[[], int] | None = None, duration_s: float | None = None,
-                 stop: threading.Event | None = None, progress: Progress | None = None) -> None:
+                 stop: threading.Event | None = None, progress: Progress | None = None,
+                 buffers: bool = False) -> None:
         _check_positive("count", count)
+        self.buffers = buffers  # receive with rx_buffers (views, no copy) instead of rx_burst
         _check_positive("duration_s", duration_s)
         self.intfs = list(intfs)
         self.received = 0
@@ -270,18 +276,26 @@ class TrafficLoop:
                 if limit <= 0:
                     break
                 try:
-                    pkts = intf.rx_burst(limit, q)
+                    pkts: RxBurst | list[bytes] = (intf.rx_buffers(limit, q) if self.buffers
+                                                   else intf.rx_burst(limit, q))
                 except (NotConnectedError, ValueError):
                     break  # the link went down, or came back with fewer queues, since we counted
-                if pkts:
-                    got += len(pkts)
-                    self.received += len(pkts)
-                    on_burst(intf, q, pkts)
+                try:
+                    got += self._deliver(on_burst, intf, q, pkts)
+                finally:
+                    if isinstance(pkts, RxBurst):
+                        pkts.release()  # on_burst is done with the views: the slots go back
         if got:
             self.last_rx = time.monotonic()
             if self.first_rx is None:
                 self.first_rx = self.last_rx
         return got
+
+    def _deliver(self, on_burst: OnBurst, intf: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> int:
+        if pkts:
+            self.received += len(pkts)
+            on_burst(intf, queue, pkts)
+        return len(pkts)
 
     def tick(self) -> None:
         """Once a turn: note the link state; draw the progress line about twice a second."""
@@ -333,7 +347,7 @@ class _Verifier:
         self.highest = -1
         self.lowest: int | None = None
 
-    def check(self, pkt: bytes, queue: int) -> None:
+    def check(self, pkt: bytes | memoryview, queue: int) -> None:
         res = frames.verify_udp_frame(pkt)
         if res.verdict is frames.Verdict.OK and res.seq is not None:
             self._seq(res.seq, queue)
@@ -379,7 +393,7 @@ class _Verifier:
 def _counting(report: TrafficReport, verifier: _Verifier | None) -> OnBurst:
     """The on_burst of sink and pktgen: count received frames and bytes, and check them."""
 
-    def on_burst(_intf: Interface, queue: int, pkts: list[bytes]) -> None:
+    def on_burst(_intf: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> None:
         report.rx += len(pkts)
         report.rx_bytes += sum(map(len, pkts))
         if verifier is not None:
@@ -414,11 +428,13 @@ def run_pktgen(
         raise ArgumentError(f"burst={burst} is out of range: expected 1..4096")
     if not 1 <= queues <= 255:
         raise ArgumentError(f"queues={queues} is out of range: expected 1..255")
-    report = TrafficReport()
+    report = TrafficReport(zero_copy=bool(intf.details()["zero_copy"]))
     verifier = _Verifier(count) if verify else None
     received = _counting(report, verifier)
     rx = TrafficLoop([intf], status=lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}", stop=stop,
-                     progress=progress)
+                     progress=progress, buffers=True)
+    # Frames that fit one buffer are written in place (the buffer API); larger ones chain.
+    in_place = size <= (intf.details().get("buffer_size") or intf.config.buffer_size)
     src_mac = intf.config.mac
     last_progress = last_rx = rx.start
     next_seq = 0
@@ -440,29 +456,34 @@ def run_pktgen(
 
     with _running(report, stop):
         while report.tx < count and not _stopped(stop):
-            if pending is None:
-                n = min(burst, count - next_seq)
-                data, lengths = frames.build_frames_batch(n, size, next_seq, src_mac=src_mac)
-                next_seq += n
-                pending = (memoryview(data), array.array("I", lengths))
-            data_view, lengths_arr = pending
+            n = min(burst, count - next_seq) if pending is None else len(pending[1])
             in_flight = report.tx - delivered() - presumed_lost
-            if verify and in_flight + len(lengths_arr) > window:
-                sent = 0
+            sent = 0
+            if verify and in_flight + n > window:
                 if time.monotonic() - last_rx > drain_s:
                     presumed_lost += in_flight  # the reflector dropped them: stop waiting
                     last_rx = time.monotonic()
+            elif not intf.is_up:
+                pass
+            elif in_place:
+                sent = _send_frames_in_place(intf, queue, n, size, next_seq, src_mac)
+                if sent < 0:  # the peer posted buffers smaller than a frame: chain them instead
+                    in_place, sent = False, 0
+                next_seq += sent
             else:
-                sent = intf.tx_burst_packed(data_view, lengths_arr, queue=queue) if intf.is_up else 0
+                if pending is None:
+                    data, lengths = frames.build_frames_batch(n, size, next_seq, src_mac=src_mac)
+                    next_seq += n
+                    pending = (memoryview(data), array.array("I", lengths))
+                data_view, lengths_arr = pending
+                sent = intf.tx_burst_packed(data_view, lengths_arr, queue=queue)
+                pending = None if sent == len(lengths_arr) else (data_view[sent * size:], lengths_arr[sent:])
             if sent:
                 report.tx += sent
                 report.tx_bytes += sent * size
                 last_progress = time.monotonic()
-                if sent == len(lengths_arr):
-                    pending = None
+                if pending is None:
                     queue = (queue + 1) % queues
-                else:
-                    pending = (data_view[sent * size:], lengths_arr[sent:])
             if reflector is not None:
                 reflector()
             if verify and rx.receive(received):
@@ -502,9 +523,9 @@ def run_sink(
     With ``verify`` the frames must be pktgen's: loss and order are judged from their sequence
     numbers (the first seen is taken as the start).
     """
-    report = TrafficReport()
+    report = TrafficReport(zero_copy=bool(intf.details()["zero_copy"]))
     loop = TrafficLoop([intf], status=lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes", count=count,
-                       duration_s=duration_s, stop=stop, progress=progress)
+                       duration_s=duration_s, stop=stop, progress=progress, buffers=True)
     verifier = _Verifier(None) if verify else None
     loop.run(report, _counting(report, verifier))
     if verifier is not None:
@@ -562,7 +583,26 @@ def run_loopback(
 # ---- echo / forward ------------------------------------------------------------------------
 
 
-def _send_all(intf: Interface, pkts: list[bytes], queue: int, deadline_s: float = 0.05) -> int:
+def _send_frames_in_place(intf: Interface, queue: int, n: int, size: int, first_seq: int, src_mac: bytes) -> int:
+    """Write up to ``n`` pktgen frames straight into TX buffers and send them (the buffer API);
+    returns how many went, or -1 if the peer's buffers are smaller than a frame."""
+    bufs = intf.alloc_buffers(n, size=size, queue=queue)
+    if not bufs:
+        return 0
+    if len(bufs[-1]) < size or len(bufs[0]) < size:
+        intf.free_buffers(bufs, queue)
+        return -1
+    data, _lengths = frames.build_frames_batch(len(bufs), size, first_seq, src_mac=src_mac)
+    view = memoryview(data)
+    for i, buf in enumerate(bufs):
+        buf[:] = view[i * size:(i + 1) * size]
+    sent = intf.tx_buffers(bufs, queue=queue)
+    if sent < len(bufs):
+        intf.free_buffers(bufs[sent:], queue)
+    return sent
+
+
+def _send_all(intf: Interface, pkts: list[bytes | memoryview], queue: int, deadline_s: float = 0.05) -> int:
     """Transmit pkts on queue, retrying briefly while the ring is full; returns how many went."""
     sent = intf.tx_burst(pkts, queue)
     if sent < len(pkts):
@@ -575,10 +615,45 @@ def _send_all(intf: Interface, pkts: list[bytes], queue: int, deadline_s: float 
     return sent
 
 
-def _pass_on(report: EchoReport, key: str, dst: Interface, queue: int, pkts: list[bytes]) -> None:
+def _echo_buffers(intf: Interface, queue: int, pkts: Sequence[bytes | memoryview], macswap: bool,
+                  deadline_s: float = 0.05) -> int:
+    """Copy each received packet into a TX buffer (MACs swapped there if asked) and send them
+    with the buffer API, retrying briefly while the ring is full; a packet larger than one
+    buffer goes through tx_burst, which chains. Returns how many went."""
+    limit = intf.tx_queue(queue).buffer_size or 65535  # a server learns it from each posted buffer
+    end = time.monotonic() + deadline_s
+    sent = 0
+    while sent < len(pkts) and intf.is_up:
+        size = min(limit, max(map(len, pkts[sent:])))
+        bufs = intf.alloc_buffers(len(pkts) - sent, size=size, queue=queue)
+        lengths = []
+        for buf, pkt in zip(bufs, pkts[sent:], strict=False):
+            n = len(pkt)
+            if n > len(buf):
+                break
+            buf[:n] = pkt
+            if macswap and n >= 12:
+                head = bytes(buf[:12])
+                buf[:6], buf[6:12] = head[6:12], head[:6]
+            lengths.append(n)
+        n = intf.tx_buffers(bufs[:len(lengths)], lengths, queue) if lengths else 0
+        if len(bufs) > n:
+            intf.free_buffers(bufs[n:], queue)
+        if bufs and not lengths:  # the next packet is larger than a buffer: tx_burst chains it
+            pkt = bytes(pkts[sent])
+            n = intf.tx_burst([frames.macswap(pkt) if macswap and len(pkt) >= 12 else pkt], queue)
+        sent += n
+        if not n:
+            if time.monotonic() >= end:
+                break
+            time.sleep(0.0001)
+    return sent
+
+
+def _pass_on(report: EchoReport, key: str, dst: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> None:
     """Send pkts on ``dst``'s TX queue ``queue`` (mod its count); count those sent under ``key``."""
     n_tx = dst.num_tx_queues
-    sent = _send_all(dst, pkts, queue % n_tx) if n_tx else 0
+    sent = _send_all(dst, list(pkts), queue % n_tx) if n_tx else 0
     report.directions[key] += sent
     report.dropped += len(pkts) - sent
 
@@ -593,16 +668,17 @@ def run_echo(
     stop: threading.Event | None = None,
 ) -> EchoReport:
     """Reflect every packet back on the queue it arrived on (optionally swapping MACs)."""
-    report = EchoReport(directions={"rx": 0, "tx": 0})
+    report = EchoReport(directions={"rx": 0, "tx": 0}, zero_copy=bool(intf.details()["zero_copy"]))
     loop = TrafficLoop([intf], status=lambda: f"echo: rx {report.directions['rx']} tx {report.directions['tx']} "
                                               f"dropped {report.dropped}",
-                       count=count, duration_s=duration_s, stop=stop, progress=progress)
+                       count=count, duration_s=duration_s, stop=stop, progress=progress, buffers=True)
 
-    def on_burst(_intf: Interface, queue: int, pkts: list[bytes]) -> None:
-        if macswap:
-            pkts = [frames.macswap(p) if len(p) >= 12 else p for p in pkts]
+    def on_burst(_intf: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> None:
         report.directions["rx"] += len(pkts)
-        _pass_on(report, "tx", intf, queue, pkts)
+        n_tx = intf.num_tx_queues
+        sent = _echo_buffers(intf, queue % n_tx, pkts, macswap) if n_tx else 0
+        report.directions["tx"] += sent
+        report.dropped += len(pkts) - sent
 
     loop.run(report, on_burst)
     intf.wait_tx_drained(0.5)  # what we echoed last reaches the peer before we may close
@@ -627,7 +703,7 @@ def run_forward(
                        count=count, counted=lambda: sum(report.directions.values()), duration_s=duration_s,
                        stop=stop, progress=progress)
 
-    def on_burst(src: Interface, queue: int, pkts: list[bytes]) -> None:
+    def on_burst(src: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> None:
         if src is a:
             _pass_on(report, "a_to_b", b, queue, pkts)
         else:
@@ -766,7 +842,7 @@ def run_capture(
                        duration_s=duration_s, stop=stop, progress=progress)
     with PcapWriter.for_mode(path, intf.config.mode) as writer:
 
-        def on_burst(_intf: Interface, _queue: int, pkts: list[bytes]) -> None:
+        def on_burst(_intf: Interface, _queue: int, pkts: Sequence[bytes | memoryview]) -> None:
             for pkt in pkts:
                 writer.write(pkt, time.time_ns())
             report.captured += len(pkts)

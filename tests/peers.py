@@ -574,3 +574,28 @@ def receive(intf: memif_ct.Interface, n: int, timeout: float = 20.0) -> list[byt
         if intf.wait_rx(timeout_s=min(left, 0.1)):
             got.extend(intf.rx_burst(256))
     return got
+
+
+class Loopback:
+    """A memif_ct server and client of the same id on one Socket in this process, both up.
+    ``opts`` go to both; ``client_opts`` to the client only (e.g. ``zero_copy=True``)."""
+
+    def __init__(self, where: str, *, client_opts: dict[str, object] | None = None, **opts: object) -> None:
+        import memif_ct
+
+        self.socket = memif_ct.Socket(where)
+        try:
+            self.server = memif_ct.Interface(role="server", socket=self.socket, id=0, **opts)
+            self.client = memif_ct.Interface(role="client", socket=self.socket, id=0, **opts, **(client_opts or {}))
+            self.client.wait_up(5)
+            self.server.wait_up(5)
+        except BaseException:
+            self.socket.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+            self.server.close()
+        finally:
+            self.socket.close()

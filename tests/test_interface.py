@@ -13,6 +13,7 @@ import socket
 
 import pytest
 from peers import (
+    Loopback,
     abstract_name,
     assert_same,
     fd_count,
@@ -39,28 +40,6 @@ def sockdir():
 @pytest.fixture
 def path(sockdir):
     return os.path.join(sockdir, "m.sock")
-
-
-class Loopback:
-    """A server and a client of the same id on one Socket."""
-
-    def __init__(self, where: str, **opts: object) -> None:
-        self.socket = memif_ct.Socket(where)
-        try:
-            self.server = memif_ct.Interface(role="server", socket=self.socket, id=0, **opts)
-            self.client = memif_ct.Interface(role="client", socket=self.socket, id=0, **opts)
-            self.client.wait_up(5)
-            self.server.wait_up(5)
-        except BaseException:
-            self.socket.close()
-            raise
-
-    def close(self) -> None:
-        try:
-            self.client.close()
-            self.server.close()
-        finally:
-            self.socket.close()
 
 
 @pytest.fixture

@@ -136,6 +136,10 @@ class TestPmd:
     burst: packets per burst (--burst).
     main_lcore: EAL main lcore among lcores; the other lcore forwards. Two testpmds on 2 cores
         should pick different main lcores so their forwarding lcores differ.
+    hugepages: run on huge pages with ``--in-memory`` (memfd-backed memsegs, no mount, no files
+        left behind) instead of ``--no-huge -m memory_mb``. A ``zero-copy=yes`` testpmd needs it:
+        with --no-huge its memory is one tmpfs memfd that cannot be sealed, which memif-ct refuses
+        (TESTPMD_NOTES.md, "Zero-copy client"). The caller makes sure pages are free.
     extra_eal_args, extra_app_args: appended to the EAL / testpmd parts of the command line.
     """
 
@@ -160,6 +164,7 @@ class TestPmd:
         burst: int | None = None,
         total_num_mbufs: int = 16384,
         memory_mb: int = 1024,
+        hugepages: bool = False,
         lcores: str = "0,1",
         main_lcore: int | None = None,
         auto_forward: bool = False,
@@ -185,7 +190,7 @@ class TestPmd:
         self.rxq, self.txq = rxq, txq
         self.secret, self.bsize, self.rsize, self.zero_copy = secret, bsize, rsize, zero_copy
         self.txpkts, self.mbuf_size, self.burst = txpkts, mbuf_size, burst
-        self.total_num_mbufs, self.memory_mb = total_num_mbufs, memory_mb
+        self.total_num_mbufs, self.memory_mb, self.hugepages = total_num_mbufs, memory_mb, hugepages
         self.lcores = lcores
         self.main_lcore = main_lcore if main_lcore is not None else (0 if role == "server" else 1)
         self.auto_forward = auto_forward
@@ -233,9 +238,7 @@ class TestPmd:
             self.lcores,
             "--main-lcore",
             str(self.main_lcore),
-            "--no-huge",
-            "-m",
-            str(self.memory_mb),
+            *(["--in-memory"] if self.hugepages else ["--no-huge", "-m", str(self.memory_mb)]),
             "--no-pci",
             f"--file-prefix={self.file_prefix}",
             f"--log-level=pmd.net.memif:{self.memif_log_level}",

@@ -708,6 +708,15 @@ static void test_reserve_commit(void)
     CHECK_EQ(stats_of(&z.stx).bad_desc, 3);
     fill(r[3].addr, 53, 23);
     fill(r[4].addr, 54, 24);
+    /* Give the last two back: a later reserve offers the very same buffers again. */
+    CHECK_INT(memif_ct_tx_unreserve(&z.stx, 6), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_tx_unreserve(&z.crx, 1), MEMIF_CT_ERR_DIRECTION);
+    CHECK_INT(memif_ct_tx_unreserve(&z.stx, 2), MEMIF_CT_OK);
+    CHECK_EQ(memif_ct_tx_reserved(&z.stx), 3);
+    memif_ct_buf_t again[8];
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, again, 8), 2);
+    CHECK(again[0].addr == r[3].addr && again[1].addr == r[4].addr);
+    CHECK_EQ(memif_ct_tx_reserved(&z.stx), 5);
     /* Bad lengths: nothing published. */
     lens[0] = 50;
     lens[1] = 257;
