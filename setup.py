@@ -109,6 +109,7 @@ setup(
             sources=library_sources(),
             include_dirs=[CSRC],
             depends=[f"{CSRC}/memif_ct.h", f"{CSRC}/sources.txt", f"{CSRC}/cflags.txt"],
+            extra_link_args=["-pthread"],  # guard.c: before glibc 2.34, pthread_* live in libpthread
         )
     ],
     cmdclass={"build_ext": BuildNativeLibrary, **platform_wheel_command()},

@@ -2,7 +2,8 @@
  *
  * The eventfd is one open file shared with the peer, so O_NONBLOCK is the peer's to clear too,
  * and its counter the peer's to saturate, at any moment: neither call below may rely on either.
- * Reading uses preadv2(RWF_NOWAIT). Writing has no such flag (pwritev2 RWF_NOWAIT is EOPNOTSUPP
+ * Reading uses preadv2(RWF_NOWAIT), as a raw system call: glibc's wrapper is a 2.26 symbol,
+ * and calling the kernel directly keeps the library's glibc floor at 2.17 (manylinux2014). Writing has no such flag (pwritev2 RWF_NOWAIT is EOPNOTSUPP
  * on an eventfd, which has no write_iter), and a poll before the write only narrows the race,
  * so the write runs under the calling thread's timer guard (guard.c), which turns a blocked
  * write into EINTR. Either way a write that would block means a saturated counter: the peer is
@@ -15,8 +16,35 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/* Older headers (glibc 2.17) know neither; the numbers are the kernel's ABI. */
+#ifndef SYS_preadv2
+#if defined(__x86_64__)
+#define SYS_preadv2 327
+#elif defined(__aarch64__)
+#define SYS_preadv2 286
+#endif
+#endif
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+/* The offset -1 (the current position) goes as two longs (low, high) as glibc splits it; on a
+ * 64-bit kernel the low one is the whole offset. */
+__attribute__((weak)) ssize_t memif_ct_read_nowait(int fd, struct iovec *iov)
+{
+#ifdef SYS_preadv2
+    return (ssize_t)syscall(SYS_preadv2, fd, iov, 1, -1L, -1L, RWF_NOWAIT);
+#else
+    (void)fd;
+    (void)iov;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
 
 void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling)
 {
@@ -90,7 +118,7 @@ int64_t memif_ct_eventfd_clear(int fd)
     uint64_t value = 0;
     struct iovec iov = {.iov_base = &value, .iov_len = sizeof(value)};
     for (;;) {
-        ssize_t r = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+        ssize_t r = memif_ct_read_nowait(fd, &iov);
         if (r == (ssize_t)sizeof(value))
             return (int64_t)(value & INT64_MAX);
         if (r < 0 && errno == EINTR)
