@@ -267,3 +267,56 @@ def test_arena_segments_are_sealed_and_sized():
             assert fcntl.fcntl(r.fd, fcntl.F_GET_SEALS) & fcntl.F_SEAL_SHRINK
     with pytest.raises(ArgumentError, match="1..254"):
         Arena([4096] * 255, first_index=1)
+
+
+@pytest.mark.parametrize("where", ["rings", "other queue's arena", "past the arena", "longer than posted"])
+def test_hostile_server_descriptor_off_the_arena_is_caught_and_counted(pair_factory, where):
+    """A server (emulated by writing the shared ring directly) publishes, on a zero-copy client's
+    RX ring, a descriptor that is not the arena buffer the client posted in that slot: it is
+    never read, never delivered, and counted; the next honest packet arrives."""
+    import struct
+
+    from memif_ct import _native, constants as c
+
+    p = pair_factory(zero_copy=True, log2_ring_size=4)
+    link = p.client._state.link  # the client's own mappings: region 0 (rings) and the arena
+    layout = _native.Layout.compute(1, 1, 4, 2048)
+    ring = layout.ring_offset(c.RING_TYPE_M2S, 0)
+    cl = _native.cacheline_size()
+    rings = link.regions[0].view()
+    tail = struct.unpack_from("<H", rings, ring + cl)[0]
+    at = ring + 2 * cl + 16 * (tail & 15)
+    flags, region, length, offset = struct.unpack_from("<HHII", rings, at)
+    assert region == 2 and length == 2048  # posted: its own arena segment (S2M is region 1)
+    bad = {"rings": (0, 64, 0), "other queue's arena": (1, 64, 0), "past the arena": (2, 64, link.regions[2].size),
+           "longer than posted": (2, 4096, offset)}[where]
+    struct.pack_into("<HHII", rings, at, 0, *bad)
+    struct.pack_into("<H", rings, ring + cl, (tail + 1) & 0xFFFF)  # publish it
+    with p.client.rx_buffers(8) as burst:
+        assert len(burst) == 0
+    assert p.client.rx_burst(8) == []
+    s = p.client.stats()["rx"][0]
+    assert s["bad_desc"] == 1 and s["packets"] == 0 and s["errors"] >= 1
+    # The same server, now honest: the next slot's posted buffer, filled and published.
+    at = ring + 2 * cl + 16 * ((tail + 1) & 15)
+    _flags, region, _length, offset = struct.unpack_from("<HHII", rings, at)
+    with link.regions[region].view(offset, 60) as buf:
+        buf[:] = b"honest" * 10
+    struct.pack_into("<HHII", rings, at, 0, region, 60, offset)
+    struct.pack_into("<H", rings, ring + cl, (tail + 2) & 0xFFFF)
+    rings.release()
+    assert receive_with_buffers(p.client, 1) == [b"honest" * 10]
+    assert p.client.stats()["rx"][0]["bad_desc"] == 1
+
+
+@pytest.mark.parametrize("bsize", [64, 1000, 2048, 9216, 65535])
+@pytest.mark.parametrize("zero_copy", [False, True], ids=["copy", "zero-copy"])
+def test_every_buffer_size_one_buffer_per_packet(pair_factory, zero_copy, bsize):
+    """size may be the whole buffer, at the edges the protocol allows (64..65,535)."""
+    p = pair_factory(zero_copy=zero_copy, buffer_size=bsize, log2_ring_size=4)
+    packets = [payload(bsize + i, n) for i, n in enumerate((1, bsize - 1, bsize))]
+    for tx, rx in ((p.client, p.server), (p.server, p.client)):
+        assert send_with_buffers(tx, packets) == 3
+        assert receive_with_buffers(rx, 3) == packets
+    with pytest.raises(ValueError, match=f"expected 1..{bsize}"):
+        p.client.alloc_buffers(1, size=bsize + 1)
