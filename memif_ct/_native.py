@@ -1157,6 +1157,8 @@ class FrameChecker:
                                                verdicts + done if verdicts else None,
                                                seqs + 8 * done if seqs else None))
             check(n, "memif_ct_check_packed")
+            if done + n == count:
+                return
             offset += sum(lengths[done:done + n])
             done += n
             if done < count:  # stopped at a seq outside the window
