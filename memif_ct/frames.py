@@ -20,6 +20,10 @@ Test frame layout (Ethernet II / IPv4 / UDP, no VLAN, no IP options)::
 The magic is 6 bytes (not 8) so that the smallest Ethernet frame, 60 bytes, still holds the
 whole trailer. Header fields that never change for a given size (including the IPv4 checksum,
 since ID is 0) are precomputed in a template, so a batch only patches seq, crc and the pattern.
+
+The functions here are the reference. The tools stamp and check whole bursts in C
+(csrc/traffic.c, via :func:`udp_frame_stamper` and ``_native.FrameChecker``), and
+tests/test_traffic_c.py holds the C to these bytes and verdicts.
 """
 
 from __future__ import annotations
