@@ -516,6 +516,120 @@ MEMIF_CT_API void memif_ct_queue_stats(const memif_ct_queue_t *q, memif_ct_stats
 /* Zero the queue's counters. */
 MEMIF_CT_API void memif_ct_queue_stats_reset(memif_ct_queue_t *q);
 
+/* ---- traffic generation and checking (csrc/traffic.c): memif-ct's test frames ----
+ *
+ * The frame the memif-ct tools send and check, in whole bursts (Python twin and reference:
+ * memif_ct/frames.py). Ethernet II / IPv4 (DF, ID 0, no options) / UDP (checksum 0), then:
+ *   42 magic "MEMCT1" | 48 seq, u64 big-endian | 56 crc32 (zlib's) of seq then the payload up to
+ *   the IPv4 end, big-endian | 60 payload: a window of the caller's pattern table chosen by seq.
+ * MACs, IP addresses, ports and TTL are not checked (a reflector may rewrite them); everything
+ * else is. Nothing here allocates: generators and checkers live in caller memory. */
+
+#define MEMIF_CT_FRAME_MIN_SIZE 60u        /* smallest test frame: the Ethernet minimum without FCS */
+#define MEMIF_CT_FRAME_MAX_SIZE 65535u
+#define MEMIF_CT_FRAME_MAGIC_OFFSET 42u
+#define MEMIF_CT_FRAME_SEQ_OFFSET 48u
+#define MEMIF_CT_FRAME_CRC_OFFSET 56u
+#define MEMIF_CT_FRAME_PATTERN_OFFSET 60u
+#define MEMIF_CT_FRAME_PATTERN_PERIOD 251u /* the payload of seq starts at pattern[seq % 251] */
+
+/* What memif_ct_frame_verify() concluded; from MEMIF_CT_FRAME_SHORT on, "ours, damaged". */
+typedef enum {
+    MEMIF_CT_FRAME_OK = 0,              /* one of ours, intact */
+    MEMIF_CT_FRAME_NOT_OURS = 1,        /* magic more than 2 bytes off (or frame < 48 bytes) */
+    MEMIF_CT_FRAME_SHORT = 2,           /* shorter than MEMIF_CT_FRAME_MIN_SIZE */
+    MEMIF_CT_FRAME_BAD_MAGIC = 3,       /* magic within 2 bytes, not exact */
+    MEMIF_CT_FRAME_BAD_ETHERTYPE = 4,
+    MEMIF_CT_FRAME_BAD_IP_HEADER = 5,   /* version/IHL or protocol */
+    MEMIF_CT_FRAME_BAD_IP_CHECKSUM = 6,
+    MEMIF_CT_FRAME_BAD_IP_LENGTH = 7,   /* total length too small or past the frame */
+    MEMIF_CT_FRAME_BAD_UDP_LENGTH = 8,
+    MEMIF_CT_FRAME_BAD_UDP_CHECKSUM = 9,
+    MEMIF_CT_FRAME_BAD_CRC = 10,
+    MEMIF_CT_FRAME_VERDICTS = 11        /* how many verdicts there are */
+} memif_ct_frame_verdict_t;
+
+/* A frame generator: headers of one frame size and the pattern table, both caller memory that
+ * must outlive it. Set up by memif_ct_framegen_init(). */
+typedef struct {
+    const uint8_t *tmpl;    /* a whole frame of `size` bytes; its first 48 bytes are copied */
+    const uint8_t *pattern; /* payload windows: pattern_size >= 251 + size - 60 */
+    uint32_t size;          /* bytes per frame */
+    uint32_t pattern_size;
+} memif_ct_framegen_t;
+
+/* Flags of memif_ct_checker_t. */
+#define MEMIF_CT_CHECK_FIXED 1u /* the window is every seq the run sent: one outside is a duplicate */
+
+/* The verifier's bookkeeping over a run, in caller memory (memif_ct_checker_init()). A seq is
+ * tracked in a bitmap window [window_base, window_base + window_bits); out-of-order is judged
+ * per RX queue (a ring keeps order, queues do not between them). Counters are the caller's to read. */
+typedef struct {
+    uint64_t frames;       /* frames checked */
+    uint64_t bytes;        /* their bytes */
+    uint64_t unique;       /* distinct intact frames of ours */
+    uint64_t duplicates;   /* intact frames whose seq was seen already (or, FIXED, is outside the window) */
+    uint64_t corrupted;    /* ours, damaged */
+    uint64_t not_ours;
+    uint64_t out_of_order; /* a new seq below the highest seen on its queue */
+    uint64_t lowest;       /* lowest and highest distinct seq; valid when unique > 0 */
+    uint64_t highest;
+    uint64_t need_seq;     /* set when a check stopped at a seq outside a non-FIXED window */
+    uint8_t *bitmap;       /* (window_bits + 7) / 8 bytes: bit i (LSB first) is seq window_base + i */
+    uint64_t window_base;  /* a multiple of 8 */
+    uint64_t window_bits;
+    uint64_t *queue_high;  /* num_queues: highest seq seen on each RX queue, UINT64_MAX for none */
+    uint32_t num_queues;
+    uint32_t flags;        /* MEMIF_CT_CHECK_* */
+    uint32_t last_corrupt; /* verdict of the last corrupted frame (0 if none yet) */
+    uint32_t pad;
+} memif_ct_checker_t;
+
+/* zlib's crc32 of len bytes at data, continuing from crc (0 to start). */
+MEMIF_CT_API uint32_t memif_ct_crc32(uint32_t crc, const void *data, size_t len);
+/* Name of a memif_ct_frame_verdict_t ("ok", "payload crc32 mismatch", ...); "unknown verdict" else. */
+MEMIF_CT_API const char *memif_ct_frame_verdict_str(int verdict);
+/* Check tmpl (tmpl_size bytes, 60..65535: a whole frame whose headers describe that size) and the
+ * pattern table, and set up gen. MEMIF_CT_ERR_NULL, _ARG (headers that would not verify,
+ * pattern too short). */
+MEMIF_CT_API int memif_ct_framegen_init(memif_ct_framegen_t *gen, const uint8_t *tmpl, uint32_t tmpl_size,
+                                        const uint8_t *pattern, uint32_t pattern_size);
+/* Write count frames with seqs first_seq, first_seq + 1, ... back to back into out (out_size
+ * bytes). Returns count; MEMIF_CT_ERR_NULL, _TOO_BIG (out too small), _OVERFLOW (seq past u64). */
+MEMIF_CT_API int memif_ct_frames_stamp_packed(const memif_ct_framegen_t *gen, uint64_t first_seq, uint32_t count,
+                                              uint8_t *out, size_t out_size);
+/* Write frame first_seq + i into addrs[i] (each at least gen->size bytes, e.g. buffers from
+ * memif_ct_tx_reserve() or a pool), for i < count. Returns count, or the errors above. */
+MEMIF_CT_API int memif_ct_frames_stamp_addrs(const memif_ct_framegen_t *gen, uint64_t first_seq,
+                                             uint8_t *const *addrs, uint32_t count);
+/* Verdict (memif_ct_frame_verdict_t) on one frame of len bytes; *seq set when OK (seq may be NULL).
+ * MEMIF_CT_ERR_NULL if frame is NULL with len > 0. */
+MEMIF_CT_API int memif_ct_frame_verify(const uint8_t *frame, size_t len, uint64_t *seq);
+/* Zero chk's counters and bind it to caller memory: bitmap ((window_bits + 7) / 8 bytes, zeroed
+ * here) for seqs from window_base (a multiple of 8), queue_high (num_queues >= 1 entries). */
+MEMIF_CT_API int memif_ct_checker_init(memif_ct_checker_t *chk, uint8_t *bitmap, uint64_t window_base,
+                                       uint64_t window_bits, uint64_t *queue_high, uint32_t num_queues,
+                                       uint32_t flags);
+/* Move chk to another window (bitmap already holding the seen bits of its span, base a multiple of 8),
+ * keeping counters and queues: how a caller grows the window after a check stopped at need_seq. */
+MEMIF_CT_API int memif_ct_checker_set_window(memif_ct_checker_t *chk, uint8_t *bitmap, uint64_t window_base,
+                                             uint64_t window_bits);
+/* Check count frames packed back to back in data (size bytes, lengths[i] each) received on RX
+ * queue `queue`, into chk's counters; verdicts[i] and seqs[i] are written when not NULL. Returns
+ * how many were checked: count, or fewer when a frame's seq lies outside a non-FIXED window
+ * (chk->need_seq; that frame is not counted: grow the window, call again from it). Errors:
+ * MEMIF_CT_ERR_NULL, _ARG (queue >= num_queues), _RANGE (lengths run past size). */
+MEMIF_CT_API int memif_ct_check_packed(memif_ct_checker_t *chk, uint32_t queue, const uint8_t *data, size_t size,
+                                       const uint32_t *lengths, uint32_t count, uint8_t *verdicts,
+                                       uint64_t *seqs);
+/* As memif_ct_check_packed, for packets where they lie (memif_ct_rx_peek()'s output). */
+MEMIF_CT_API int memif_ct_check_pkts(memif_ct_checker_t *chk, uint32_t queue, const memif_ct_pkt_t *pkts,
+                                     uint32_t count, uint8_t *verdicts, uint64_t *seqs);
+/* Swap destination and source MAC of each of count frames packed in data (size bytes, lengths[i]
+ * each; frames under 12 bytes are left alone), as testpmd's macswap does. Returns count;
+ * MEMIF_CT_ERR_NULL, _RANGE (lengths run past size). */
+MEMIF_CT_API int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint32_t *lengths, uint32_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -957,3 +957,236 @@ def fd_fs_magic(fd: int) -> int:
     if rc < 0:
         raise SocketError(-rc, f"fstatfs of fd {fd} failed: {os.strerror(-rc)}")
     return rc
+
+
+# ---- traffic: memif-ct's test frames in whole bursts (csrc/traffic.c) ----------------------
+# frames.py builds the template and the pattern table and stays the reference; these wrappers
+# own the C structs and the caller memory they point at.
+
+FRAME_OK: Final = 0  # memif_ct_frame_verdict_t; from FRAME_SHORT on, "ours, damaged"
+FRAME_NOT_OURS: Final = 1
+FRAME_SHORT: Final = 2
+FRAME_VERDICTS: Final = 11
+CHECK_FIXED: Final = 1  # MEMIF_CT_CHECK_FIXED: the window is every seq the run sent
+
+
+class _FrameGen(ctypes.Structure):
+    _fields_ = [
+        ("tmpl", ctypes.c_void_p),
+        ("pattern", ctypes.c_void_p),
+        ("size", ctypes.c_uint32),
+        ("pattern_size", ctypes.c_uint32),
+    ]
+
+
+class _Checker(ctypes.Structure):
+    """memif_ct_checker_t, field for field."""
+
+    _fields_ = [
+        ("frames", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("unique", ctypes.c_uint64),
+        ("duplicates", ctypes.c_uint64),
+        ("corrupted", ctypes.c_uint64),
+        ("not_ours", ctypes.c_uint64),
+        ("out_of_order", ctypes.c_uint64),
+        ("lowest", ctypes.c_uint64),
+        ("highest", ctypes.c_uint64),
+        ("need_seq", ctypes.c_uint64),
+        ("bitmap", ctypes.c_void_p),
+        ("window_base", ctypes.c_uint64),
+        ("window_bits", ctypes.c_uint64),
+        ("queue_high", ctypes.c_void_p),
+        ("num_queues", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("last_corrupt", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    ]
+
+
+def _declare_traffic() -> None:
+    vp, u32, u64, sz = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_size_t
+    protos: dict[str, tuple[object, list[object]]] = {
+        "memif_ct_crc32": (u32, [u32, vp, sz]),
+        "memif_ct_frame_verdict_str": (ctypes.c_char_p, [ctypes.c_int]),
+        "memif_ct_framegen_init": (ctypes.c_int, [vp, vp, u32, vp, u32]),
+        "memif_ct_frames_stamp_packed": (ctypes.c_int, [vp, u64, u32, vp, sz]),
+        "memif_ct_frames_stamp_addrs": (ctypes.c_int, [vp, u64, vp, u32]),
+        "memif_ct_frame_verify": (ctypes.c_int, [vp, sz, vp]),
+        "memif_ct_checker_init": (ctypes.c_int, [vp, vp, u64, u64, vp, u32, u32]),
+        "memif_ct_checker_set_window": (ctypes.c_int, [vp, vp, u64, u64]),
+        "memif_ct_check_packed": (ctypes.c_int, [vp, u32, vp, sz, vp, u32, vp, vp]),
+        "memif_ct_check_pkts": (ctypes.c_int, [vp, u32, vp, u32, vp, vp]),
+        "memif_ct_macswap_packed": (ctypes.c_int, [vp, sz, vp, u32]),
+    }
+    for name, (restype, argtypes) in protos.items():
+        try:
+            fn = getattr(_lib, name)
+        except AttributeError as exc:
+            raise NativeLibraryError(f"memif-ct's C library {LIBRARY_PATH} lacks the function {name}") from exc
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+_declare_traffic()
+
+macswap_packed_raw: Final = _lib.memif_ct_macswap_packed
+"""macswap_packed_raw(data_address, size, lengths_address, count) -> int (memif_ct_macswap_packed)."""
+check_pkts_raw: Final = _lib.memif_ct_check_pkts
+"""check_pkts_raw(checker_address, queue, pkts_address (Pkt array), count, verdicts, seqs) -> int."""
+
+
+def crc32(data: object, crc: int = 0) -> int:
+    """zlib's crc32 of a buffer, continuing from ``crc`` (memif_ct_crc32)."""
+    with Pinned(data, writable=False) as pin:
+        return int(_lib.memif_ct_crc32(_require_int("crc", crc, 0, 0xFFFFFFFF), pin.address, pin.size))
+
+
+def frame_verdict_str(verdict: int) -> str:
+    """The C library's words for a frame verdict (FRAME_*)."""
+    return str(_lib.memif_ct_frame_verdict_str(verdict).decode())
+
+
+def frame_verify(frame: object) -> tuple[int, int | None]:
+    """(verdict, seq) of one test frame (memif_ct_frame_verify); seq only when FRAME_OK."""
+    seq = ctypes.c_uint64()
+    with Pinned(frame, writable=False) as pin:
+        verdict = int(_lib.memif_ct_frame_verify(pin.address or None, pin.size, ctypes.byref(seq)))
+    if verdict < 0:
+        raise _native_error(verdict, "memif_ct_frame_verify", "frame")
+    return verdict, (int(seq.value) if verdict == FRAME_OK else None)
+
+
+class FrameStamper:
+    """Stamps test frames of one size from a template (memif_ct_framegen_t): per frame the seq,
+    its payload window and the crc. Owns copies of the template and the pattern table."""
+
+    __slots__ = ("_gen", "_pattern", "_template", "address", "size")
+
+    def __init__(self, template: bytes, pattern: bytes) -> None:
+        self._template = ctypes.create_string_buffer(bytes(template), len(template))
+        self._pattern = ctypes.create_string_buffer(bytes(pattern), len(pattern))
+        self._gen = _FrameGen()
+        self.address: int = ctypes.addressof(self._gen)
+        rc = int(_lib.memif_ct_framegen_init(self.address, self._template, len(template), self._pattern,
+                                             len(pattern)))
+        if rc < 0:
+            raise _native_error(rc, "memif_ct_framegen_init", f"a {len(template)}-byte template")
+        self.size: int = len(template)
+
+    def stamp_into(self, first_seq: int, count: int, out_address: int, out_size: int) -> int:
+        """Write ``count`` frames from ``first_seq`` back to back at ``out_address`` (``out_size``
+        bytes, pinned by the caller); returns count."""
+        return check(int(_lib.memif_ct_frames_stamp_packed(self.address, first_seq, count, out_address, out_size)),
+                     "memif_ct_frames_stamp_packed")
+
+    def stamp(self, first_seq: int, count: int) -> bytearray:
+        """``count`` frames from ``first_seq``, packed in a new bytearray."""
+        _require_int("first_seq", first_seq, 0, _U64_MAX)
+        _require_int("count", count, 0, 0x7FFFFFFF)
+        out = bytearray(count * self.size)
+        with Pinned(out) as pin:
+            self.stamp_into(first_seq, count, pin.address, pin.size)
+        return out
+
+    def stamp_addresses(self, first_seq: int, addresses: list[int]) -> int:
+        """Write frame ``first_seq + i`` at ``addresses[i]`` (each at least ``size`` writable bytes)."""
+        _require_int("first_seq", first_seq, 0, _U64_MAX)
+        table = (ctypes.c_void_p * max(1, len(addresses)))(*addresses)
+        return check(int(_lib.memif_ct_frames_stamp_addrs(self.address, first_seq, table, len(addresses))),
+                     "memif_ct_frames_stamp_addrs")
+
+
+class FrameChecker:
+    """The verifier's bookkeeping in C (memif_ct_checker_t) and the memory it needs.
+
+    ``expected``: the run sent seqs 0..expected-1 (pktgen), so the bitmap is fixed and any other
+    seq is a duplicate. None (a sink): the window follows the seqs seen, grown here by doubling
+    up to ``MAX_WINDOW_BITS``; an intact frame whose seq lies further than that from the others
+    cannot be one of the same run and is counted as not ours (``far``).
+    """
+
+    MAX_WINDOW_BITS: Final = 1 << 32  # a 512 MiB bitmap
+    _FIRST_WINDOW_BITS: Final = 1 << 20
+    _SLACK: Final = 1 << 16  # seqs below the first seen that a new window still covers
+
+    def __init__(self, num_queues: int, expected: int | None = None) -> None:
+        _require_int("num_queues", num_queues, 1, 0xFFFF)
+        self._c = _Checker()
+        self.address: int = ctypes.addressof(self._c)
+        self._queues = (ctypes.c_uint64 * num_queues)()
+        self.far = 0  # intact frames too far from the window to track (counted in not_ours)
+        self._far_bytes = 0
+        bits = 0 if expected is None else _require_int("expected", expected, 0, self.MAX_WINDOW_BITS)
+        self._bitmap = (ctypes.c_uint8 * max(1, (bits + 7) // 8))()
+        rc = int(_lib.memif_ct_checker_init(self.address, self._bitmap, 0, bits, self._queues, num_queues,
+                                            CHECK_FIXED if expected is not None else 0))
+        if rc < 0:
+            raise _native_error(rc, "memif_ct_checker_init", "the checker")
+
+    def __getattr__(self, name: str) -> int:
+        if name in ("frames", "bytes", "unique", "duplicates", "corrupted", "out_of_order", "lowest", "highest",
+                    "last_corrupt"):
+            return int(getattr(self._c, name))
+        raise AttributeError(name)
+
+    @property
+    def not_ours(self) -> int:
+        return int(self._c.not_ours) + self.far
+
+    @property
+    def checked(self) -> int:
+        """Frames checked, the far ones included."""
+        return int(self._c.frames) + self.far
+
+    @property
+    def checked_bytes(self) -> int:
+        return int(self._c.bytes) + self._far_bytes
+
+    def check_packed(self, queue: int, data_address: int, size: int, lengths: array.array[int], count: int,
+                     verdicts: int = 0, seqs: int = 0) -> None:
+        """Check ``count`` frames packed at ``data_address`` (``size`` bytes, pinned by the caller),
+        lengths in ``lengths`` ('I'), received on RX ``queue``; ``verdicts``/``seqs``: optional
+        addresses of u8/u64 arrays of count entries for the per-frame results."""
+        lengths_address = lengths.buffer_info()[0]
+        done = 0
+        offset = 0
+        while done < count:
+            n = int(_lib.memif_ct_check_packed(self.address, queue, data_address + offset, size - offset,
+                                               lengths_address + 4 * done, count - done,
+                                               verdicts + done if verdicts else None,
+                                               seqs + 8 * done if seqs else None))
+            check(n, "memif_ct_check_packed")
+            if done + n == count:
+                return
+            offset += sum(lengths[done:done + n])
+            done += n
+            if done < count:  # stopped at a seq outside the window
+                if not self._grow(int(self._c.need_seq)):
+                    self.far += 1
+                    self._far_bytes += lengths[done]
+                    if verdicts:
+                        ctypes.c_uint8.from_address(verdicts + done).value = FRAME_NOT_OURS
+                    if seqs:
+                        ctypes.c_uint64.from_address(seqs + 8 * done).value = 0
+                    offset += lengths[done]
+                    done += 1
+
+    def _grow(self, seq: int) -> bool:
+        """Move the window to cover ``seq`` too, keeping the bits seen; False if it cannot."""
+        c = self._c
+        base, bits = int(c.window_base), int(c.window_bits)
+        lo = max(0, seq - self._SLACK) & ~7
+        hi = seq + 1
+        if bits:
+            lo, hi = min(lo, base), max(hi, base + bits)
+        if hi - lo > self.MAX_WINDOW_BITS:
+            return False
+        hi = lo + min(self.MAX_WINDOW_BITS, max(hi - lo, 2 * bits, self._FIRST_WINDOW_BITS))
+        new = (ctypes.c_uint8 * ((hi - lo + 7) // 8))()
+        if bits:
+            shift = (base - lo) // 8
+            ctypes.memmove(ctypes.addressof(new) + shift, self._bitmap, (bits + 7) // 8)
+        check(int(_lib.memif_ct_checker_set_window(self.address, new, lo, hi - lo)), "memif_ct_checker_set_window")
+        self._bitmap = new
+        return True

@@ -20,6 +20,10 @@ Test frame layout (Ethernet II / IPv4 / UDP, no VLAN, no IP options)::
 The magic is 6 bytes (not 8) so that the smallest Ethernet frame, 60 bytes, still holds the
 whole trailer. Header fields that never change for a given size (including the IPv4 checksum,
 since ID is 0) are precomputed in a template, so a batch only patches seq, crc and the pattern.
+
+The functions here are the reference. The tools stamp and check whole bursts in C
+(csrc/traffic.c, via :func:`udp_frame_stamper` and ``_native.FrameChecker``), and
+tests/test_traffic_c.py holds the C to these bytes and verdicts.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import struct
 import zlib
 from typing import NamedTuple
 
+from . import _native
 from .errors import ArgumentError
 from .macaddr import MAC_SIZE
 
@@ -63,6 +68,7 @@ __all__ = [
     "build_frames_batch",
     "build_icmp_echo_request",
     "build_udp_frame",
+    "udp_frame_stamper",
     "bytes_to_ip",
     "icmp_echo_reply_for",
     "inet_checksum",
@@ -265,6 +271,24 @@ def build_frames_batch(
         pack_crc(packed, off + _CRC_OFF, crc32(window, crc32(seq_bytes)))
         off += size
     return packed, [size] * count
+
+
+def udp_frame_stamper(
+    size: int,
+    *,
+    src_mac: bytes = DEFAULT_SRC_MAC,
+    dst_mac: bytes = DEFAULT_DST_MAC,
+    src_ip: IPv4Like = DEFAULT_SRC_IP,
+    dst_ip: IPv4Like = DEFAULT_DST_IP,
+    src_port: int = DEFAULT_PORT,
+    dst_port: int = DEFAULT_PORT,
+) -> _native.FrameStamper:
+    """The frames of :func:`build_frames_batch`, byte for byte, stamped in C a whole burst per call
+    (csrc/traffic.c) from this module's template and pattern table: what pktgen sends with."""
+    template = _udp_template(
+        size, bytes(src_mac), bytes(dst_mac), ip_to_bytes(src_ip), ip_to_bytes(dst_ip), src_port, dst_port
+    )
+    return _native.FrameStamper(template, _pattern_table())
 
 
 class Verdict(enum.Enum):

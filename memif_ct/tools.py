@@ -20,17 +20,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from . import frames
-from .errors import ArgumentError, NotConnectedError
+from . import _native, frames
+from .errors import ArgumentError, NativeArgumentError, NotConnectedError
 from .interface import Interface
 from .macaddr import mac_to_str
 from .pcap import PcapWriter
-from .queue import RxBurst
 
 __all__ = [
     "CaptureReport",
     "EchoReport",
     "OnBurst",
+    "OnPacked",
+    "RxPacked",
     "PingReport",
     "TrafficLoop",
     "TrafficReport",
@@ -159,6 +160,44 @@ OnBurst = Callable[[Interface, int, Sequence[bytes | memoryview]], None]  # view
 
 _MAX_BURST = 256
 _IDLE_WAIT_S = 0.01
+_RX_PACKED_BYTES = 2 << 20  # a burst stops at the packet that would not fit; a larger one is dropped
+_MAX_RX_QUEUES = 256  # more than a link can have (255): the verifier's per-queue table
+
+
+class RxPacked:
+    """Where a packed burst lands: ``data`` (pinned at ``address`` for C, ``size`` bytes) holds
+    the packets back to back, ``lengths`` ('I') their sizes. Reused for every burst."""
+
+    def __init__(self, size: int = _RX_PACKED_BYTES, max_packets: int = _MAX_BURST) -> None:
+        self.data = bytearray(size)
+        self.view = memoryview(self.data)
+        self._pin = _native.Pinned(self.data)  # held for the object's life: the bytearray never moves
+        self.address = self._pin.address
+        self.size = size
+        self.lengths = array.array("I", bytes(4 * max_packets))
+        self.lengths_address = self.lengths.buffer_info()[0]
+
+    def receive(self, intf: Interface, queue: int, limit: int) -> int:
+        """One burst of up to ``limit`` packets from RX ``queue`` of ``intf`` into ``data``."""
+        lengths = self.lengths if limit >= len(self.lengths) else array.array("I", bytes(4 * limit))
+        try:
+            n = intf.rx_burst_into(self.data, lengths, queue)
+        except NativeArgumentError as exc:
+            if exc.code != _native.ERR_TOO_BIG:
+                raise
+            # Larger than all of data: rx_burst drops it and counts it in the queue's "drops".
+            return len(intf.rx_burst(1, queue))
+        if lengths is not self.lengths:
+            self.lengths[:n] = lengths[:n]
+        return n
+
+    def nbytes(self, n: int) -> int:
+        return sum(self.lengths[:n])
+
+
+OnPacked = Callable[[Interface, int, RxPacked, int], None]
+"""A tool's work on one packed burst: ``on_packed(intf, queue, rx, n)``, ``n`` packets in ``rx``
+(valid only during the call)."""
 
 
 class _Report(Protocol):
@@ -237,11 +276,10 @@ class TrafficLoop:
 
     def __init__(self, intfs: Sequence[Interface], *, status: Callable[[], str], count: int | None = None,
                  counted: Callable[[], int] | None = None, duration_s: float | None = None,
-                 stop: threading.Event | None = None, progress: Progress | None = None,
-                 buffers: bool = False) -> None:
+                 stop: threading.Event | None = None, progress: Progress | None = None) -> None:
         _check_positive("count", count)
-        self.buffers = buffers  # receive with rx_buffers (views, no copy) instead of rx_burst
         _check_positive("duration_s", duration_s)
+        self._rx: RxPacked | None = None  # made by the first receive_packed
         self.intfs = list(intfs)
         self.received = 0
         self.count = count
@@ -267,24 +305,45 @@ class TrafficLoop:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
-    def receive(self, on_burst: OnBurst) -> int:
-        """One burst from each RX queue of each interface, each to ``on_burst``; how many packets came."""
-        got = 0
+    def _queues(self) -> Iterator[tuple[Interface, int, int]]:
+        """(intf, queue, how many packets its burst may take) for each RX queue, until ``count``."""
         for intf in self.intfs:
             for q in range(intf.num_rx_queues):
                 limit = _MAX_BURST if self.count is None else min(_MAX_BURST, self.count - self.counted())
                 if limit <= 0:
-                    break
-                try:
-                    pkts: RxBurst | list[bytes] = (intf.rx_buffers(limit, q) if self.buffers
-                                                   else intf.rx_burst(limit, q))
-                except (NotConnectedError, ValueError):
-                    break  # the link went down, or came back with fewer queues, since we counted
-                try:
-                    got += self._deliver(on_burst, intf, q, pkts)
-                finally:
-                    if isinstance(pkts, RxBurst):
-                        pkts.release()  # on_burst is done with the views: the slots go back
+                    return
+                yield intf, q, limit
+
+    def receive(self, on_burst: OnBurst) -> int:
+        """One burst from each RX queue of each interface, each to ``on_burst``; how many packets came."""
+        got = 0
+        for intf, q, limit in self._queues():
+            try:
+                pkts = intf.rx_burst(limit, q)
+            except (NotConnectedError, ValueError):
+                continue  # the link went down, or came back with fewer queues, since we counted
+            got += self._deliver(on_burst, intf, q, pkts)
+        return self._got(got)
+
+    def receive_packed(self, on_packed: OnPacked) -> int:
+        """As receive(), each burst packed into one reused buffer (one C call, no object per
+        packet) and handed to ``on_packed(intf, queue, rx, n)``."""
+        rx = self._rx
+        if rx is None:
+            rx = self._rx = RxPacked()
+        got = 0
+        for intf, q, limit in self._queues():
+            try:
+                n = rx.receive(intf, q, limit)
+            except (NotConnectedError, ValueError):
+                continue  # the link went down, or came back with fewer queues, since we counted
+            if n:
+                self.received += n
+                got += n
+                on_packed(intf, q, rx, n)
+        return self._got(got)
+
+    def _got(self, got: int) -> int:
         if got:
             self.last_rx = time.monotonic()
             if self.first_rx is None:
@@ -315,14 +374,23 @@ class TrafficLoop:
         spans = [*self._down_spans, *([(self._down_since, end)] if self._down_since is not None else [])]
         return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
 
-    def run(self, report: _Report, on_burst: OnBurst, *, until: Callable[[], bool] | None = None,
-            each_turn: Callable[[], object] | None = None) -> None:
-        """Turn until the run ends (or ``until()`` says so), calling ``each_turn()`` first in each."""
+    def run(self, report: _Report, on_burst: OnBurst | None = None, *, on_packed: OnPacked | None = None,
+            until: Callable[[], bool] | None = None, each_turn: Callable[[], object] | None = None) -> None:
+        """Turn until the run ends (or ``until()`` says so), calling ``each_turn()`` first in each;
+        bursts go to ``on_packed`` (packed) if given, else to ``on_burst`` (a list of bytes)."""
+        if on_packed is not None:
+            def receive() -> int:
+                return self.receive_packed(on_packed)
+        elif on_burst is not None:
+            def receive() -> int:
+                return self.receive(on_burst)
+        else:
+            raise ArgumentError("TrafficLoop.run needs on_burst or on_packed")
         with _running(report, self.stop):
             while not self.done() and not (until is not None and until()):
                 if each_turn is not None:
                     each_turn()
-                if not self.receive(on_burst):
+                if not receive():
                     _wait_rx(self.intfs, _IDLE_WAIT_S)
                 self.tick()
 
@@ -331,76 +399,52 @@ class TrafficLoop:
 
 
 class _Verifier:
-    """Checks received frames against frames.py's layout and keeps the sequence accounting:
-    corrupted, not ours, duplicates, out-of-order (per RX queue), and how many distinct ones arrived."""
+    """Checks received frames against frames.py's layout and keeps the sequence accounting in C
+    (csrc/traffic.c, a whole burst per call): corrupted, not ours, duplicates, out-of-order (per
+    RX queue), and how many distinct ones arrived. ``expected``: pktgen's seqs are 0..expected-1
+    (a fixed bitmap); None for a sink (a window that follows the seqs seen)."""
 
     def __init__(self, expected: int | None) -> None:
-        # pktgen knows its seqs are 0..expected-1: a bitmap. A sink does not: a set.
-        self._bitmap = bytearray(expected) if expected is not None else None
-        self._set: set[int] = set()
-        self.unique = 0
-        self.corrupted = 0
-        self.not_ours = 0
-        self.duplicates = 0
-        self.out_of_order = 0
-        self._highest: dict[int, int] = {}  # per RX queue: a ring keeps order, queues do not between them
-        self.highest = -1
-        self.lowest: int | None = None
+        self._c = _native.FrameChecker(_MAX_RX_QUEUES, expected)
+        self._corrupted_seen = 0
 
-    def check(self, pkt: bytes | memoryview, queue: int) -> None:
-        res = frames.verify_udp_frame(pkt)
-        if res.verdict is frames.Verdict.OK and res.seq is not None:
-            self._seq(res.seq, queue)
-        elif res.verdict is frames.Verdict.CORRUPTED:
-            self.corrupted += 1
-            log.warning("corrupted frame received: %s", res.reason)
-        else:
-            self.not_ours += 1
+    def check_packed(self, queue: int, rx: RxPacked, n: int) -> None:
+        self._c.check_packed(queue, rx.address, rx.size, rx.lengths, n)
+        corrupted = self._c.corrupted
+        if corrupted != self._corrupted_seen:
+            log.warning("%d corrupted frame(s) received, the last: %s", corrupted - self._corrupted_seen,
+                        _native.frame_verdict_str(self._c.last_corrupt))
+            self._corrupted_seen = corrupted
 
-    def _seq(self, seq: int, queue: int) -> None:
-        if self._bitmap is not None:
-            if not 0 <= seq < len(self._bitmap) or self._bitmap[seq]:
-                self.duplicates += 1  # seen already, or not one this run sent
-                return
-            self._bitmap[seq] = 1
-        elif seq in self._set:
-            self.duplicates += 1
-            return
-        else:
-            self._set.add(seq)
-        self.unique += 1
-        if seq < self._highest.get(queue, -1):
-            self.out_of_order += 1
-        else:
-            self._highest[queue] = seq
-        self.highest = max(self.highest, seq)
-        self.lowest = seq if self.lowest is None else min(self.lowest, seq)
+    @property
+    def unique(self) -> int:
+        return self._c.unique
 
     def span(self) -> int:
         """Sequence numbers from the lowest to the highest seen (what a sink should have had)."""
-        return 0 if self.lowest is None else self.highest - self.lowest + 1
+        return self._c.highest - self._c.lowest + 1 if self._c.unique else 0
 
     def record(self, report: TrafficReport, *, lost: int | None) -> None:
         """Put the figures into ``report``; ``lost`` None when the run could not judge loss."""
-        report.verified = self.unique
+        c = self._c
+        report.verified = c.unique
         report.lost = lost
-        report.out_of_order = self.out_of_order if self.unique else None
-        report.corrupted = self.corrupted
-        report.duplicates = self.duplicates
-        report.not_ours = self.not_ours
+        report.out_of_order = c.out_of_order if c.unique else None
+        report.corrupted = c.corrupted
+        report.duplicates = c.duplicates
+        report.not_ours = c.not_ours
 
 
-def _counting(report: TrafficReport, verifier: _Verifier | None) -> OnBurst:
-    """The on_burst of sink and pktgen: count received frames and bytes, and check them."""
+def _counting(report: TrafficReport, verifier: _Verifier | None) -> OnPacked:
+    """The on_packed of sink and pktgen: count received frames and bytes, and check them."""
 
-    def on_burst(_intf: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> None:
-        report.rx += len(pkts)
-        report.rx_bytes += sum(map(len, pkts))
+    def on_packed(_intf: Interface, queue: int, rx: RxPacked, n: int) -> None:
+        report.rx += n
+        report.rx_bytes += rx.nbytes(n)
         if verifier is not None:
-            for pkt in pkts:
-                verifier.check(pkt, queue)
+            verifier.check_packed(queue, rx, n)
 
-    return on_burst
+    return on_packed
 
 
 def run_pktgen(
@@ -432,13 +476,17 @@ def run_pktgen(
     verifier = _Verifier(count) if verify else None
     received = _counting(report, verifier)
     rx = TrafficLoop([intf], status=lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}", stop=stop,
-                     progress=progress, buffers=True)
-    # Frames that fit one buffer are written in place (the buffer API); larger ones chain.
-    in_place = size <= (intf.details().get("buffer_size") or intf.config.buffer_size)
-    src_mac = intf.config.mac
+                     progress=progress)
+    # Each burst is stamped in C into one reused buffer and sent packed (one call each; frames
+    # larger than a buffer go out as chains): no Python object per frame.
+    stamper = frames.udp_frame_stamper(size, src_mac=intf.config.mac)
+    tx_data = bytearray(burst * size)
+    tx_pin = _native.Pinned(tx_data)
+    tx_view = memoryview(tx_data)
+    tx_lengths = array.array("I", [size]) * burst
     last_progress = last_rx = rx.start
     next_seq = 0
-    pending: tuple[memoryview, array.array[int]] | None = None
+    pending: tuple[int, int] | None = None  # (first, count) of the frames stamped in tx_data, not yet sent
     queue = 0
     # With verify, keep no more in flight than our RX rings can take back: a reflector that
     # finds no posted buffer drops the frame (testpmd counts it in TX-dropped).
@@ -456,28 +504,21 @@ def run_pktgen(
 
     with _running(report, stop):
         while report.tx < count and not _stopped(stop):
-            n = min(burst, count - next_seq) if pending is None else len(pending[1])
+            n = min(burst, count - next_seq) if pending is None else pending[1]
             in_flight = report.tx - delivered() - presumed_lost
             sent = 0
             if verify and in_flight + n > window:
                 if time.monotonic() - last_rx > drain_s:
                     presumed_lost += in_flight  # the reflector dropped them: stop waiting
                     last_rx = time.monotonic()
-            elif not intf.is_up:
-                pass
-            elif in_place:
-                sent = _send_frames_in_place(intf, queue, n, size, next_seq, src_mac)
-                if sent < 0:  # the peer posted buffers smaller than a frame: chain them instead
-                    in_place, sent = False, 0
-                next_seq += sent
-            else:
+            elif intf.is_up:
                 if pending is None:
-                    data, lengths = frames.build_frames_batch(n, size, next_seq, src_mac=src_mac)
+                    stamper.stamp_into(next_seq, n, tx_pin.address, tx_pin.size)
                     next_seq += n
-                    pending = (memoryview(data), array.array("I", lengths))
-                data_view, lengths_arr = pending
-                sent = intf.tx_burst_packed(data_view, lengths_arr, queue=queue)
-                pending = None if sent == len(lengths_arr) else (data_view[sent * size:], lengths_arr[sent:])
+                    pending = (0, n)
+                first, n = pending
+                sent = intf.tx_burst_packed(tx_view[first * size:(first + n) * size], tx_lengths, queue, n)
+                pending = None if sent == n else (first + sent, n - sent)
             if sent:
                 report.tx += sent
                 report.tx_bytes += sent * size
@@ -486,7 +527,7 @@ def run_pktgen(
                     queue = (queue + 1) % queues
             if reflector is not None:
                 reflector()
-            if verify and rx.receive(received):
+            if verify and rx.receive_packed(received):
                 last_rx = last_progress = time.monotonic()
             if not sent:
                 if time.monotonic() - last_progress > stall_timeout_s:
@@ -498,10 +539,12 @@ def run_pktgen(
             rx.tick()
         if not verify:
             intf.wait_tx_drained(drain_s)  # the peer reads the tail before we may close
+    tx_view.release()
+    tx_pin.release()
     if verify and not report.interrupted:
         # Stragglers: until every frame is back, or none came for drain_s.
         quiet_from = time.monotonic()
-        rx.run(report, received, each_turn=reflector, until=lambda: delivered() >= report.tx
+        rx.run(report, on_packed=received, each_turn=reflector, until=lambda: delivered() >= report.tx
                or time.monotonic() - max(quiet_from, rx.last_rx or 0) > drain_s)
     end = time.monotonic()
     if verifier is not None:
@@ -525,9 +568,9 @@ def run_sink(
     """
     report = TrafficReport(zero_copy=bool(intf.details()["zero_copy"]))
     loop = TrafficLoop([intf], status=lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes", count=count,
-                       duration_s=duration_s, stop=stop, progress=progress, buffers=True)
+                       duration_s=duration_s, stop=stop, progress=progress)
     verifier = _Verifier(None) if verify else None
-    loop.run(report, _counting(report, verifier))
+    loop.run(report, on_packed=_counting(report, verifier))
     if verifier is not None:
         # The first frame seen is taken as the start: with none of pktgen's, loss cannot be judged.
         verifier.record(report, lost=verifier.span() - verifier.unique if verifier.unique else None)
@@ -564,16 +607,21 @@ def run_loopback(
         client.wait_up(up_timeout_s)
         server.wait_up(up_timeout_s)
 
-        pending: list[bytes] = []
+        bounce = RxPacked()
+        pending = [0, 0, 0]  # what the server received and has not sent back yet: byte offset, first, count
 
         def reflect() -> int:
             # Whatever the client has not yet made room for waits here for the next turn;
-            # pktgen's own receive() consumes at the client, which re-posts buffers.
-            nonlocal pending
-            if not pending:
-                pending = server.rx_burst(256)
-            sent = server.tx_burst(pending) if pending else 0
-            pending = pending[sent:]
+            # pktgen's own receive consumes at the client, which re-posts buffers.
+            offset, first, n = pending
+            if not n:
+                offset, first, n = 0, 0, bounce.receive(server, 0, _MAX_BURST)
+                if not n:
+                    pending[:] = [0, 0, 0]
+                    return 0
+            lengths = bounce.lengths if not first else bounce.lengths[first:first + n]
+            sent = server.tx_burst_packed(bounce.view[offset:], lengths, 0, n)
+            pending[:] = [offset + sum(lengths[:sent]), first + sent, n - sent]
             return sent
 
         return run_pktgen(client, count=count, size=size, burst=burst, verify=True, reflector=reflect,
@@ -581,25 +629,6 @@ def run_loopback(
 
 
 # ---- echo / forward ------------------------------------------------------------------------
-
-
-def _send_frames_in_place(intf: Interface, queue: int, n: int, size: int, first_seq: int, src_mac: bytes) -> int:
-    """Write up to ``n`` pktgen frames straight into TX buffers and send them (the buffer API);
-    returns how many went, or -1 if the peer's buffers are smaller than a frame."""
-    bufs = intf.alloc_buffers(n, size=size, queue=queue)
-    if not bufs:
-        return 0
-    if len(bufs[-1]) < size or len(bufs[0]) < size:
-        intf.free_buffers(bufs, queue)
-        return -1
-    data, _lengths = frames.build_frames_batch(len(bufs), size, first_seq, src_mac=src_mac)
-    view = memoryview(data)
-    for i, buf in enumerate(bufs):
-        buf[:] = view[i * size:(i + 1) * size]
-    sent = intf.tx_buffers(bufs, queue=queue)
-    if sent < len(bufs):
-        intf.free_buffers(bufs[sent:], queue)
-    return sent
 
 
 def _send_all(intf: Interface, pkts: list[bytes | memoryview], queue: int, deadline_s: float = 0.05) -> int:
@@ -615,38 +644,20 @@ def _send_all(intf: Interface, pkts: list[bytes | memoryview], queue: int, deadl
     return sent
 
 
-def _echo_buffers(intf: Interface, queue: int, pkts: Sequence[bytes | memoryview], macswap: bool,
-                  deadline_s: float = 0.05) -> int:
-    """Copy each received packet into a TX buffer (MACs swapped there if asked) and send them
-    with the buffer API, retrying briefly while the ring is full; a packet larger than one
-    buffer goes through tx_burst, which chains. Returns how many went."""
-    limit = intf.tx_queue(queue).buffer_size or 65535  # a server learns it from each posted buffer
-    end = time.monotonic() + deadline_s
-    sent = 0
-    while sent < len(pkts) and intf.is_up:
-        size = min(limit, max(map(len, pkts[sent:])))
-        bufs = intf.alloc_buffers(len(pkts) - sent, size=size, queue=queue)
-        lengths = []
-        for buf, pkt in zip(bufs, pkts[sent:], strict=False):
-            n = len(pkt)
-            if n > len(buf):
-                break
-            buf[:n] = pkt
-            if macswap and n >= 12:
-                head = bytes(buf[:12])
-                buf[:6], buf[6:12] = head[6:12], head[:6]
-            lengths.append(n)
-        n = intf.tx_buffers(bufs[:len(lengths)], lengths, queue) if lengths else 0
-        if len(bufs) > n:
-            intf.free_buffers(bufs[n:], queue)
-        if bufs and not lengths:  # the next packet is larger than a buffer: tx_burst chains it
-            pkt = bytes(pkts[sent])
-            n = intf.tx_burst([frames.macswap(pkt) if macswap and len(pkt) >= 12 else pkt], queue)
-        sent += n
-        if not n:
-            if time.monotonic() >= end:
-                break
-            time.sleep(0.0001)
+def _echo_packed(intf: Interface, queue: int, rx: RxPacked, n: int, deadline_s: float = 0.05) -> int:
+    """Send back the ``n`` packets packed in ``rx`` (one C call; larger than a buffer, they go as
+    chains), retrying briefly while the ring is full. Returns how many went."""
+    sent = intf.tx_burst_packed(rx.view, rx.lengths, queue, n)
+    if sent < n:
+        end = time.monotonic() + deadline_s
+        offset = sum(rx.lengths[:sent])
+        while sent < n and time.monotonic() < end and intf.is_up:
+            rest = rx.lengths[sent:n]
+            k = intf.tx_burst_packed(rx.view[offset:], rest, queue)
+            offset += sum(rest[:k])
+            sent += k
+            if not k:
+                time.sleep(0.0001)
     return sent
 
 
@@ -671,16 +682,19 @@ def run_echo(
     report = EchoReport(directions={"rx": 0, "tx": 0}, zero_copy=bool(intf.details()["zero_copy"]))
     loop = TrafficLoop([intf], status=lambda: f"echo: rx {report.directions['rx']} tx {report.directions['tx']} "
                                               f"dropped {report.dropped}",
-                       count=count, duration_s=duration_s, stop=stop, progress=progress, buffers=True)
+                       count=count, duration_s=duration_s, stop=stop, progress=progress)
 
-    def on_burst(_intf: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> None:
-        report.directions["rx"] += len(pkts)
+    def on_packed(_intf: Interface, queue: int, rx: RxPacked, n: int) -> None:
+        report.directions["rx"] += n
+        if macswap:
+            _native.check(_native.macswap_packed_raw(rx.address, rx.size, rx.lengths_address, n),
+                          "memif_ct_macswap_packed")
         n_tx = intf.num_tx_queues
-        sent = _echo_buffers(intf, queue % n_tx, pkts, macswap) if n_tx else 0
+        sent = _echo_packed(intf, queue % n_tx, rx, n) if n_tx else 0
         report.directions["tx"] += sent
-        report.dropped += len(pkts) - sent
+        report.dropped += n - sent
 
-    loop.run(report, on_burst)
+    loop.run(report, on_packed=on_packed)
     intf.wait_tx_drained(0.5)  # what we echoed last reaches the peer before we may close
     report.seconds = loop.elapsed()
     return report

@@ -160,6 +160,16 @@ def test_c_pool_tests_pass(meson_builds: dict[str, MesonBuild]) -> None:
     _assert_summary_clean(build.run("test_pool"), "tests/c/test_pool.c")
 
 
+def test_c_traffic_tests_pass(meson_builds: dict[str, MesonBuild]) -> None:
+    _assert_summary_clean(meson_builds["plain"].run("test_traffic"), "tests/c/test_traffic.c")
+
+
+def test_c_traffic_tests_pass_under_asan_and_ubsan(meson_builds: dict[str, MesonBuild]) -> None:
+    proc = meson_builds["sanitize"].run("test_traffic")
+    _assert_sanitizers_silent(proc)
+    _assert_summary_clean(proc, "tests/c/test_traffic.c under ASan+UBSan")
+
+
 def _assert_sanitizers_silent(proc: subprocess.CompletedProcess[str]) -> None:
     assert "runtime error:" not in proc.stderr, f"UBSan report:\n{_tail(proc.stderr)}"
     assert "ERROR: AddressSanitizer" not in proc.stderr, f"ASan report:\n{_tail(proc.stderr)}"
