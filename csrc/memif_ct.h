@@ -630,6 +630,20 @@ MEMIF_CT_API int memif_ct_check_pkts(memif_ct_checker_t *chk, uint32_t queue, co
  * MEMIF_CT_ERR_NULL, _RANGE (lengths run past size). */
 MEMIF_CT_API int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint32_t *lengths, uint32_t count);
 
+/* The buffer API in one call, for TX queues: a client's buffers come from its pool
+ * (memif_ct_queue_set_pool), a server's are the ones its client posted (none may be reserved by
+ * the caller, else MEMIF_CT_ERR_STATE). Each item goes into one buffer, in order, and is
+ * published with memif_ct_tx_buffers()/memif_ct_tx_commit(), signalling like them. Returns how
+ * many went: fewer when buffers or slots run short, or at the first item larger than its buffer
+ * (MEMIF_CT_ERR_TOO_BIG if that is the first: send it with memif_ct_tx_burst(), which chains).
+ * Also MEMIF_CT_ERR_NULL, _DIRECTION, _STATE (a client queue without a pool). */
+/* Stamp frames first_seq .. first_seq + count - 1 of gen straight into TX buffers and send them. */
+MEMIF_CT_API int memif_ct_tx_frames(memif_ct_queue_t *q, const memif_ct_framegen_t *gen, uint64_t first_seq,
+                                    uint32_t count);
+/* Copy each packet (e.g. memif_ct_rx_peek()'s output of another queue) into a TX buffer, swapping
+ * its MACs if macswap, and send them: a reflector's one copy. */
+MEMIF_CT_API int memif_ct_tx_pkts(memif_ct_queue_t *q, const memif_ct_pkt_t *pkts, uint32_t count, int macswap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -424,3 +424,142 @@ int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint32_t *lengths,
     }
     return (int)count;
 }
+
+/* ---- the buffer API in one call: frames and received packets straight into TX buffers ---- */
+
+#define TX_CHUNK 64u
+
+/* What goes into TX buffer i of a chunk (frame first + i, or packet i of a list). */
+typedef struct {
+    const memif_ct_framegen_t *gen; /* frames: the generator, ... */
+    uint64_t first_seq;             /*   ... and the seq of the call's first frame */
+    const memif_ct_pkt_t *pkts;     /* packets: where each lies, and ... */
+    int macswap;                    /*   ... whether to swap its MACs on the way */
+} tx_fill_t;
+
+static uint32_t fill_length(const tx_fill_t *f, uint32_t i)
+{
+    return f->gen ? f->gen->size : f->pkts[i].length;
+}
+
+/* Write item `index` (of the whole call) into buf. */
+static void fill_one(const tx_fill_t *f, uint32_t index, uint8_t *buf)
+{
+    if (f->gen) {
+        stamp(f->gen, buf, f->first_seq + index);
+        return;
+    }
+    const memif_ct_pkt_t *p = &f->pkts[index];
+    memcpy(buf, p->addr, p->length);
+    if (f->macswap && p->length >= 12) {
+        uint8_t mac[6];
+        memcpy(mac, buf, 6);
+        memmove(buf, buf + 6, 6);
+        memcpy(buf + 6, mac, 6);
+    }
+}
+
+/* Client with a pool: take buffers, fill them, publish them by index. */
+static int tx_fill_client(memif_ct_queue_t *q, const tx_fill_t *f, uint32_t count)
+{
+    uint32_t size = memif_ct_pool_buffer_size(q->pool), fits = 0;
+    while (fits < count && fill_length(f, fits) && fill_length(f, fits) <= size)
+        fits++; /* a prefix that fits one buffer each */
+    if (fits == 0)
+        return MEMIF_CT_ERR_TOO_BIG;
+    count = fits;
+    memif_ct_queue_reclaim(q);
+    uint32_t sent = 0;
+    while (sent < count) {
+        uint32_t idx[TX_CHUNK], lens[TX_CHUNK];
+        uint32_t want = count - sent < TX_CHUNK ? count - sent : TX_CHUNK;
+        uint32_t got = memif_ct_pool_alloc(q->pool, idx, want);
+        for (uint32_t i = 0; i < got; i++) {
+            memif_ct_buf_t b;
+            memif_ct_pool_buffer(q->pool, idx[i], &b);
+            fill_one(f, sent + i, b.addr);
+            lens[i] = fill_length(f, sent + i);
+        }
+        int rc = got ? memif_ct_tx_buffers(q, idx, lens, got) : 0;
+        uint32_t n = rc > 0 ? (uint32_t)rc : 0;
+        if (n < got)
+            memif_ct_pool_free(q->pool, idx + n, got - n);
+        if (rc < 0)
+            return sent ? (int)sent : rc;
+        sent += n;
+        if (n < want)
+            break; /* out of buffers or of free slots */
+    }
+    return (int)sent;
+}
+
+/* Server on M2S: fill the buffers the client posted, in ring order. */
+static int tx_fill_server(memif_ct_queue_t *q, const tx_fill_t *f, uint32_t count)
+{
+    if (memif_ct_tx_reserved(q))
+        return MEMIF_CT_ERR_STATE; /* the application holds reserved buffers: they go first */
+    uint32_t sent = 0;
+    while (sent < count) {
+        memif_ct_buf_t bufs[TX_CHUNK];
+        uint32_t lens[TX_CHUNK];
+        uint32_t want = count - sent < TX_CHUNK ? count - sent : TX_CHUNK;
+        int rc = memif_ct_tx_reserve(q, bufs, want);
+        if (rc <= 0)
+            return sent ? (int)sent : rc;
+        uint32_t got = (uint32_t)rc, fit = 0;
+        while (fit < got && fill_length(f, sent + fit) <= bufs[fit].capacity)
+            fit++;
+        if (fit < got)
+            memif_ct_tx_unreserve(q, got - fit);
+        if (fit == 0)
+            return sent ? (int)sent : MEMIF_CT_ERR_TOO_BIG; /* the client posted a smaller buffer */
+        for (uint32_t i = 0; i < fit; i++) {
+            fill_one(f, sent + i, bufs[i].addr);
+            lens[i] = fill_length(f, sent + i);
+        }
+        rc = memif_ct_tx_commit(q, lens, fit);
+        if (rc < 0) {
+            memif_ct_tx_unreserve(q, fit);
+            return sent ? (int)sent : rc;
+        }
+        sent += fit;
+        if (fit < want)
+            break;
+    }
+    return (int)sent;
+}
+
+static int tx_fill(memif_ct_queue_t *q, const tx_fill_t *f, uint32_t count)
+{
+    if (!q || !q->ring)
+        return MEMIF_CT_ERR_NULL;
+    if (!q->tx)
+        return MEMIF_CT_ERR_DIRECTION;
+    if (count == 0)
+        return 0;
+    if (q->role == MEMIF_CT_ROLE_SERVER)
+        return tx_fill_server(q, f, count);
+    return q->pool ? tx_fill_client(q, f, count) : MEMIF_CT_ERR_STATE;
+}
+
+int memif_ct_tx_frames(memif_ct_queue_t *q, const memif_ct_framegen_t *gen, uint64_t first_seq, uint32_t count)
+{
+    if (!gen)
+        return MEMIF_CT_ERR_NULL;
+    int rc = stamp_check(gen, first_seq, count);
+    if (rc < 0)
+        return rc;
+    tx_fill_t f = {gen, first_seq, NULL, 0};
+    return tx_fill(q, &f, count);
+}
+
+int memif_ct_tx_pkts(memif_ct_queue_t *q, const memif_ct_pkt_t *pkts, uint32_t count, int macswap)
+{
+    if (!pkts && count)
+        return MEMIF_CT_ERR_NULL;
+    for (uint32_t i = 0; i < count; i++)
+        if (!pkts[i].addr)
+            return MEMIF_CT_ERR_NULL;
+    tx_fill_t f = {NULL, 0, pkts, macswap};
+    return tx_fill(q, &f, count);
+}

@@ -34,7 +34,9 @@ from . import constants as _c
 from .errors import ArgumentError, ArgumentTypeError, NativeArgumentError, NativeLibraryError, SocketError
 
 __all__ = [
+    "PKT_SIZE",
     "PktArray",
+    "read_memory",
     "buffer_address",
     "ABI_VERSION",
     "BUF_APP",
@@ -911,6 +913,19 @@ class PktArray:
         """``(address, length, in_scratch)`` of the first ``n`` packets."""
         return [(int(p.addr), int(p.length), bool(p.scratch)) for p in self._array[:n]]
 
+    def total_length(self, n: int) -> int:
+        """Bytes of the first ``n`` packets (no Python object per packet but an int)."""
+        with memoryview(self._array).cast("B").cast("I") as words:  # 16-byte entries: length is word 2
+            return sum(words[2:4 * n:4])
+
+
+PKT_SIZE: Final = ctypes.sizeof(Pkt)
+
+
+def read_memory(address: int, length: int) -> bytes:
+    """A copy of ``length`` bytes at ``address`` (memory the caller knows is mapped)."""
+    return ctypes.string_at(address, length)
+
 
 def buffer_address(view: memoryview) -> int:
     """Address of the first byte of a writable buffer (a memoryview handed out by the buffer API)."""
@@ -1018,6 +1033,8 @@ def _declare_traffic() -> None:
         "memif_ct_check_packed": (ctypes.c_int, [vp, u32, vp, sz, vp, u32, vp, vp]),
         "memif_ct_check_pkts": (ctypes.c_int, [vp, u32, vp, u32, vp, vp]),
         "memif_ct_macswap_packed": (ctypes.c_int, [vp, sz, vp, u32]),
+        "memif_ct_tx_frames": (ctypes.c_int, [vp, vp, u64, u32]),
+        "memif_ct_tx_pkts": (ctypes.c_int, [vp, vp, u32, ctypes.c_int]),
     }
     for name, (restype, argtypes) in protos.items():
         try:
@@ -1034,6 +1051,12 @@ macswap_packed_raw: Final = _lib.memif_ct_macswap_packed
 """macswap_packed_raw(data_address, size, lengths_address, count) -> int (memif_ct_macswap_packed)."""
 check_pkts_raw: Final = _lib.memif_ct_check_pkts
 """check_pkts_raw(checker_address, queue, pkts_address (Pkt array), count, verdicts, seqs) -> int."""
+tx_frames_raw: Final = _lib.memif_ct_tx_frames
+"""tx_frames_raw(q_address, stamper_address, first_seq, count) -> int (memif_ct_tx_frames: stamped
+straight into TX buffers)."""
+tx_pkts_raw: Final = _lib.memif_ct_tx_pkts
+"""tx_pkts_raw(q_address, pkts_address (Pkt array), count, macswap) -> int (memif_ct_tx_pkts: each
+packet copied into a TX buffer)."""
 
 
 def crc32(data: object, crc: int = 0) -> int:
@@ -1171,6 +1194,20 @@ class FrameChecker:
                         ctypes.c_uint64.from_address(seqs + 8 * done).value = 0
                     offset += lengths[done]
                     done += 1
+
+    def check_pkts(self, queue: int, pkts_address: int, count: int) -> None:
+        """Check ``count`` packets where they lie (a PktArray filled by rx_peek_raw), received on
+        RX ``queue``; as check_packed, the window grows as needed."""
+        done = 0
+        step = ctypes.sizeof(Pkt)
+        while done < count:
+            n = check(int(_lib.memif_ct_check_pkts(self.address, queue, pkts_address + step * done, count - done,
+                                                   None, None)), "memif_ct_check_pkts")
+            done += n
+            if done < count and not self._grow(int(self._c.need_seq)):  # stopped at a seq outside the window
+                self.far += 1
+                self._far_bytes += int(Pkt.from_address(pkts_address + step * done).length)
+                done += 1
 
     def _grow(self, seq: int) -> bool:
         """Move the window to cover ``seq`` too, keeping the bits seen; False if it cannot."""

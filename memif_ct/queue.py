@@ -494,6 +494,90 @@ class Queue:
         free, app, ring = self._pool.counts()
         return {"free": free, "app": app, "ring": ring, "total": self._pool.count}
 
+    # ---- the buffer API over whole bursts in C (what the tools use) -------------------------
+
+    def tx_frames(self, stamper: _native.FrameStamper, first_seq: int, count: int) -> int:
+        """Stamp ``count`` test frames from ``first_seq`` straight into TX buffers and send them
+        (memif_ct_tx_frames: no copy, no Python object per frame); how many went, 0 once detached.
+        NativeArgumentError with code ERR_TOO_BIG when a frame is larger than a buffer."""
+        with self._lock:
+            if not self._alive:
+                return 0
+            rc = _native.tx_frames_raw(self._q, stamper.address, first_seq, count)
+        return _check(rc, "memif_ct_tx_frames")
+
+    def rx_check(self, max_packets: int, checker: _native.FrameChecker | None = None,
+                 checker_queue: int = 0) -> tuple[int, int]:
+        """Receive up to ``max_packets`` without copying them (rx_peek), check them where they
+        lie with ``checker`` if given (as RX queue ``checker_queue``), and give the slots back:
+        ``(packets, bytes)``; (0, 0) once detached."""
+        check_burst_size("max_packets", max_packets)
+        if self._burst is not None:
+            self._burst.release()
+        with self._lock:
+            if not self._alive:
+                return 0, 0
+            pkts, n = self._peek_into(max_packets)
+            try:
+                nbytes = pkts.total_length(n) if n else 0
+                if n and checker is not None:
+                    checker.check_pkts(checker_queue, pkts.address, n)
+            finally:
+                self._cq.rx_release()
+        return n, nbytes
+
+    def reflect(self, tx: Queue, max_packets: int, *, macswap: bool = False,
+                deadline_s: float = 0.05) -> tuple[int, int]:
+        """Receive up to ``max_packets`` without copying and send each back on ``tx`` with one
+        copy into a TX buffer (memif_ct_tx_pkts; MACs swapped if asked; a packet larger than a
+        buffer goes as a chain), retrying up to ``deadline_s`` while ``tx`` is full; then the
+        slots go back. ``(received, sent)``; (0, 0) once detached."""
+        check_burst_size("max_packets", max_packets)
+        if self._burst is not None:
+            self._burst.release()
+        with self._lock:
+            if not self._alive:
+                return 0, 0
+            pkts, n = self._peek_into(max_packets)
+            try:
+                sent = tx.send_pkts(pkts, n, macswap, deadline_s) if n else 0
+            finally:
+                self._cq.rx_release()
+        return n, sent
+
+    def _peek_into(self, max_packets: int) -> tuple[_native.PktArray, int]:
+        """rx_peek into this queue's packet array (under the lock); the caller releases."""
+        if self._peek_pkts is None or len(self._peek_pkts) < max_packets:
+            self._grow_peek(max_packets)
+        assert self._peek_pkts is not None and self._peek_scratch is not None
+        n = _check(_native.rx_peek_raw(self._q, self._peek_pkts.address, max_packets, self._peek_scratch_address,
+                                       len(self._peek_scratch)), "memif_ct_rx_peek")
+        return self._peek_pkts, n
+
+    def send_pkts(self, pkts: _native.PktArray, count: int, macswap: bool, deadline_s: float) -> int:
+        """TX: send packets where another queue peeked them (see reflect); how many went."""
+        sent = 0
+        end = None
+        with self._lock:
+            while sent < count and self._alive:
+                rc = _native.tx_pkts_raw(self._q, pkts.address + _native.PKT_SIZE * sent, count - sent,
+                                         1 if macswap else 0)
+                if rc == _ERR_TOO_BIG:  # larger than a buffer: the copy API chains it
+                    address, length, _scratch = pkts.entries(sent + 1)[sent]
+                    data = _native.read_memory(address, length)
+                    if macswap and length >= 12:
+                        data = data[6:12] + data[0:6] + data[12:]
+                    lengths = array.array("I", [length])
+                    rc = _tx_burst(self._q, data, length, lengths.buffer_info()[0], 1)
+                k = _check(rc, "memif_ct_tx_pkts")
+                sent += k
+                if not k:
+                    end = end if end is not None else time.monotonic() + deadline_s
+                    if time.monotonic() >= end:
+                        break
+                    time.sleep(0.0001)
+        return sent
+
     # ---- RX ------------------------------------------------------------------------------
 
     def _grow_rx(self, max_packets: int) -> None:

@@ -343,6 +343,43 @@ class TrafficLoop:
                 on_packed(intf, q, rx, n)
         return self._got(got)
 
+    def receive_checked(self, report: TrafficReport, verifier: _Verifier | None) -> int:
+        """As receive(), with the buffer API in C: each burst read where it lies (rx_peek), counted
+        into ``report`` and checked by ``verifier`` if given, then its slots given back."""
+        got = 0
+        checker = verifier.checker if verifier is not None else None
+        for intf, q, limit in self._queues():
+            try:
+                n, nbytes = intf.rx_queue(q).rx_check(limit, checker, q)
+            except (NotConnectedError, ValueError):
+                continue  # the link went down, or came back with fewer queues, since we counted
+            self.received += n
+            got += n
+            report.rx += n
+            report.rx_bytes += nbytes
+        if verifier is not None and got:
+            verifier.note_corrupted()
+        return self._got(got)
+
+    def receive_reflected(self, report: EchoReport, macswap: bool) -> int:
+        """Echo's turn: each RX queue's burst read where it lies and copied once into a TX buffer
+        of the queue of the same number (mod the TX count), MACs swapped if asked."""
+        got = 0
+        for intf, q, limit in self._queues():
+            try:
+                n_tx = intf.num_tx_queues
+                if not n_tx:
+                    continue
+                n, sent = intf.rx_queue(q).reflect(intf.tx_queue(q % n_tx), limit, macswap=macswap)
+            except (NotConnectedError, ValueError):
+                continue
+            self.received += n
+            got += n
+            report.directions["rx"] += n
+            report.directions["tx"] += sent
+            report.dropped += n - sent
+        return self._got(got)
+
     def _got(self, got: int) -> int:
         if got:
             self.last_rx = time.monotonic()
@@ -375,10 +412,14 @@ class TrafficLoop:
         return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
 
     def run(self, report: _Report, on_burst: OnBurst | None = None, *, on_packed: OnPacked | None = None,
-            until: Callable[[], bool] | None = None, each_turn: Callable[[], object] | None = None) -> None:
+            receiver: Callable[[], int] | None = None, until: Callable[[], bool] | None = None,
+            each_turn: Callable[[], object] | None = None) -> None:
         """Turn until the run ends (or ``until()`` says so), calling ``each_turn()`` first in each;
+        each turn's receiving is ``receiver()`` if given (it returns the packets it took), else
         bursts go to ``on_packed`` (packed) if given, else to ``on_burst`` (a list of bytes)."""
-        if on_packed is not None:
+        if receiver is not None:
+            receive = receiver
+        elif on_packed is not None:
             def receive() -> int:
                 return self.receive_packed(on_packed)
         elif on_burst is not None:
@@ -408,8 +449,12 @@ class _Verifier:
         self._c = _native.FrameChecker(_MAX_RX_QUEUES, expected)
         self._corrupted_seen = 0
 
-    def check_packed(self, queue: int, rx: RxPacked, n: int) -> None:
-        self._c.check_packed(queue, rx.address, rx.size, rx.lengths, n)
+    @property
+    def checker(self) -> _native.FrameChecker:
+        return self._c
+
+    def note_corrupted(self) -> None:
+        """One warning per burst that brought corrupted frames."""
         corrupted = self._c.corrupted
         if corrupted != self._corrupted_seen:
             log.warning("%d corrupted frame(s) received, the last: %s", corrupted - self._corrupted_seen,
@@ -433,18 +478,6 @@ class _Verifier:
         report.corrupted = c.corrupted
         report.duplicates = c.duplicates
         report.not_ours = c.not_ours
-
-
-def _counting(report: TrafficReport, verifier: _Verifier | None) -> OnPacked:
-    """The on_packed of sink and pktgen: count received frames and bytes, and check them."""
-
-    def on_packed(_intf: Interface, queue: int, rx: RxPacked, n: int) -> None:
-        report.rx += n
-        report.rx_bytes += rx.nbytes(n)
-        if verifier is not None:
-            verifier.check_packed(queue, rx, n)
-
-    return on_packed
 
 
 def run_pktgen(
@@ -474,12 +507,14 @@ def run_pktgen(
         raise ArgumentError(f"queues={queues} is out of range: expected 1..255")
     report = TrafficReport(zero_copy=bool(intf.details()["zero_copy"]))
     verifier = _Verifier(count) if verify else None
-    received = _counting(report, verifier)
     rx = TrafficLoop([intf], status=lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}", stop=stop,
                      progress=progress)
     # Each burst is stamped in C into one reused buffer and sent packed (one call each; frames
     # larger than a buffer go out as chains): no Python object per frame.
     stamper = frames.udp_frame_stamper(size, src_mac=intf.config.mac)
+    # Frames that fit one buffer are stamped straight into TX buffers (the buffer API, in C);
+    # larger ones are stamped into one reused buffer and sent packed, as chains.
+    in_place = size <= (intf.details().get("buffer_size") or 65535)
     tx_data = bytearray(burst * size)
     tx_pin = _native.Pinned(tx_data)
     tx_view = memoryview(tx_data)
@@ -511,6 +546,11 @@ def run_pktgen(
                 if time.monotonic() - last_rx > drain_s:
                     presumed_lost += in_flight  # the reflector dropped them: stop waiting
                     last_rx = time.monotonic()
+            elif intf.is_up and in_place:
+                sent = _tx_frames(intf, queue, stamper, next_seq, n)
+                if sent < 0:  # a frame is larger than the peer's buffers: stamp packed and chain
+                    in_place, sent = False, 0
+                next_seq += sent
             elif intf.is_up:
                 if pending is None:
                     stamper.stamp_into(next_seq, n, tx_pin.address, tx_pin.size)
@@ -527,7 +567,7 @@ def run_pktgen(
                     queue = (queue + 1) % queues
             if reflector is not None:
                 reflector()
-            if verify and rx.receive_packed(received):
+            if verify and rx.receive_checked(report, verifier):
                 last_rx = last_progress = time.monotonic()
             if not sent:
                 if time.monotonic() - last_progress > stall_timeout_s:
@@ -544,12 +584,26 @@ def run_pktgen(
     if verify and not report.interrupted:
         # Stragglers: until every frame is back, or none came for drain_s.
         quiet_from = time.monotonic()
-        rx.run(report, on_packed=received, each_turn=reflector, until=lambda: delivered() >= report.tx
+        rx.run(report, receiver=lambda: rx.receive_checked(report, verifier), each_turn=reflector,
+               until=lambda: delivered() >= report.tx
                or time.monotonic() - max(quiet_from, rx.last_rx or 0) > drain_s)
     end = time.monotonic()
     if verifier is not None:
         verifier.record(report, lost=report.tx - verifier.unique)
     return report.finish(end - rx.start, by_rx=verify, stalled_s=rx.down_s(rx.start, end))
+
+
+def _tx_frames(intf: Interface, queue: int, stamper: _native.FrameStamper, first_seq: int, count: int) -> int:
+    """Frames stamped straight into TX buffers of ``queue``: how many went; -1 if one is larger
+    than a buffer; 0 while the link is down."""
+    try:
+        return intf.tx_queue(queue).tx_frames(stamper, first_seq, count)
+    except NotConnectedError:
+        return 0
+    except NativeArgumentError as exc:
+        if exc.code == _native.ERR_TOO_BIG:
+            return -1
+        raise
 
 
 def run_sink(
@@ -570,7 +624,7 @@ def run_sink(
     loop = TrafficLoop([intf], status=lambda: f"sink: rx {report.rx} pkts {report.rx_bytes} bytes", count=count,
                        duration_s=duration_s, stop=stop, progress=progress)
     verifier = _Verifier(None) if verify else None
-    loop.run(report, on_packed=_counting(report, verifier))
+    loop.run(report, receiver=lambda: loop.receive_checked(report, verifier))
     if verifier is not None:
         # The first frame seen is taken as the start: with none of pktgen's, loss cannot be judged.
         verifier.record(report, lost=verifier.span() - verifier.unique if verifier.unique else None)
@@ -644,23 +698,6 @@ def _send_all(intf: Interface, pkts: list[bytes | memoryview], queue: int, deadl
     return sent
 
 
-def _echo_packed(intf: Interface, queue: int, rx: RxPacked, n: int, deadline_s: float = 0.05) -> int:
-    """Send back the ``n`` packets packed in ``rx`` (one C call; larger than a buffer, they go as
-    chains), retrying briefly while the ring is full. Returns how many went."""
-    sent = intf.tx_burst_packed(rx.view, rx.lengths, queue, n)
-    if sent < n:
-        end = time.monotonic() + deadline_s
-        offset = sum(rx.lengths[:sent])
-        while sent < n and time.monotonic() < end and intf.is_up:
-            rest = rx.lengths[sent:n]
-            k = intf.tx_burst_packed(rx.view[offset:], rest, queue)
-            offset += sum(rest[:k])
-            sent += k
-            if not k:
-                time.sleep(0.0001)
-    return sent
-
-
 def _pass_on(report: EchoReport, key: str, dst: Interface, queue: int, pkts: Sequence[bytes | memoryview]) -> None:
     """Send pkts on ``dst``'s TX queue ``queue`` (mod its count); count those sent under ``key``."""
     n_tx = dst.num_tx_queues
@@ -684,17 +721,7 @@ def run_echo(
                                               f"dropped {report.dropped}",
                        count=count, duration_s=duration_s, stop=stop, progress=progress)
 
-    def on_packed(_intf: Interface, queue: int, rx: RxPacked, n: int) -> None:
-        report.directions["rx"] += n
-        if macswap:
-            _native.check(_native.macswap_packed_raw(rx.address, rx.size, rx.lengths_address, n),
-                          "memif_ct_macswap_packed")
-        n_tx = intf.num_tx_queues
-        sent = _echo_packed(intf, queue % n_tx, rx, n) if n_tx else 0
-        report.directions["tx"] += sent
-        report.dropped += n - sent
-
-    loop.run(report, on_packed=on_packed)
+    loop.run(report, receiver=lambda: loop.receive_reflected(report, macswap))
     intf.wait_tx_drained(0.5)  # what we echoed last reaches the peer before we may close
     report.seconds = loop.elapsed()
     return report
