@@ -56,7 +56,7 @@ def pmd_to_pmd(size: int) -> Measure:
             assert client.pid is not None
             fig = window(server, s.seconds, also=client.pid)
             fig.extra["tx_cpu_s"] = fig.extra.pop("also_cpu_s")
-        server.stop_forwarding()
+        bench.quiesce()
         return fig
     return measure
 
@@ -68,7 +68,7 @@ def pmd_reflector(bench: Bench, s: Settings) -> Figure:
     with bench.memif_client() as intf:
         server.start_forwarding()
         fig = reflected(intf, s.seconds, pid=server.pid)
-    server.stop_forwarding()
+    bench.quiesce()
     return fig
 
 
@@ -108,7 +108,7 @@ def python_tx(api: str, size: int = 64) -> Measure:
             base = server.stats()["rx_packets"]
             sent, elapsed, cpu = _run_for(send, s.seconds)
             peer = settle(server, "rx_packets", base + sent) - base
-        server.stop_forwarding()
+        bench.quiesce()
         check(f"{api} TX", sent, peer, slack=RING)
         return Figure(sent, elapsed, sent * size, cpu)
     return measure
@@ -137,7 +137,7 @@ def python_rx(api: str, size: int = 64) -> Measure:
             base = server.stats()["tx_packets"]
             got, elapsed, cpu = _run_for(receive, s.seconds)
             peer = server.stats()["tx_packets"] - base
-            server.stop_forwarding()
+            bench.quiesce()
             errors = intf.stats()["rx"][0]["errors"]
         if errors:
             raise RuntimeError(f"{api} RX: {errors} ring errors counted")
@@ -163,13 +163,16 @@ def reflected(intf: memif_ct.Interface, seconds: float, pid: int, size: int = 64
     lens = array.array("I", lengths)
     out = bytearray(BURST * 2048)
     out_lens = array.array("I", bytes(4 * BURST))
-    state = {"sent": 0, "got": 0}
+    state = {"in_flight": 0, "idle": 0}
 
     def step() -> int:
-        if state["sent"] - state["got"] <= RING - BURST:
-            state["sent"] += intf.tx_burst_packed(data, lens)
+        if state["in_flight"] <= RING - BURST:
+            state["in_flight"] += intf.tx_burst_packed(data, lens)
         n = intf.rx_burst_into(out, out_lens)
-        state["got"] += n
+        state["in_flight"] -= n
+        state["idle"] = 0 if n else state["idle"] + 1
+        if state["idle"] > 1000:  # a reflector drops what finds no room: stop waiting for it
+            state["in_flight"] = state["idle"] = 0
         return n
 
     _run_for(step, WARMUP_S)
@@ -201,7 +204,7 @@ def round_trip(interrupt: bool) -> Measure:
                         raise RuntimeError("round trip: no reply within 1 s")
                 samples.append(time.perf_counter_ns() - start)
             elapsed, cpu = time.monotonic() - t0, time.process_time() - c0
-        server.stop_forwarding()
+        bench.quiesce()
         samples = samples[len(samples) // 10:]  # the first tenth is the warm-up
         fig = Figure(len(samples), elapsed, 0, cpu)
         fig.extra["median_us"] = statistics.median(samples) / 1e3
@@ -219,7 +222,7 @@ def sink_from_testpmd(bench: Bench, s: Settings) -> Figure:
         server.wait_link_up(30)
         server.start_forwarding()
         fig = window(server, s.seconds, pid=proc.pid, key="tx")
-        server.stop_forwarding()
+        bench.quiesce()
     report = tool_report(proc)
     server.wait_link_down(10)
     fig.extra["sink_rx"] = report["rx"]
@@ -233,7 +236,7 @@ def pktgen_into_testpmd(bench: Bench, s: Settings) -> Figure:
     with tool("pktgen", bench.devargs(), "--count", str(1 << 40), "--burst", str(BURST)) as proc:
         server.wait_link_up(30)
         fig = window(server, s.seconds, pid=proc.pid, key="rx")
-    server.stop_forwarding()
+        bench.quiesce()
     proc.communicate()
     server.wait_link_down(10)
     return fig
@@ -258,7 +261,7 @@ def pktgen_verify(bench: Bench, s: Settings) -> Figure:
     count = s.count("pktgen-verify")
     with tool("pktgen", bench.devargs(), "--verify", "--count", str(count), "--burst", str(BURST)) as proc:
         report = tool_report(proc)
-    server.stop_forwarding()
+    bench.quiesce()
     server.wait_link_down(10)
     return s.seen("pktgen-verify", _from_report(report, "verified"))
 
@@ -335,7 +338,9 @@ BASELINES = [
     Baseline("pmd-64", "testpmd txonly -> testpmd rxonly, 64 B", pmd_to_pmd(64)),
     Baseline("pmd-512", "testpmd txonly -> testpmd rxonly, 512 B", pmd_to_pmd(512)),
     Baseline("pmd-1500", "testpmd txonly -> testpmd rxonly, 1,500 B", pmd_to_pmd(1500)),
-    Baseline("pmd-9000", "testpmd txonly -> testpmd rxonly, 9,000 B in 5 slots", pmd_to_pmd(9000)),
+    # DPDK 22.11 chains overrun the ring (TESTPMD_NOTES.md, D1/D3): testpmd's 9,000 B figure counts
+    # what its RX made of them, and there is no RX row at 9,000 B (our RX rightly counts errors).
+    Baseline("pmd-9000", "testpmd txonly -> testpmd rxonly, 9,000 B in 5 slots (DPDK 22.11 D1)", pmd_to_pmd(9000)),
     Baseline("pmd-io", "our generator <-> testpmd io reflector, 64 B", pmd_reflector),
     Baseline("copy-tx", "copy-mode client, tx_burst -> server, 1,500 B, one thread", copy_path("tx", 1500)),
     Baseline("copy-rx", "server -> copy-mode client, rx_burst, 1,500 B, one thread", copy_path("rx", 1500)),
@@ -362,8 +367,6 @@ ROWS = [
     Row("tx-512", "tx_burst_packed -> testpmd rxonly, 512 B", "Mpps", "pmd-512", "", python_tx("packed", 512)),
     Row("tx-9000", "tx_burst_packed -> testpmd rxonly, 9,000 B chained", "Mpps", "pmd-9000", "",
         python_tx("packed", 9000)),
-    Row("rx-9000", "testpmd txonly -> rx_burst_into, 9,000 B chained", "Mpps", "pmd-9000", "",
-        python_rx("into", 9000)),
     Row("cpu-packed-rx", "packed-rx per CPU-second (testpmd rxonly's)", "Mpkt/CPU-s", "pmd-64", "",
         derived_from="packed-rx"),
     Row("cpu-packed-tx", "packed-tx per CPU-second (testpmd txonly's)", "Mpkt/CPU-s", "pmd-64", "",

@@ -52,6 +52,8 @@ class Result:
     extra: list[dict[str, Any]] = field(default_factory=list)
 
     def ratios(self) -> list[float]:
+        if not self.baseline:
+            return []
         return [v / b for v, b in zip(self.values, self.baseline, strict=True) if b]
 
 
@@ -115,7 +117,7 @@ def run(selected: list[Row], repeat: int, seconds: float, prefix: str,
                     res.values.append(row_value(r, fig))
                 if r.baseline:
                     res.baseline.append(baseline_value(r, base_figs[r.baseline]))
-                res.cpu.append(fig.mpps_per_cpu_s)
+                res.cpu.append(None if r.derived_from or r.unit == "us" else fig.mpps_per_cpu_s)
                 res.extra.append({k: v for k, v in fig.extra.items() if isinstance(v, (int, float, str))})
     return results
 
