@@ -250,7 +250,7 @@ def sink_verify(bench: Bench, s: Settings) -> Figure:
     with tool("sink", bench.devargs(role="server", socket=sock), "--verify", "--count", str(count)) as sink:
         with tool("pktgen", bench.devargs(socket=sock), "--count", str(count), "--burst", str(BURST)) as gen:
             report = tool_report(sink)
-        tool_report(gen)
+            tool_report(gen)  # before the with-block ends: it would interrupt a pktgen still closing
     return s.seen("sink-verify", _from_report(report, "verified"))
 
 

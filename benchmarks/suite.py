@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class Result:
     baseline: list[float] = field(default_factory=list)
     cpu: list[float | None] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0  # runs in which the measurement raised (its traceback went to stderr)
 
     def ratios(self) -> list[float]:
         if not self.baseline:
@@ -107,9 +109,16 @@ def run(selected: list[Row], repeat: int, seconds: float, prefix: str,
             figs: dict[str, lab.Figure] = {}
             for r in measured:
                 print(f"[run {n + 1}/{repeat}] {r.key}", file=log, flush=True)
-                figs[r.key] = r.measure(bench, settings)  # type: ignore[misc]
+                try:
+                    figs[r.key] = r.measure(bench, settings)  # type: ignore[misc]
+                except Exception:  # one row failing must not cost the others' minutes
+                    bench.quiesce()
+                    print(f"[run {n + 1}/{repeat}] {r.key} FAILED:\n{traceback.format_exc()}", file=log, flush=True)
             for r in selected:
                 res = results[r.key]
+                if (r.derived_from or r.key) not in figs:
+                    res.failed += 1
+                    continue
                 fig = figs[r.derived_from or r.key]
                 if r.derived_from:
                     res.values.append(fig.mpps_per_cpu_s or 0.0)
@@ -139,6 +148,9 @@ def summary(selected: list[Row], results: dict[str, Result]) -> list[dict[str, A
     out = []
     for r in selected:
         res = results[r.key]
+        if not res.values:
+            out.append({"key": r.key, "label": r.label, "unit": r.unit, "value": None, "failed": res.failed})
+            continue
         ratios = res.ratios()
         ratio = statistics.median(ratios) if ratios else None
         value = statistics.median(res.values)
@@ -153,6 +165,7 @@ def summary(selected: list[Row], results: dict[str, Result]) -> list[dict[str, A
             "ratio": ratio, "ratios": ratios, "ratio_spread": [min(ratios), max(ratios)] if ratios else None,
             "target": r.target or None, "verdict": judge(r, ratio, value) or None,
             "mpkt_per_cpu_s": statistics.median(cpus) if cpus else None, "extra": res.extra,
+            "failed": res.failed,
         })
     return out
 
@@ -166,15 +179,20 @@ def table(summary_rows: list[dict[str, Any]], smoke: bool) -> str:
             f"{'spread (figure)':>18}{'spread (ratio)':>16}  {'Mpkt/CPU-s':>10}  verdict")
     lines = [head, "-" * len(head)]
     for s in summary_rows:
+        if s["value"] is None:
+            lines.append(f"{s['key']:<14}FAILED in every run (tracebacks on stderr)")
+            continue
         spread = f"{s['spread'][0]:.2f}-{s['spread'][1]:.2f}"
         rspread = "-" if s["ratio_spread"] is None else f"{s['ratio_spread'][0]:.2f}-{s['ratio_spread'][1]:.2f}"
         ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f}x"
         verdict = "(smoke)" if smoke and s["verdict"] else (s["verdict"] or "")
+        if s["failed"]:
+            verdict += f" FAILED in {s['failed']} run(s)"
         lines.append(f"{s['key']:<14}{s['value']:>10.2f} {s['unit']:<11}{_fmt(s['baseline']):>10}{ratio:>8}  "
                      f"{s['target'] or '':<10}{spread:>18}{rspread:>16}  {_fmt(s['mpkt_per_cpu_s']):>10}  {verdict}")
     lines.append("")
     for s in summary_rows:
-        base = f"  vs  {s['baseline_label']}" if s["baseline_label"] else ""
+        base = f"  vs  {s['baseline_label']}" if s.get("baseline_label") else ""
         lines.append(f"  {s['key']:<14}{s['label']}{base}")
     return "\n".join(lines)
 
@@ -188,7 +206,7 @@ def plot(summary_rows: list[dict[str, Any]], path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    drawn = [s for s in summary_rows if s["ratio"] is not None]
+    drawn = [s for s in summary_rows if s.get("ratio") is not None]
     fig, ax = plt.subplots(figsize=(9, 0.4 * len(drawn) + 1.5))
     ys = range(len(drawn))
     ax.barh(ys, [s["ratio"] for s in drawn], color="#4a7ab5",
@@ -270,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                        "smoke": args.smoke, "rows": rows_out}, f, indent=1)
     if args.plot:
         plot(rows_out, args.plot, header.split("\n")[0])
-    return 0
+    return 1 if any(row["failed"] for row in rows_out) else 0
 
 
 if __name__ == "__main__":  # python benchmarks/suite.py: the same as python -m benchmarks

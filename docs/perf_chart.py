@@ -37,7 +37,7 @@ def from_suite(path: str) -> tuple[str, list[tuple[str, float, float, str]]]:
     title = (f"memif-ct / baseline of the same run, range over {report['repeat']} runs "
              f"({m['cores']} cores, DPDK {m['dpdk']})")
     rows = [(r["key"], r["ratio_spread"][0], r["ratio_spread"][1], f"{r['ratio']:.2f}x, {r['value']:.3g} {r['unit']}")
-            for r in report["rows"] if r["ratio"] is not None]
+            for r in report["rows"] if r.get("ratio") is not None]
     return title, rows
 
 
