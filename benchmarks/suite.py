@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"machine": info, "command": command, "repeat": args.repeat, "seconds": args.seconds,
                        "smoke": args.smoke, "rows": rows_out}, f, indent=1)
     if args.plot:
-        plot(rows_out, args.plot, header.split("\n")[0])
+        plot(rows_out, args.plot, header.split(": ")[0] + f", {info['cores']} cores, median of {args.repeat} runs")
     return 1 if any(row["failed"] for row in rows_out) else 0
 
 
