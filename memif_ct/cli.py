@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("pktgen", cmd_pktgen, "transmit sequenced Ethernet/IPv4/UDP frames")
     p.add_argument("--count", type=_positive_int, required=True, help="frames to send (required, no default)")
     p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default: 64)")
-    p.add_argument("--burst", type=_int_in(1, 4096), default=32, help="packets per burst, 1..4096 (default: 32)")
+    p.add_argument("--burst", type=_int_in(1, 4096), default=256, help="packets per burst, 1..4096 (default: 256)")
     p.add_argument("--queues", type=_int_in(1, 255), default=1, help="spread bursts over Q TX queues (default: 1)")
     p.add_argument("--verify", action="store_true",
                    help="expect the frames back from a reflector and check them: exit 1 on any loss, reordering, "
@@ -525,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "verified traffic through it (needs no peer)", devargs=0)
     p.add_argument("--count", type=_positive_int, default=100000, help="frames to send (default: 100000)")
     p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default: 64)")
-    p.add_argument("--burst", type=_int_in(1, 4096), default=32, help="packets per burst, 1..4096 (default: 32)")
+    p.add_argument("--burst", type=_int_in(1, 4096), default=256, help="packets per burst, 1..4096 (default: 256)")
     return parser
 
 
