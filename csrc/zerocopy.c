@@ -239,6 +239,8 @@ int memif_ct_tx_reserve(memif_ct_queue_t *q, memif_ct_buf_t *out, uint32_t n)
         got++;
     }
     q->reserved = (uint16_t)(q->reserved + got);
+    if (!q->reserved)
+        q->reserved_slots = 0; /* only bad slots: none reserved (see tx_unreserve) */
     return (int)got;
 }
 

@@ -1096,6 +1096,26 @@ static void test_unreserve_all_then_tx_burst(void)
     zc_teardown(&z);
 }
 
+/* And by a reserve that finds only bad posted slots (found by fuzz_burst's zero-copy session). */
+static void test_reserve_finds_only_bad(void)
+{
+    zc_t z;
+    ZCP(&z, 2, 128, 128, 4);
+    memif_ct_buf_t r[4];
+    z.m2s->desc[0].length = 0;
+    z.m2s->desc[1].region = 7;
+    atomic_store(&z.m2s->head, (uint16_t)2); /* only the two bad ones posted */
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 4), 0);
+    CHECK_EQ(memif_ct_tx_reserved(&z.stx), 0);
+    CHECK_EQ(memif_ct_queue_free(&z.stx), 2);
+    atomic_store(&z.m2s->head, (uint16_t)4);
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 1), 1);
+    memif_ct_buf_t own;
+    REQUIRE(memif_ct_pool_buffer(z.prx, z.tab_rx[2], &own) == MEMIF_CT_OK);
+    CHECK(r[0].addr == own.addr);
+    zc_teardown(&z);
+}
+
 /* The same stale state, reached by a client that rewrites a slot marked bad at reserve into a
  * good one before commit: the commit takes it for a reservation, and the last real reservation
  * was left reserved_slots-only (reserved 0). */
@@ -1139,5 +1159,6 @@ int main(void)
     RUN("pool TX against a server releasing concurrently", test_pool_tx_races_honest_server());
     RUN("unreserve everything, then tx_burst and reserve", test_unreserve_all_then_tx_burst());
     RUN("commit after the client un-marks a bad slot", test_commit_after_client_unmarks());
+    RUN("reserve that finds only bad posted slots", test_reserve_finds_only_bad());
     return mt_summary();
 }
