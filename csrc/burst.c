@@ -49,15 +49,24 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
 {
     memif_ct_ring_t *ring = q->ring;
     uint16_t head = q->last_head;
-    uint16_t tail = load_acquire(&ring->tail);
-    uint16_t used = (uint16_t)(head - tail);
-    if (used > q->ring_size) {
-        q->stats.bad_ring++;
-        return 0;
-    }
-    uint32_t free_slots = q->ring_size - used;
-    const uint32_t bsize = q->buffer_size;
     memif_ct_pool_t *pool = q->pool_state == MEMIF_CT_POOL_SET ? q->pool : NULL;
+    uint32_t free_slots;
+    if (pool) {
+        /* Reclaim and free slots from one read of the tail (memif_ct_reclaim_released). */
+        int32_t room = memif_ct_reclaim_released(q, NULL);
+        if (room < 0)
+            return 0; /* counted in bad_ring */
+        free_slots = (uint32_t)room;
+    } else {
+        uint16_t tail = load_acquire(&ring->tail);
+        uint16_t used = (uint16_t)(head - tail);
+        if (used > q->ring_size) {
+            q->stats.bad_ring++;
+            return 0;
+        }
+        free_slots = q->ring_size - used;
+    }
+    const uint32_t bsize = q->buffer_size;
     uint32_t sent = 0;
     size_t pos = 0;
     for (; sent < n_pkts; sent++) {
@@ -194,8 +203,6 @@ int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size
         return MEMIF_CT_ERR_STATE;
     if (n_pkts > INT32_MAX)
         n_pkts = INT32_MAX;
-    if (q->pool_state == MEMIF_CT_POOL_SET)
-        memif_ct_reclaim_released(q);
     int sent = q->role == MEMIF_CT_ROLE_CLIENT ? client_tx(q, data, lengths, n_pkts) : server_tx(q, data, lengths, n_pkts);
     memif_ct_tx_signal(q, sent);
     return sent;

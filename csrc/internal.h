@@ -89,8 +89,11 @@ static inline void slot_buffer(const memif_ct_queue_t *q, uint16_t slot, uint16_
 uint32_t memif_ct_pool_take(memif_ct_pool_t *pool);
 /* RING -> FREE (a buffer in another state is left alone). Returns 1 if given back. */
 int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx);
-/* Client S2M with a pool: give back the buffers of slots the server's tail has passed. */
-uint32_t memif_ct_reclaim_released(memif_ct_queue_t *q);
+/* Client S2M with a pool: read the server's tail once and give back the buffers of the slots it
+ * has passed (their count in *given, if not NULL). Returns the slots free for TX by that same
+ * read, or -1 (counted in bad_ring) for a tail beyond our head or back before what was
+ * reclaimed. TX must count its free slots from this, never from a read of its own. */
+int32_t memif_ct_reclaim_released(memif_ct_queue_t *q, uint32_t *given);
 /* Signal the peer after a TX call that queued `sent` packets, if it asks for it. */
 void memif_ct_tx_signal(const memif_ct_queue_t *q, int sent);
 

@@ -70,13 +70,21 @@ int memif_ct_queue_set_pool(memif_ct_queue_t *q, memif_ct_pool_t *pool, uint32_t
     return MEMIF_CT_OK;
 }
 
-uint32_t memif_ct_reclaim_released(memif_ct_queue_t *q)
+int32_t memif_ct_reclaim_released(memif_ct_queue_t *q, uint32_t *given)
 {
+    /* One read of the tail serves both the reclaim and the caller's free-slot count: with a
+     * second read, a tail that moved on in between (an honest server releasing concurrently)
+     * would let TX overwrite slots whose buffers were never given back (leaked), and the next
+     * reclaim would give back the buffers just published there, still in flight. */
     uint16_t tail = load_acquire(&q->ring->tail);
     uint16_t done = (uint16_t)(tail - q->reclaimed);
+    if (given)
+        *given = 0;
     /* A tail beyond our head, or back before what was reclaimed, releases nothing. */
-    if (done > (uint16_t)(q->last_head - q->reclaimed))
-        return 0;
+    if (done > (uint16_t)(q->last_head - q->reclaimed)) {
+        q->stats.bad_ring++;
+        return -1;
+    }
     uint32_t n = 0;
     for (uint16_t i = 0; i < done; i++) {
         uint16_t slot = (uint16_t)(q->reclaimed + i) & q->mask;
@@ -84,7 +92,9 @@ uint32_t memif_ct_reclaim_released(memif_ct_queue_t *q)
         q->slot_buf[slot] = MEMIF_CT_NO_BUFFER;
     }
     q->reclaimed = tail;
-    return n;
+    if (given)
+        *given = n;
+    return (int32_t)(q->ring_size - (uint16_t)(q->last_head - tail));
 }
 
 int memif_ct_queue_reclaim(memif_ct_queue_t *q)
@@ -95,7 +105,9 @@ int memif_ct_queue_reclaim(memif_ct_queue_t *q)
         return MEMIF_CT_ERR_DIRECTION;
     if (q->pool_state != MEMIF_CT_POOL_SET)
         return MEMIF_CT_ERR_STATE;
-    return (int)memif_ct_reclaim_released(q);
+    uint32_t n;
+    (void)memif_ct_reclaim_released(q, &n);
+    return (int)n;
 }
 
 int memif_ct_queue_drop_pool(memif_ct_queue_t *q)
@@ -150,15 +162,10 @@ int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t
     int rc = check_tx_buffers(pool, idx, lengths, n);
     if (rc != MEMIF_CT_OK)
         return rc;
-    memif_ct_reclaim_released(q);
+    int32_t room = memif_ct_reclaim_released(q, NULL); /* -1: impossible tail, counted */
     memif_ct_ring_t *ring = q->ring;
     uint16_t head = q->last_head;
-    uint16_t used = (uint16_t)(head - load_acquire(&ring->tail));
-    uint32_t free_slots = 0;
-    if (used > q->ring_size)
-        q->stats.bad_ring++;
-    else
-        free_slots = q->ring_size - used;
+    uint32_t free_slots = room > 0 ? (uint32_t)room : 0;
     uint32_t sent = n < free_slots ? n : free_slots;
     for (uint32_t i = 0; i < sent; i++) {
         uint16_t slot = head & q->mask;
@@ -232,6 +239,8 @@ int memif_ct_tx_reserve(memif_ct_queue_t *q, memif_ct_buf_t *out, uint32_t n)
         got++;
     }
     q->reserved = (uint16_t)(q->reserved + got);
+    if (!q->reserved)
+        q->reserved_slots = 0; /* only bad slots: none reserved (see tx_unreserve) */
     return (int)got;
 }
 
@@ -289,6 +298,8 @@ int memif_ct_tx_commit(memif_ct_queue_t *q, const uint32_t *lengths, uint32_t n)
     q->reserved = (uint16_t)(q->reserved - n);
     if (q->reserved > q->reserved_slots)
         q->reserved = q->reserved_slots; /* the client zeroed reserved slots under us */
+    if (!q->reserved)
+        q->reserved_slots = 0; /* left only if the client un-marked a bad slot: see unreserve */
     if (k) {
         q->last_tail = (uint16_t)(q->last_tail + k);
         store_release(&q->ring->tail, q->last_tail);
@@ -319,5 +330,11 @@ int memif_ct_tx_unreserve(memif_ct_queue_t *q, uint32_t n)
     q->reserved = (uint16_t)(q->reserved - n);
     if (q->reserved > q->reserved_slots)
         q->reserved = q->reserved_slots; /* the client zeroed reserved slots under us */
+    /* Nothing reserved: no slot is. Bad slots kept for a commit that cannot come now would stay
+     * counted in reserved_slots while tx_burst (which checks reserved) moves the tail past them,
+     * and the next reserve would then start a slot too far. Unmarked, they are simply found bad
+     * again by whoever takes them next. */
+    if (!q->reserved)
+        q->reserved_slots = 0;
     return MEMIF_CT_OK;
 }

@@ -5,7 +5,10 @@
   ``MEMIF_CT_FUZZ_SECONDS`` (default 20) with a fixed seed. Any crash or broken invariant fails
   the test, naming the reproducer and the command that replays it. clang and its compiler
   runtime are required: missing, the test fails with install instructions (.ci/run installs
-  them). ``MEMIF_CT_FUZZ_CORPUS=DIR`` keeps the corpus between runs (README, "Fuzzing").
+  them). ``MEMIF_CT_FUZZ_CORPUS=DIR`` keeps the corpus between runs (README, "Fuzzing"). The same
+  target fuzzes the zero-copy path (tests/fuzz/fuzz_zc.h: pools, tx_buffers, reclaim, rx_peek and
+  rx_release in both roles, tx_reserve/commit/unreserve, drop_pool) for inputs whose first byte
+  is >= 0xC0; tests/fuzz/seeds/ (read only) starts it on each of those paths.
 * ``test_hostile_peer_against_installed_library``: hypothesis drives the installed library
   through ``memif_ct._native``. One end of each ring is ours (client or server); the other is
   a Python peer that shares no code with the library and writes what it likes: descriptors
@@ -82,6 +85,7 @@ def test_libfuzzer_finds_nothing(fuzz_burst: Path, tmp_path: Path) -> None:
     cmd = [
         str(fuzz_burst), f"-max_total_time={FUZZ_SECONDS}", f"-seed={FUZZ_SEED}", "-timeout=10",
         "-rss_limit_mb=4096", "-print_final_stats=1", f"-artifact_prefix={artifacts}/", str(corpus),
+        str(ROOT / "tests" / "fuzz" / "seeds"),
     ]
     proc = _run(cmd, cwd=tmp_path, timeout=FUZZ_SECONDS + 300)
     found = sorted(artifacts.iterdir())

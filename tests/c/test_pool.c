@@ -11,6 +11,7 @@
 #include "memif_ct.h"
 #include "minitest.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #define S2M MEMIF_CT_RING_TYPE_S2M
@@ -1010,6 +1011,134 @@ static void test_pool_round_trip_sizes(void)
     }
 }
 
+/* ====================================================================================== */
+/* review findings (issue fz): each one failed before its fix                               */
+
+/* An honest server releasing slots while a pool client transmits. The client read the server's
+ * tail twice, once to reclaim and once to count free slots: a tail that moved on in between let
+ * TX overwrite slots whose buffers were never given back (leaked: RING, in no slot) and made the
+ * next reclaim give back buffers just published there, still in flight. The slot table is the
+ * caller's, so after every call its entries must be exactly the pool's RING buffers. */
+typedef struct {
+    memif_ct_ring_t *ring;
+    _Atomic int stop;
+} releaser_t;
+
+static void *release_forever(void *arg)
+{
+    releaser_t *r = arg;
+    while (!atomic_load(&r->stop))
+        atomic_store(&r->ring->tail, atomic_load(&r->ring->head));
+    return NULL;
+}
+
+static void test_pool_tx_races_honest_server(void)
+{
+    zc_t z;
+    ZCP(&z, 2, 128, 128, 16);
+    releaser_t rel = {z.s2m, 0};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, release_forever, &rel) == 0);
+    uint8_t data[64] = {0};
+    uint32_t len1 = 64, mismatch = 0;
+    for (int i = 0; i < 200000 && !mismatch; i++) {
+        uint32_t idx[2], lens[2] = {64, 64}, got = memif_ct_pool_alloc(z.ptx, idx, 2);
+        int sent = (i & 1) ? memif_ct_tx_burst(&z.ctx, data, sizeof(data), &len1, 1)
+                           : memif_ct_tx_buffers(&z.ctx, idx, lens, got);
+        if (!(i & 1) && sent >= 0 && (uint32_t)sent < got)
+            memif_ct_pool_free(z.ptx, idx + sent, got - (uint32_t)sent);
+        else if (i & 1)
+            memif_ct_pool_free(z.ptx, idx, got);
+        uint32_t f, a, r, held = 0;
+        memif_ct_pool_counts(z.ptx, &f, &a, &r);
+        for (uint32_t s = 0; s < z.N; s++)
+            held += z.tab_tx[s] != UINT32_MAX;
+        mismatch = held != r || a != 0;
+    }
+    atomic_store(&rel.stop, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ(mismatch, 0);
+    atomic_store(&z.s2m->tail, atomic_load(&z.s2m->head));
+    CHECK(memif_ct_queue_reclaim(&z.ctx) >= 0);
+    check_counts(z.ptx, 16, 0, 0);
+    zc_teardown(&z);
+}
+
+/* unreserve of every good reservation left a bad posted slot before them reserved (reserved 0,
+ * reserved_slots 1). tx_burst then went ahead (it checks reserved only) and moved the tail, the
+ * stale reserved_slots made the next reserve skip a posted slot, and the commit published that
+ * skipped slot - a buffer the application never wrote - as the packet. */
+static void test_unreserve_all_then_tx_burst(void)
+{
+    zc_t z;
+    ZCP(&z, 2, 128, 128, 4);
+    memif_ct_buf_t r[4];
+    uint8_t data[16], out[512];
+    uint32_t len = 16, olens[4];
+    z.m2s->desc[0].region = 7; /* the client spoils its first posted slot */
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 2), 2);
+    CHECK_INT(memif_ct_tx_unreserve(&z.stx, 2), MEMIF_CT_OK);
+    CHECK_EQ(memif_ct_tx_reserved(&z.stx), 0);
+    CHECK_EQ(memif_ct_queue_free(&z.stx), 4); /* nothing is reserved: every posted slot is free */
+    fill(data, 16, 1);
+    CHECK_INT(memif_ct_tx_burst(&z.stx, data, 16, &len, 1), 1); /* slot 0 handed back, slot 1 sent */
+    CHECK_EQ(tail_of(z.m2s), 2);
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 1), 1);
+    memif_ct_buf_t own;
+    REQUIRE(memif_ct_pool_buffer(z.prx, z.tab_rx[2], &own) == MEMIF_CT_OK);
+    CHECK(r[0].addr == own.addr); /* the next posted slot, none skipped */
+    fill(r[0].addr, 16, 2);
+    CHECK_INT(memif_ct_tx_commit(&z.stx, &len, 1), 1);
+    CHECK_EQ(tail_of(z.m2s), 3);
+    CHECK_INT(memif_ct_rx_burst(&z.crx, out, sizeof(out), olens, 4), 2);
+    CHECK(filled(out, 16, 1));
+    CHECK(filled(out + 16, 16, 2));
+    zc_teardown(&z);
+}
+
+/* And by a reserve that finds only bad posted slots (found by fuzz_burst's zero-copy session). */
+static void test_reserve_finds_only_bad(void)
+{
+    zc_t z;
+    ZCP(&z, 2, 128, 128, 4);
+    memif_ct_buf_t r[4];
+    z.m2s->desc[0].length = 0;
+    z.m2s->desc[1].region = 7;
+    atomic_store(&z.m2s->head, (uint16_t)2); /* only the two bad ones posted */
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 4), 0);
+    CHECK_EQ(memif_ct_tx_reserved(&z.stx), 0);
+    CHECK_EQ(memif_ct_queue_free(&z.stx), 2);
+    atomic_store(&z.m2s->head, (uint16_t)4);
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 1), 1);
+    memif_ct_buf_t own;
+    REQUIRE(memif_ct_pool_buffer(z.prx, z.tab_rx[2], &own) == MEMIF_CT_OK);
+    CHECK(r[0].addr == own.addr);
+    zc_teardown(&z);
+}
+
+/* The same stale state, reached by a client that rewrites a slot marked bad at reserve into a
+ * good one before commit: the commit takes it for a reservation, and the last real reservation
+ * was left reserved_slots-only (reserved 0). */
+static void test_commit_after_client_unmarks(void)
+{
+    zc_t z;
+    ZCP(&z, 2, 128, 128, 4);
+    memif_ct_buf_t r[4];
+    uint32_t len = 8, olens[4];
+    uint8_t data[8] = {0}, out[512];
+    memif_ct_desc_t posted0 = z.m2s->desc[0];
+    z.m2s->desc[0].region = 7;
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 1), 1); /* slot 0 marked bad, slot 1 reserved */
+    z.m2s->desc[0] = posted0;                         /* ... and un-marked by the client */
+    CHECK_INT(memif_ct_tx_commit(&z.stx, &len, 1), 1);
+    CHECK_EQ(memif_ct_tx_reserved(&z.stx), 0);
+    CHECK_EQ(memif_ct_queue_free(&z.stx), (uint32_t)(4 - tail_of(z.m2s)));
+    CHECK_INT(memif_ct_tx_burst(&z.stx, data, 8, &len, 1), 1);
+    CHECK_INT(memif_ct_tx_reserve(&z.stx, r, 4), (int)(4 - tail_of(z.m2s)));
+    (void)memif_ct_rx_burst(&z.crx, out, sizeof(out), olens, 4);
+    zc_teardown(&z);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1027,5 +1156,9 @@ int main(void)
     RUN("rx_peek M2S", test_peek_copy_mode(1));
     RUN("rx_peek hostile and pool", test_peek_hostile_and_pool());
     RUN("pool round trips at buffer-size edges", test_pool_round_trip_sizes());
+    RUN("pool TX against a server releasing concurrently", test_pool_tx_races_honest_server());
+    RUN("unreserve everything, then tx_burst and reserve", test_unreserve_all_then_tx_burst());
+    RUN("commit after the client un-marks a bad slot", test_commit_after_client_unmarks());
+    RUN("reserve that finds only bad posted slots", test_reserve_finds_only_bad());
     return mt_summary();
 }

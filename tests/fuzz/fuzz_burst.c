@@ -23,6 +23,9 @@
  * Out-of-bounds access is ASan's (every region, queue and buffer is its own allocation of its
  * exact size); undefined behaviour is UBSan's, built with -fno-sanitize-recover.
  * Deterministic per input: no clock, no randomness, fresh memory for every input.
+ * An input whose first byte is >= 0xC0 is a zero-copy session instead (fuzz_zc.h: pools,
+ * tx_buffers/reclaim, rx_peek/rx_release, tx_reserve/commit/unreserve, drop_pool); tests/fuzz/seeds
+ * holds hand-made inputs that reach each of its paths.
  *
  * Build:  CC=clang meson setup build-fuzz -Dfuzz=true && meson compile -C build-fuzz fuzz_burst
  * Run:    build-fuzz/fuzz_burst -max_total_time=600 CORPUS_DIR   (README, "Fuzzing") */
@@ -48,11 +51,12 @@ enum { Q_CLIENT_S2M, Q_SERVER_S2M, Q_CLIENT_M2S, Q_SERVER_M2S, Q_PROBE, NUM_QUEU
 
 static char g_op[200]; /* the operation under way, printed with a failure */
 
-static void fail(int line, const char *what)
+static void fail_at(const char *file, int line, const char *what)
 {
-    fprintf(stderr, "fuzz_burst: invariant violated (fuzz_burst.c:%d): %s\n  during: %s\n", line, what, g_op);
+    fprintf(stderr, "fuzz_burst: invariant violated (%s:%d): %s\n  during: %s\n", file, line, what, g_op);
     abort();
 }
+#define fail(line, what) fail_at(__FILE__, (line), (what))
 
 #define CHECK(cond)                \
     do {                           \
@@ -967,11 +971,18 @@ static void teardown(world_t *w)
         (void)memif_ct_eventfd_clear(g_eventfd);
 }
 
+#include "fuzz_zc.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input_t in = {data, size};
+    if (size && data[0] >= ZC_SELECT) { /* the zero-copy data path (fuzz_zc.h) */
+        in_u8(&in);
+        zc_session(&in);
+        return 0;
+    }
     world_t w;
     snprintf(g_op, sizeof(g_op), "setup");
     setup(&w, &in);
