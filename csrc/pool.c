@@ -28,6 +28,8 @@ int memif_ct_memseg_to_desc(const memif_ct_segment_t *segs, uint32_t n, const vo
 {
     if (!segs || !addr || !region || !offset)
         return MEMIF_CT_ERR_NULL;
+    if (length == 0 || length > UINT32_MAX)
+        return MEMIF_CT_ERR_RANGE; /* a descriptor's length is 1..u32 */
     for (uint32_t i = 0; i < n; i++) {
         uint64_t off = seg_offset_of(&segs[i], (uintptr_t)addr, length);
         /* Descriptor offsets are u32: the buffer must start below 4 GiB in its region. */

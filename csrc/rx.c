@@ -150,7 +150,7 @@ static void rx_walk(memif_ct_queue_t *q, uint16_t first, uint16_t left, const rx
     }
 }
 
-/* Server (S2M): mark consumed slots before releasing them. Every sender writes a non-zero
+/* Server (S2M): mark consumed slots before releasing them (rx_consume). Every sender writes a non-zero
  * length into each slot it publishes (none reads it back: clients size S2M buffers from their
  * own buffer size), so a slot that comes back with length 0 was re-published without being
  * rewritten - what a sender that overran the ring does (DPDK 22.11, TESTPMD_NOTES.md) - and is
@@ -212,7 +212,6 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, r
             q->partial_valid = 0;
             ch.bad_chain = 1;
         }
-        rx_mark_consumed(q, first, ch.k);
         consumed = (uint16_t)(consumed + ch.k);
         q->stats.bad_desc += (uint64_t)ch.bad_seen;
         q->stats.bad_chain += (uint64_t)ch.bad_chain;
@@ -228,9 +227,12 @@ static uint16_t rx_chains(memif_ct_queue_t *q, uint16_t start, uint16_t avail, r
     return consumed;
 }
 
-/* Give the peer back n consumed slots: the server stores its tail, the client re-posts buffers. */
+/* Give the peer back n consumed slots: the server marks them and stores its tail, the client
+ * re-posts buffers. Marks go in only now, after every byte of the call was read: a buffer a
+ * hostile peer laid over the ring's own descriptors reads the same whatever order we mark in. */
 static void rx_consume(memif_ct_queue_t *q, uint16_t n)
 {
+    rx_mark_consumed(q, q->last_tail, n);
     q->last_tail = (uint16_t)(q->last_tail + n);
     if (q->role == MEMIF_CT_ROLE_SERVER) {
         if (n)

@@ -175,6 +175,13 @@ static void test_memseg(void)
     CHECK_EQ(off, 4095);
     CHECK_INT(memif_ct_memseg_to_desc(segs, 4, mem + 4095, 2, &region, &off), MEMIF_CT_ERR_RANGE);
     CHECK_INT(memif_ct_memseg_to_desc(segs, 4, mem, 0, &region, &off), MEMIF_CT_ERR_RANGE);
+    {
+        /* A descriptor length is u32: a longer span is no descriptor, even in a segment that
+         * claims more than 4 GiB (only the table is read: nothing is dereferenced). */
+        memif_ct_segment_t huge = {.base = mem, .size = 1ull << 33, .offset = 0, .region = 1};
+        CHECK_INT(memif_ct_memseg_to_desc(&huge, 1, mem, 1ull << 32, &region, &off), MEMIF_CT_ERR_RANGE);
+        CHECK_INT(memif_ct_memseg_to_desc(&huge, 1, mem, UINT32_MAX, &region, &off), MEMIF_CT_OK);
+    }
     CHECK_INT(memif_ct_memseg_to_desc(segs, 4, mem + 8192, 1, &region, &off), MEMIF_CT_OK);
     CHECK_EQ(region, 1);
     CHECK_EQ(off, 4096);
