@@ -1147,11 +1147,50 @@ class FrameChecker:
         if rc < 0:
             raise _native_error(rc, "memif_ct_checker_init", "the checker")
 
-    def __getattr__(self, name: str) -> int:
-        if name in ("frames", "bytes", "unique", "duplicates", "corrupted", "out_of_order", "lowest", "highest",
-                    "last_corrupt"):
-            return int(getattr(self._c, name))
-        raise AttributeError(name)
+    @property
+    def frames(self) -> int:
+        """Frames checked (the far ones aside)."""
+        return int(self._c.frames)
+
+    @property
+    def bytes(self) -> int:
+        """Their bytes."""
+        return int(self._c.bytes)
+
+    @property
+    def unique(self) -> int:
+        """Distinct intact frames of ours."""
+        return int(self._c.unique)
+
+    @property
+    def duplicates(self) -> int:
+        """Intact frames whose seq was seen already."""
+        return int(self._c.duplicates)
+
+    @property
+    def corrupted(self) -> int:
+        """Frames of ours, damaged."""
+        return int(self._c.corrupted)
+
+    @property
+    def out_of_order(self) -> int:
+        """A new seq below the highest seen on its queue."""
+        return int(self._c.out_of_order)
+
+    @property
+    def lowest(self) -> int:
+        """Lowest distinct seq (when unique > 0)."""
+        return int(self._c.lowest)
+
+    @property
+    def highest(self) -> int:
+        """Highest distinct seq (when unique > 0)."""
+        return int(self._c.highest)
+
+    @property
+    def last_corrupt(self) -> int:
+        """Verdict of the last corrupted frame (0: none)."""
+        return int(self._c.last_corrupt)
 
     @property
     def not_ours(self) -> int:
