@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import array
 import bisect
-import itertools
 import logging
 import os
 import select
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,6 +47,7 @@ _rx_burst = _native.rx_burst_raw
 _rx_burst_ex = _native.rx_burst_ex_raw
 _check = _native.check
 _ERR_TOO_BIG = _native.ERR_TOO_BIG
+_ERR_ARG = _native.ERR_ARG
 _RX_KEEP_TOO_BIG = _native.RX_KEEP_TOO_BIG
 
 
@@ -77,13 +78,47 @@ def check_packets(packets: object, name: str = "packets") -> Sequence[Packet]:
 
 
 def _lengths_of(packets: Sequence[Packet], data_size: int) -> array.array[int]:
-    """u32 lengths of packets whose joined bytes are ``data_size`` long."""
-    lengths = array.array("I", map(len, packets))
-    if sum(lengths) != data_size:  # a memoryview of wider items: len() counts items, not bytes
-        lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
-    if 0 in lengths:
-        raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
+    """u32 lengths of packets whose joined bytes are ``data_size`` long.
+
+    An empty packet is left for the C library to refuse (ERR_ARG, before anything is queued;
+    ``_empty_packet`` names it then): no per-packet scan here."""
+    sizes = list(map(len, packets))  # the cheapest per-packet step found (callgrind): ~225 Ir each
+    if sum(sizes) != data_size:  # a memoryview of wider items: len() counts items, not bytes
+        sizes = [_nbytes(p, i) for i, p in enumerate(packets)]
+    lengths = array.array("I")
+    lengths.fromlist(sizes)  # faster than array("I", iterable): no per-item append
     return lengths
+
+
+class _Tokens(dict[int, str]):
+    """``n`` -> the struct format token ``"<n>s"`` (n bytes as one bytes object), made once per
+    length; a hostile peer's endless distinct lengths are made each time, never kept."""
+
+    def __missing__(self, n: int) -> str:
+        token = f"{n}s"
+        if n <= _TOKEN_CACHE_MAX_LENGTH:
+            self[n] = token
+        return token
+
+
+_TOKEN_CACHE_MAX_LENGTH = 16384
+_tokens = _Tokens()
+_SPLITTER_CACHE_SIZE = 64  # burst shapes (lengths in order) remembered per RX queue
+_SPLITTER_CACHE_MAX_PACKETS = 1024  # larger bursts build their Struct each time
+
+
+def _splitter(cache: dict[bytes, struct.Struct], key: bytes, lengths: Iterable[int]) -> struct.Struct:
+    """A Struct whose ``unpack_from`` cuts packets of ``lengths`` (``key``: their u32 bytes)
+    out of a buffer as bytes, one C call for the whole burst: the per-packet work left is
+    CPython making each bytes object. Cached per burst shape: fixed-size traffic hits every time."""
+    splitter = cache.get(key)
+    if splitter is None:
+        splitter = struct.Struct("<" + "".join(map(_tokens.__getitem__, lengths)))
+        if len(key) <= 4 * _SPLITTER_CACHE_MAX_PACKETS:
+            if len(cache) >= _SPLITTER_CACHE_SIZE:
+                del cache[next(iter(cache))]  # the oldest shape
+            cache[key] = splitter
+    return splitter
 
 
 class MemoryMap:
@@ -199,9 +234,9 @@ class Queue:
         self._alive = True
         cqueue.set_eventfd(eventfd if self.is_tx else -1)
         self._rx_data: bytearray | None = None
-        self._rx_view: memoryview | None = None
         self._rx_pin: _native.Pinned | None = None
         self._rx_lengths = array.array("I")
+        self._rx_splitters: dict[bytes, struct.Struct] = {}
         if not self.is_tx:
             self._grow_rx(_DEFAULT_BURST)
         # Buffer API (alloc_buffers / tx_buffers / rx_buffers); set up by the link (attach_memory).
@@ -300,7 +335,11 @@ class Queue:
             if not self._alive:
                 return 0
             rc: int = _tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
-        return rc if rc >= 0 else self._tx_refused(rc, lengths, "packets")
+        if rc >= 0:
+            return rc
+        if rc == _ERR_ARG and 0 in lengths:  # C refused the burst before queuing anything
+            raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
+        return self._tx_refused(rc, lengths, "packets")
 
     def tx_packed(self, data: object, lengths: array.array[int], count: int) -> int:
         """Queue ``count`` packets packed back to back in ``data`` (bytes or any buffer)."""
@@ -500,11 +539,10 @@ class Queue:
         size = max(RX_SCRATCH_MIN_BYTES, max_packets * _RX_SCRATCH_PER_PACKET)
         if self._rx_pin is not None:
             self._rx_pin.release()
-            self._rx_view = None
         self._rx_data = bytearray(size)
-        self._rx_view = memoryview(self._rx_data)
         self._rx_pin = _native.Pinned(self._rx_data)
         self._rx_lengths = array.array("I", bytes(4 * max_packets))
+        self._rx_lengths_bytes = memoryview(self._rx_lengths).cast("B")
         self._rx_addr = self._rx_pin.address
         self._rx_size = size
         self._rx_lengths_addr = self._rx_lengths.buffer_info()[0]
@@ -525,12 +563,12 @@ class Queue:
             if n <= 0:
                 _check(n, "memif_ct_rx_burst")
                 return []
-            # One copy out of the scratch, then bytes slices: about twice as fast as a bytes
-            # per memoryview slice.
-            offsets = list(itertools.accumulate(self._rx_lengths[:n], initial=0))
-            assert self._rx_view is not None
-            data = bytes(self._rx_view[: offsets[-1]])
-        return [data[a:b] for a, b in itertools.pairwise(offsets)]
+            # bytes straight out of the scratch, cut by one Struct.unpack_from (no Python code
+            # per packet): 5-6x faster than slicing one bytes copy per packet.
+            key = self._rx_lengths_bytes[:4 * n].tobytes()
+            splitter = _splitter(self._rx_splitters, key, self._rx_lengths[:n])
+            assert self._rx_data is not None
+            return list(splitter.unpack_from(self._rx_data))
 
     def rx_into(self, out: object, lengths: array.array[int]) -> int:
         """Receive into the caller's writable buffer, lengths into ``lengths`` (its length is
