@@ -90,6 +90,34 @@ def _lengths_of(packets: Sequence[Packet], data_size: int) -> array.array[int]:
     return lengths
 
 
+_U32_FORMATS = frozenset({"I", "@I"})  # native only: what numpy reports for uint32
+_LENGTHS_TYPE_ERROR = ("lengths must be array.array('I') or another 1-D C-contiguous buffer of 32-bit "
+                       "unsigned ints (numpy.uint32)")
+
+
+def _u32_view(lengths: object) -> memoryview:
+    """``lengths`` as a 1-D memoryview of native 32-bit unsigned ints: ``array('I')``, a numpy
+    ``uint32`` array, or any C-contiguous buffer of that format; ArgumentTypeError otherwise."""
+    try:
+        view = memoryview(lengths)  # type: ignore[arg-type]
+    except TypeError:
+        raise ArgumentTypeError(f"{_LENGTHS_TYPE_ERROR}, not {type(lengths).__name__}") from None
+    if view.format not in _U32_FORMATS or view.itemsize != 4 or view.ndim != 1 or not view.c_contiguous:
+        what = f"format {view.format!r}, itemsize {view.itemsize}, ndim {view.ndim}"
+        view.release()
+        raise ArgumentTypeError(f"{_LENGTHS_TYPE_ERROR}, not a {type(lengths).__name__} of {what}")
+    return view
+
+
+def _u32_copy(lengths: object, count: int | None = None) -> array.array[int]:
+    """A private ``array('I')`` copy of the first ``count`` (default all) entries of ``lengths``
+    (see _u32_view): the caller's could be resized or rewritten by another thread mid-call."""
+    with _u32_view(lengths) as view, view.cast("B") as raw:
+        own = array.array("I")
+        own.frombytes(raw if count is None else raw[:4 * count])
+    return own
+
+
 class _Tokens(dict[int, str]):
     """``n`` -> the struct format token ``"<n>s"`` (n bytes as one bytes object), made once per
     length; a hostile peer's endless distinct lengths are made each time, never kept."""
@@ -341,16 +369,23 @@ class Queue:
             raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
         return self._tx_refused(rc, lengths, "packets")
 
-    def tx_packed(self, data: object, lengths: array.array[int], count: int) -> int:
-        """Queue ``count`` packets packed back to back in ``data`` (bytes or any buffer)."""
-        if not isinstance(lengths, array.array) or lengths.typecode != "I" or lengths.itemsize != 4:
-            raise ArgumentTypeError("lengths must be array.array('I') of 32-bit unsigned ints")
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(lengths):
-            raise ArgumentError(f"count={count!r} is out of range: expected 0..{len(lengths)} (len(lengths))")
+    def tx_packed(self, data: object, lengths: object, count: int | None = None) -> int:
+        """Queue ``count`` (default: all) packets packed back to back in ``data`` (bytes or any
+        buffer, read-only ones too, e.g. a numpy array), their sizes in ``lengths``
+        (``array('I')`` or a numpy ``uint32`` array)."""
+        if type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4:
+            total = len(lengths)
+        else:
+            with _u32_view(lengths) as view:
+                total = len(view)
+        if count is None:
+            count = total
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= total:
+            raise ArgumentError(f"count={count!r} is out of range: expected 0..{total} (len(lengths))")
         if count == 0:
             return 0
         # The caller's lengths could be resized by another thread mid-call: send a copy.
-        own = lengths[:count]
+        own = lengths[:count] if type(lengths) is array.array else _u32_copy(lengths, count)
         if isinstance(data, bytes):
             with self._lock:
                 if not self._alive:
@@ -478,9 +513,12 @@ class Queue:
             sizes = array.array("I", [_nbytes(v, i) for i, v in enumerate(views)])
         else:
             try:
-                sizes = array.array("I", lengths)  # type: ignore[call-overload]
-            except (TypeError, OverflowError) as exc:
-                raise ArgumentTypeError(f"lengths must be a sequence of ints in 1..65535: {exc}") from None
+                sizes = _u32_copy(lengths)  # array('I'), numpy uint32: one copy, no per-item work
+            except ArgumentTypeError:
+                try:
+                    sizes = array.array("I", lengths)  # type: ignore[call-overload]
+                except (TypeError, OverflowError) as exc:
+                    raise ArgumentTypeError(f"lengths must be a sequence of ints in 1..65535: {exc}") from None
             if len(sizes) != len(views):
                 raise ArgumentError(f"lengths has {len(sizes)} entries for {len(views)} buffers")
         for i, n in enumerate(sizes):
@@ -570,16 +608,19 @@ class Queue:
             assert self._rx_data is not None
             return list(splitter.unpack_from(self._rx_data))
 
-    def rx_into(self, out: object, lengths: array.array[int]) -> int:
-        """Receive into the caller's writable buffer, lengths into ``lengths`` (its length is
-        the most packets taken); 0 once detached.
+    def rx_into(self, out: object, lengths: object) -> int:
+        """Receive into the caller's writable buffer (bytearray, mmap, numpy array, ...),
+        lengths into ``lengths`` (a writable ``array('I')`` or numpy ``uint32`` array; its
+        length is the most packets taken); 0 once detached.
 
         A next packet larger than the whole buffer is not dropped: it stays in the ring and
         ArgumentError (a ValueError) names its size and the buffer's, so a larger buffer (or
         ``rx_burst``, which drops and counts such packets) can take it."""
-        if not isinstance(lengths, array.array) or lengths.typecode != "I" or lengths.itemsize != 4:
-            raise ArgumentTypeError("lengths must be array.array('I') of 32-bit unsigned ints")
-        max_packets = len(lengths)
+        if type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4:
+            max_packets = len(lengths)
+        else:
+            with _u32_view(lengths) as view:
+                max_packets = len(view)
         if max_packets == 0:
             return 0
         if self._burst is not None:
@@ -593,9 +634,11 @@ class Queue:
             return rc
         if rc != _ERR_TOO_BIG:
             return _check(rc, "memif_ct_rx_burst_ex")
+        with _u32_view(lengths) as view:
+            size = view[0]
         raise NativeArgumentError(
-            f"the next packet is {lengths[0]} bytes, larger than the {out_size}-byte buffer given: it stays "
-            f"in the ring; pass a buffer of at least {lengths[0]} bytes (rx_burst drops such packets)",
+            f"the next packet is {size} bytes, larger than the {out_size}-byte buffer given: it stays "
+            f"in the ring; pass a buffer of at least {size} bytes (rx_burst drops such packets)",
             code=rc, function="memif_ct_rx_burst_ex", reason=_native.strerror(rc),
         )
 
