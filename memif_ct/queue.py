@@ -271,6 +271,7 @@ class Queue:
         self._memory: MemoryMap | None = None
         self._pool: _native.Pool | None = None  # client: where this queue's buffers come from
         self._pool_base = 0  # address of the pool's buffer 0 (one segment per queue)
+        self._pool_view: memoryview | None = None  # all of that segment, writable
         self._handed_out: dict[int, tuple[int, memoryview]] = {}  # address -> (index or slot, view)
         self._reserved: list[tuple[int, int, memoryview]] = []  # server TX: (address, capacity, view)
         self._burst: RxBurst | None = None
@@ -309,6 +310,10 @@ class Queue:
             self._cq.set_pool(pool)
             self._pool = pool
             self._pool_base = pool.buffer(0)[0]
+            try:  # one view over the whole segment: alloc_buffers slices it, no lookup per buffer
+                self._pool_view = memory.view(self._pool_base, pool.count * pool.buffer_size, readonly=False)
+            except ArgumentError:
+                self._pool_view = None
 
     def detach(self) -> None:
         """Stop every later call from touching shared memory (the ring is about to be unmapped).
@@ -320,6 +325,9 @@ class Queue:
             burst, self._burst = self._burst, None
             _release_views(view for _i, view in self._handed_out.values())
             _release_views(view for _a, _c, view in self._reserved)
+            pool_view, self._pool_view = self._pool_view, None
+            if pool_view is not None:
+                _release_views((pool_view,))
             if self._pool is not None and was_alive:
                 self._cq.drop_pool()  # ring slots' buffers back to the pool
                 self._pool.free([i for i, _view in self._handed_out.values()])  # and the app's
@@ -447,11 +455,12 @@ class Queue:
             out: list[memoryview] = []
             if self._pool is not None:  # client: any free buffer of our pool
                 self._cq.reclaim()
-                bsize = self.buffer_size
+                bsize, base, whole = self.buffer_size, self._pool_base, self._pool_view
                 for index in self._pool.alloc(count):
-                    address = self._pool_base + index * bsize
-                    view = memory.view(address, size, readonly=False)
-                    self._handed_out[address] = (index, view)
+                    offset = index * bsize
+                    view = (whole[offset:offset + size] if whole is not None
+                            else memory.view(base + offset, size, readonly=False))
+                    self._handed_out[base + offset] = (index, view)
                     out.append(view)
             else:  # server: the next buffers the client posted, in ring order
                 for address, capacity in self._cq.tx_reserve(count):
@@ -662,7 +671,7 @@ class Queue:
                        "memif_ct_rx_peek")
             memory = self._memory
             views = []
-            for address, length, in_scratch in self._peek_pkts.entries(n):
+            for address, length, _slots, in_scratch in self._peek_pkts.entries(n):
                 if in_scratch:
                     views.append(scratch[address - base:address - base + length])
                 else:
