@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import array
 import bisect
+import collections
+import itertools
+import operator
 import logging
 import os
 import select
@@ -48,6 +51,9 @@ _rx_burst_ex = _native.rx_burst_ex_raw
 _check = _native.check
 _ERR_TOO_BIG = _native.ERR_TOO_BIG
 _ERR_ARG = _native.ERR_ARG
+_MV_NBYTES = memoryview.nbytes.__get__
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 _RX_KEEP_TOO_BIG = _native.RX_KEEP_TOO_BIG
 
 
@@ -235,10 +241,12 @@ class RxBurst(Sequence[memoryview]):
 
 
 def _release_views(views: Iterable[memoryview]) -> None:
-    for view in views:
+    remaining = iter(views)
+    while True:
         try:
-            view.release()
-        except BufferError:  # exported further (e.g. to numpy): that export keeps it
+            collections.deque(map(memoryview.release, remaining), maxlen=0)  # one C-level pass
+            return
+        except BufferError:  # exported further (e.g. to numpy): that export keeps it; go on after it
             pass
 
 
@@ -273,6 +281,9 @@ class Queue:
         self._pool_base = 0  # address of the pool's buffer 0 (one segment per queue)
         self._pool_view: memoryview | None = None  # all of that segment, writable
         self._handed_out: dict[int, tuple[int, memoryview]] = {}  # address -> (index or slot, view)
+        # id(view) -> address of the views in _handed_out (which keeps them alive, so an id is
+        # never reused meanwhile): tx_buffers finds the view it handed out without ctypes.
+        self._handed_out_ids: dict[int, int] = {}
         self._reserved: list[tuple[int, int, memoryview]] = []  # server TX: (address, capacity, view)
         self._burst: RxBurst | None = None
         self._peek_pkts: _native.PktArray | None = None
@@ -332,6 +343,7 @@ class Queue:
                 self._cq.drop_pool()  # ring slots' buffers back to the pool
                 self._pool.free([i for i, _view in self._handed_out.values()])  # and the app's
             self._handed_out.clear()
+            self._handed_out_ids.clear()
             self._reserved.clear()
         if burst is not None:
             burst.release()
@@ -461,6 +473,7 @@ class Queue:
                     view = (whole[offset:offset + size] if whole is not None
                             else memory.view(base + offset, size, readonly=False))
                     self._handed_out[base + offset] = (index, view)
+                    self._handed_out_ids[id(view)] = base + offset
                     out.append(view)
             else:  # server: the next buffers the client posted, in ring order
                 for address, capacity in self._cq.tx_reserve(count):
@@ -479,10 +492,21 @@ class Queue:
         with self._lock:
             if not self._alive:
                 return 0
-            addresses = [_native.buffer_address(v) for v in views]
             if self._pool is not None:
-                return self._tx_pool(views, addresses, sizes)
-            return self._tx_reserved(views, addresses, sizes)
+                return self._tx_pool(views, self._addresses(views), sizes)
+            return self._tx_reserved(views, [_native.buffer_address(v) for v in views], sizes)
+
+    def _addresses(self, views: Sequence[memoryview]) -> list[int]:
+        """Where each view starts: by identity for the views alloc_buffers handed out (one C-level
+        pass), by asking ctypes for anything else (a slice of one, a released view: refused there)."""
+        found = list(map(self._handed_out_ids.get, map(id, views)))
+        try:
+            collections.deque(map(_MV_NBYTES, views), maxlen=0)  # ValueError for a released view
+            if None not in found:
+                return found  # type: ignore[return-value]
+        except (TypeError, ValueError):  # not a memoryview, or released
+            pass
+        return [_native.buffer_address(v) for v in views]
 
     def free_buffers(self, views: Sequence[memoryview]) -> None:
         """Give back buffers alloc_buffers handed out and that will not be sent; their views are
@@ -505,6 +529,8 @@ class Queue:
                     entries.append(entry)
                 for address in addresses:
                     del self._handed_out[address]
+                for _index, view in entries:
+                    self._handed_out_ids.pop(id(view), None)
                 self._pool.free([index for index, _view in entries])
                 _release_views([*views, *(view for _index, view in entries)])
                 return
@@ -519,7 +545,10 @@ class Queue:
 
     def _buffer_lengths(self, views: Sequence[memoryview], lengths: object) -> array.array[int]:
         if lengths is None:
-            sizes = array.array("I", [_nbytes(v, i) for i, v in enumerate(views)])
+            try:
+                sizes = array.array("I", map(_MV_NBYTES, views))  # memoryviews: one C-level pass
+            except (TypeError, ValueError):  # another buffer, or a released view: say which
+                sizes = array.array("I", [_nbytes(v, i) for i, v in enumerate(views)])
         else:
             try:
                 sizes = _u32_copy(lengths)  # array('I'), numpy uint32: one copy, no per-item work
@@ -530,28 +559,29 @@ class Queue:
                     raise ArgumentTypeError(f"lengths must be a sequence of ints in 1..65535: {exc}") from None
             if len(sizes) != len(views):
                 raise ArgumentError(f"lengths has {len(sizes)} entries for {len(views)} buffers")
-        for i, n in enumerate(sizes):
-            if n == 0:
-                raise ArgumentError(f"lengths[{i}] is 0: a packet must have 1 or more bytes")
+        if 0 in sizes:
+            raise ArgumentError(f"lengths[{sizes.index(0)}] is 0: a packet must have 1 or more bytes")
         return sizes
 
     def _tx_pool(self, views: Sequence[memoryview], addresses: list[int], sizes: array.array[int]) -> int:
-        indexes = array.array("I", bytes(4 * len(views)))
-        seen: set[int] = set()
-        for i, address in enumerate(addresses):
-            entry = self._handed_out.get(address)
-            if entry is None or address in seen:
-                raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
-                                    "(or it was sent already, or it does not start where its buffer does)")
-            seen.add(address)
-            if sizes[i] > self.buffer_size:
-                raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected 1..{self.buffer_size}, "
-                                    "the buffer's size")
-            indexes[i] = entry[0]
+        entries = list(map(self._handed_out.get, addresses))
+        if None in entries or len(set(addresses)) != len(addresses) or max(sizes) > self.buffer_size:
+            seen: set[int] = set()  # name the first culprit
+            for i, (address, entry) in enumerate(zip(addresses, entries, strict=True)):
+                if entry is None or address in seen:
+                    raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
+                                        "(or it was sent already, or it does not start where its buffer does)")
+                seen.add(address)
+                if sizes[i] > self.buffer_size:
+                    raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected "
+                                        f"1..{self.buffer_size}, the buffer's size")
+        indexes = array.array("I", map(_FIRST, entries))  # type: ignore[arg-type]
         sent = _check(self._cq.tx_buffers(indexes, sizes), "memif_ct_tx_buffers")
-        for i in range(sent):
-            _i, own = self._handed_out.pop(addresses[i])
-            _release_views((own, views[i]))
+        popped = list(map(self._handed_out.pop, addresses[:sent]))
+        owns = list(map(_SECOND, popped))
+        for own in owns:
+            self._handed_out_ids.pop(id(own), None)
+        _release_views(itertools.chain(owns, views[:sent]))
         return sent
 
     def _tx_reserved(self, views: Sequence[memoryview], addresses: list[int], sizes: array.array[int]) -> int:
