@@ -468,12 +468,13 @@ class Queue:
             if self._pool is not None:  # client: any free buffer of our pool
                 self._cq.reclaim()
                 bsize, base, whole = self.buffer_size, self._pool_base, self._pool_view
+                ids = self._handed_out_ids
                 for index in self._pool.alloc(count):
                     offset = index * bsize
                     view = (whole[offset:offset + size] if whole is not None
                             else memory.view(base + offset, size, readonly=False))
                     self._handed_out[base + offset] = (index, view)
-                    self._handed_out_ids[id(view)] = base + offset
+                    ids[id(view)] = base + offset
                     out.append(view)
             else:  # server: the next buffers the client posted, in ring order
                 for address, capacity in self._cq.tx_reserve(count):
@@ -565,7 +566,7 @@ class Queue:
 
     def _tx_pool(self, views: Sequence[memoryview], addresses: list[int], sizes: array.array[int]) -> int:
         entries = list(map(self._handed_out.get, addresses))
-        if None in entries or len(set(addresses)) != len(addresses) or max(sizes) > self.buffer_size:
+        if not all(entries) or len(set(addresses)) != len(addresses) or max(sizes) > self.buffer_size:
             seen: set[int] = set()  # name the first culprit
             for i, (address, entry) in enumerate(zip(addresses, entries, strict=True)):
                 if entry is None or address in seen:
@@ -579,8 +580,7 @@ class Queue:
         sent = _check(self._cq.tx_buffers(indexes, sizes), "memif_ct_tx_buffers")
         popped = list(map(self._handed_out.pop, addresses[:sent]))
         owns = list(map(_SECOND, popped))
-        for own in owns:
-            self._handed_out_ids.pop(id(own), None)
+        collections.deque(map(self._handed_out_ids.pop, map(id, owns), itertools.repeat(None)), maxlen=0)
         _release_views(itertools.chain(owns, views[:sent]))
         return sent
 
