@@ -25,6 +25,7 @@ from __future__ import annotations
 import array
 import ctypes
 import os
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -909,9 +910,15 @@ class PktArray:
     def __len__(self) -> int:
         return len(self._array)
 
-    def entries(self, n: int) -> list[tuple[int, int, bool]]:
-        """``(address, length, in_scratch)`` of the first ``n`` packets."""
-        return [(int(p.addr), int(p.length), bool(p.scratch)) for p in self._array[:n]]
+    def entries(self, n: int) -> list[tuple[int, int, int, int]]:
+        """``(address, length, slots, in_scratch)`` of the first ``n`` packets: one struct unpack
+        of the C array (reading the ctypes fields packet by packet cost ~1 us each)."""
+        n = min(n, len(self._array))
+        return list(_PKT_LAYOUT.iter_unpack(ctypes.string_at(self.address, n * _PKT_LAYOUT.size)))
+
+
+_PKT_LAYOUT: Final = struct.Struct("@PIHH")  # memif_ct_pkt_t, field for field
+assert _PKT_LAYOUT.size == ctypes.sizeof(Pkt)
 
     def total_length(self, n: int) -> int:
         """Bytes of the first ``n`` packets (no Python object per packet but an int)."""

@@ -7,7 +7,6 @@ end is one ``Queue`` (queue.py) with its own teardown guard, so unmapping can ne
 
 from __future__ import annotations
 
-import array
 import logging
 import threading
 import time
@@ -290,17 +289,20 @@ class Interface:
             return 0
         return q.tx_burst(packets)  # which checks the type itself
 
-    def tx_burst_packed(self, data: object, lengths: array.array[int], queue: int = 0,
+    def tx_burst_packed(self, data: object, lengths: object, queue: int = 0,
                         count: int | None = None) -> int:
-        """Queue ``count`` packets packed back to back in ``data`` with u32 ``lengths``.
+        """Queue ``count`` (default: all) packets packed back to back in ``data``, their sizes
+        in ``lengths``. Returns how many were queued (a prefix).
 
-        ``data`` may be bytes or any buffer (bytearray, numpy array); ``lengths`` an
-        ``array('I')``. Returns how many were queued.
+        ``data`` may be bytes or any C-contiguous buffer, read-only ones too (bytearray, mmap,
+        memoryview, a numpy array of any dtype: its bytes are sent); ``lengths`` an
+        ``array('I')`` or a numpy ``uint32`` array (any 1-D C-contiguous buffer of 32-bit
+        unsigned ints), copied before use. TypeError for another type or dtype.
         """
         q = self._queue("tx", queue)
         if q is None:
             return 0
-        return q.tx_packed(data, lengths, len(lengths) if count is None else count)
+        return q.tx_packed(data, lengths, count)
 
     def rx_burst(self, max_packets: int = 256, queue: int = 0) -> list[bytes]:
         """Receive up to ``max_packets`` from RX queue ``queue``; chains come reassembled."""
@@ -310,11 +312,14 @@ class Interface:
             return []
         return q.rx_burst(max_packets)  # which checks the size itself
 
-    def rx_burst_into(self, out: object, lengths: array.array[int], queue: int = 0) -> int:
+    def rx_burst_into(self, out: object, lengths: object, queue: int = 0) -> int:
         """Receive into a caller's writable buffer; returns the count, lengths in ``lengths``.
 
-        If the next packet is larger than ``out`` it stays in the ring and ValueError says both
-        sizes: call again with a bigger buffer."""
+        ``out`` may be any writable C-contiguous buffer (bytearray, mmap, a numpy array);
+        packets land back to back from its start. ``lengths`` is a writable ``array('I')`` or
+        numpy ``uint32`` array; its length is the most packets taken. If the next packet is
+        larger than ``out`` it stays in the ring and ValueError says both sizes: call again
+        with a bigger buffer."""
         q = self._queue("rx", queue)
         return 0 if q is None else q.rx_into(out, lengths)
 
