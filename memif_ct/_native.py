@@ -916,15 +916,14 @@ class PktArray:
         n = min(n, len(self._array))
         return list(_PKT_LAYOUT.iter_unpack(ctypes.string_at(self.address, n * _PKT_LAYOUT.size)))
 
-
-_PKT_LAYOUT: Final = struct.Struct("@PIHH")  # memif_ct_pkt_t, field for field
-assert _PKT_LAYOUT.size == ctypes.sizeof(Pkt)
-
     def total_length(self, n: int) -> int:
         """Bytes of the first ``n`` packets (no Python object per packet but an int)."""
         with memoryview(self._array).cast("B").cast("I") as words:  # 16-byte entries: length is word 2
             return sum(words[2:4 * n:4])
 
+
+_PKT_LAYOUT: Final = struct.Struct("@PIHH")  # memif_ct_pkt_t, field for field
+assert _PKT_LAYOUT.size == ctypes.sizeof(Pkt)
 
 PKT_SIZE: Final = ctypes.sizeof(Pkt)
 

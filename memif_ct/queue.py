@@ -679,7 +679,7 @@ class Queue:
                 rc = _native.tx_pkts_raw(self._q, pkts.address + _native.PKT_SIZE * sent, count - sent,
                                          1 if macswap else 0)
                 if rc == _ERR_TOO_BIG:  # larger than a buffer: the copy API chains it
-                    address, length, _scratch = pkts.entries(sent + 1)[sent]
+                    address, length, _slots, _scratch = pkts.entries(sent + 1)[sent]
                     data = _native.read_memory(address, length)
                     if macswap and length >= 12:
                         data = data[6:12] + data[0:6] + data[12:]
