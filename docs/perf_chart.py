@@ -1,12 +1,10 @@
 """Draw docs/performance.svg: memif-ct's figures as ratios to the baseline of the same run.
 
-    python docs/perf_chart.py                 # the README's old figures (below)
+    python docs/perf_chart.py                 # from docs/performance.json, the README's run
     python docs/perf_chart.py RESULTS.json    # what `python -m benchmarks --json RESULTS.json` wrote
 
-From a suite run each row with a baseline is drawn as its spread of ratios over the runs (lowest
-to highest), labelled with the median ratio and figure. Without an argument it draws the figures
-the README had before the suite existed (benchmarks/bench_testpmd.py, six runs on the 2-core CI
-machine, 64-byte frames, bursts of 256); they go once the README's table comes from the suite.
+Each row with a baseline is drawn as its spread of ratios over the runs (lowest to highest),
+labelled with the median ratio and figure; rows without one (absolute figures) are left out.
 """
 
 from __future__ import annotations
@@ -15,14 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-# (path, lowest and highest ratio to testpmd <-> testpmd measured, Mpps range)
-ROWS = [
-    ("tx_burst_packed -> testpmd rxonly", 0.5, 1.6, "25-56 Mpps"),
-    ("testpmd txonly -> rx_burst_into", 0.4, 1.2, "20-58 Mpps"),
-    ("testpmd txonly -> rx_burst (bytes)", 0.2, 0.6, "10-11 Mpps"),
-]
-TITLE = "memif-ct as a ratio to testpmd &#8596; testpmd (range over six runs)"
-WIDTH, LEFT, RIGHT, ROW_H, TOP = 720, 250, 110, 34, 40
+WIDTH, LEFT, RIGHT, ROW_H, TOP = 760, 150, 170, 26, 40
 MAX_RATIO = 2.0
 
 
@@ -61,7 +52,7 @@ def draw(title: str, rows: list[tuple[str, float, float, str]]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    title, rows = from_suite(argv[0]) if argv else (TITLE, ROWS)
+    title, rows = from_suite(argv[0] if argv else str(Path(__file__).with_name("performance.json")))
     Path(__file__).with_name("performance.svg").write_text(draw(title, rows))
 
 
