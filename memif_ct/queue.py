@@ -15,6 +15,7 @@ from __future__ import annotations
 import array
 import bisect
 import collections
+import contextlib
 import itertools
 import operator
 import logging
@@ -55,6 +56,7 @@ _MV_NBYTES = memoryview.nbytes.__get__
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
 _RX_KEEP_TOO_BIG = _native.RX_KEEP_TOO_BIG
+_NO_PACKETS = _native.PktArray(1)  # what a detached queue peeks: nothing (count 0)
 
 
 def _nbytes(packet: object, index: int) -> int:
@@ -627,20 +629,12 @@ class Queue:
         """Receive up to ``max_packets`` without copying them (rx_peek), check them where they
         lie with ``checker`` if given (as RX queue ``checker_queue``), and give the slots back:
         ``(packets, bytes)``; (0, 0) once detached."""
-        check_burst_size("max_packets", max_packets)
-        if self._burst is not None:
-            self._burst.release()
-        with self._lock:
-            if not self._alive:
+        with self._peeked(max_packets) as (pkts, n):
+            if not n:
                 return 0, 0
-            pkts, n = self._peek_into(max_packets)
-            try:
-                nbytes = pkts.total_length(n) if n else 0
-                if n and checker is not None:
-                    checker.check_pkts(checker_queue, pkts.address, n)
-            finally:
-                self._cq.rx_release()
-        return n, nbytes
+            if checker is not None:
+                checker.check_pkts(checker_queue, pkts.address, n)
+            return n, pkts.total_length(n)
 
     def reflect(self, tx: Queue, max_packets: int, *, macswap: bool = False,
                 deadline_s: float = 0.05) -> tuple[int, int]:
@@ -648,18 +642,32 @@ class Queue:
         copy into a TX buffer (memif_ct_tx_pkts; MACs swapped if asked; a packet larger than a
         buffer goes as a chain), retrying up to ``deadline_s`` while ``tx`` is full; then the
         slots go back. ``(received, sent)``; (0, 0) once detached."""
+        with self._peeked(max_packets) as (pkts, n):
+            return n, tx.send_pkts(pkts, n, macswap, deadline_s) if n else 0
+
+    @contextlib.contextmanager
+    def _peeked(self, max_packets: int) -> Iterator[tuple[_native.PktArray, int]]:
+        """rx_peek under the lock for the body, which reads the packets where they lie; the
+        slots go back when it ends, however it ends. Nothing is peeked once detached."""
         check_burst_size("max_packets", max_packets)
-        if self._burst is not None:
-            self._burst.release()
+        self._end_burst()
         with self._lock:
             if not self._alive:
-                return 0, 0
+                yield _NO_PACKETS, 0
+                return
             pkts, n = self._peek_into(max_packets)
             try:
-                sent = tx.send_pkts(pkts, n, macswap, deadline_s) if n else 0
+                yield pkts, n
             finally:
                 self._cq.rx_release()
-        return n, sent
+
+    def _end_burst(self) -> None:
+        """Release the rx_buffers burst still open on this queue, if any: it holds the slots
+        in front of the next receive."""
+        with self._lock:
+            burst, self._burst = self._burst, None
+        if burst is not None:
+            burst.release()
 
     def _peek_into(self, max_packets: int) -> tuple[_native.PktArray, int]:
         """rx_peek into this queue's packet array (under the lock); the caller releases."""
@@ -713,8 +721,7 @@ class Queue:
         # Checked here, not only by Interface: a Queue is public (Interface.rx_queue), and a
         # negative count would reach C as a huge u32 and run past the lengths array.
         check_burst_size("max_packets", max_packets)
-        if self._burst is not None:
-            self._burst.release()  # an open rx_buffers burst holds the slots in front
+        self._end_burst()
         with self._lock:
             if not self._alive:
                 return []
@@ -746,8 +753,7 @@ class Queue:
                 max_packets = len(view)
         if max_packets == 0:
             return 0
-        if self._burst is not None:
-            self._burst.release()  # an open rx_buffers burst holds the slots in front
+        self._end_burst()
         with _native.Pinned(out) as out_pin, _native.Pinned(lengths) as len_pin, self._lock:
             if not self._alive:
                 return 0
@@ -769,23 +775,17 @@ class Queue:
         """Up to ``max_packets`` packets as read-only views into shared memory, without copying
         (see RxBurst); an empty burst once detached. Releases a burst still open on this queue."""
         check_burst_size("max_packets", max_packets)
-        with self._lock:
-            previous, self._burst = self._burst, None
-        if previous is not None:
-            previous.release()
+        self._end_burst()
         with self._lock:
             if not self._alive or self._memory is None:
                 return RxBurst(None, [])
-            if self._peek_pkts is None or len(self._peek_pkts) < max_packets:
-                self._grow_peek(max_packets)
-            assert self._peek_pkts is not None and self._peek_scratch_ro is not None
+            pkts, n = self._peek_into(max_packets)
+            assert self._peek_scratch_ro is not None
             scratch = self._peek_scratch_ro
             base = self._peek_scratch_address
-            n = _check(_native.rx_peek_raw(self._q, self._peek_pkts.address, max_packets, base, scratch.nbytes),
-                       "memif_ct_rx_peek")
             memory = self._memory
             views = []
-            for address, length, _slots, in_scratch in self._peek_pkts.entries(n):
+            for address, length, _slots, in_scratch in pkts.entries(n):
                 if in_scratch:
                     views.append(scratch[address - base:address - base + length])
                 else:

@@ -30,7 +30,6 @@ __all__ = [
     "CaptureReport",
     "EchoReport",
     "OnBurst",
-    "OnPacked",
     "RxPacked",
     "PingReport",
     "TrafficLoop",
@@ -165,17 +164,13 @@ _MAX_RX_QUEUES = 256  # more than a link can have (255): the verifier's per-queu
 
 
 class RxPacked:
-    """Where a packed burst lands: ``data`` (pinned at ``address`` for C, ``size`` bytes) holds
-    the packets back to back, ``lengths`` ('I') their sizes. Reused for every burst."""
+    """Where a packed burst lands (loopback's reflector): ``data`` holds the packets back to
+    back, ``lengths`` ('I') their sizes. Reused for every burst."""
 
     def __init__(self, size: int = _RX_PACKED_BYTES, max_packets: int = _MAX_BURST) -> None:
         self.data = bytearray(size)
         self.view = memoryview(self.data)
-        self._pin = _native.Pinned(self.data)  # held for the object's life: the bytearray never moves
-        self.address = self._pin.address
-        self.size = size
         self.lengths = array.array("I", bytes(4 * max_packets))
-        self.lengths_address = self.lengths.buffer_info()[0]
 
     def receive(self, intf: Interface, queue: int, limit: int) -> int:
         """One burst of up to ``limit`` packets from RX ``queue`` of ``intf`` into ``data``."""
@@ -190,14 +185,6 @@ class RxPacked:
         if lengths is not self.lengths:
             self.lengths[:n] = lengths[:n]
         return n
-
-    def nbytes(self, n: int) -> int:
-        return sum(self.lengths[:n])
-
-
-OnPacked = Callable[[Interface, int, RxPacked, int], None]
-"""A tool's work on one packed burst: ``on_packed(intf, queue, rx, n)``, ``n`` packets in ``rx``
-(valid only during the call)."""
 
 
 class _Report(Protocol):
@@ -279,7 +266,6 @@ class TrafficLoop:
                  stop: threading.Event | None = None, progress: Progress | None = None) -> None:
         _check_positive("count", count)
         _check_positive("duration_s", duration_s)
-        self._rx: RxPacked | None = None  # made by the first receive_packed
         self.intfs = list(intfs)
         self.received = 0
         self.count = count
@@ -323,24 +309,6 @@ class TrafficLoop:
             except (NotConnectedError, ValueError):
                 continue  # the link went down, or came back with fewer queues, since we counted
             got += self._deliver(on_burst, intf, q, pkts)
-        return self._got(got)
-
-    def receive_packed(self, on_packed: OnPacked) -> int:
-        """As receive(), each burst packed into one reused buffer (one C call, no object per
-        packet) and handed to ``on_packed(intf, queue, rx, n)``."""
-        rx = self._rx
-        if rx is None:
-            rx = self._rx = RxPacked()
-        got = 0
-        for intf, q, limit in self._queues():
-            try:
-                n = rx.receive(intf, q, limit)
-            except (NotConnectedError, ValueError):
-                continue  # the link went down, or came back with fewer queues, since we counted
-            if n:
-                self.received += n
-                got += n
-                on_packed(intf, q, rx, n)
         return self._got(got)
 
     def receive_checked(self, report: TrafficReport, verifier: _Verifier | None) -> int:
@@ -411,22 +379,19 @@ class TrafficLoop:
         spans = [*self._down_spans, *([(self._down_since, end)] if self._down_since is not None else [])]
         return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
 
-    def run(self, report: _Report, on_burst: OnBurst | None = None, *, on_packed: OnPacked | None = None,
+    def run(self, report: _Report, on_burst: OnBurst | None = None, *,
             receiver: Callable[[], int] | None = None, until: Callable[[], bool] | None = None,
             each_turn: Callable[[], object] | None = None) -> None:
         """Turn until the run ends (or ``until()`` says so), calling ``each_turn()`` first in each;
         each turn's receiving is ``receiver()`` if given (it returns the packets it took), else
-        bursts go to ``on_packed`` (packed) if given, else to ``on_burst`` (a list of bytes)."""
+        bursts go to ``on_burst`` (a list of bytes)."""
         if receiver is not None:
             receive = receiver
-        elif on_packed is not None:
-            def receive() -> int:
-                return self.receive_packed(on_packed)
         elif on_burst is not None:
             def receive() -> int:
                 return self.receive(on_burst)
         else:
-            raise ArgumentError("TrafficLoop.run needs on_burst or on_packed")
+            raise ArgumentError("TrafficLoop.run needs on_burst or a receiver")
         with _running(report, self.stop):
             while not self.done() and not (until is not None and until()):
                 if each_turn is not None:
