@@ -210,7 +210,9 @@ class Interface:
 
     async def disconnect(self, reason: str = "disconnected by user") -> None:
         """Send DISCONNECT with ``reason`` and drop the link (a client reconnects if configured)."""
-        await self._loop.run_in_executor(None, self._sync.disconnect, reason)
+        # Handed to the control thread without a worker thread in between: the loop's thread
+        # only queues the request (starting an executor thread here could stall the loop).
+        await asyncio.wrap_future(self._sync.disconnect_soon(reason), loop=self._loop)
 
     async def aclose(self) -> None:
         """Disconnect and release everything, without blocking the loop's thread."""

@@ -17,6 +17,7 @@ import stat
 import struct
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Protocol
 
@@ -107,6 +108,14 @@ class Socket:
         """Send DISCONNECT with ``reason`` on the interface's connection and drop it."""
         if not self._closed:
             self._loop.call(lambda: self._disconnect(listener, reason))
+
+    def disconnect_soon(self, listener: LinkListener, reason: str) -> Future[None]:
+        """:meth:`disconnect` without waiting: the Future is done once DISCONNECT went out."""
+        if self._closed:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return self._loop.submit(lambda: self._disconnect(listener, reason))
 
     def close(self) -> None:
         """Disconnect every interface on this socket, stop listening and stop the thread."""

@@ -88,15 +88,11 @@ class EventLoop:
         self._calls.put(fn)
         self._wake()
 
-    def call(self, fn: Callable[[], _T], timeout_s: float = 30.0) -> _T:
-        """Run ``fn`` on the loop's thread and return its result or raise its exception.
+    def submit(self, fn: Callable[[], _T]) -> Future[_T]:
+        """Queue ``fn`` for the loop's thread and return a Future of its result; never blocks.
 
-        On the loop's own thread it runs at once. Nothing on the loop blocks, so the timeout
-        only trips if the process is starved; it raises SocketError(ETIMEDOUT).
+        On the loop's own thread it runs at once (the Future is already done).
         """
-        if self.in_loop_thread():
-            return fn()
-        self.start()
         fut: Future[_T] = Future()
 
         def run() -> None:
@@ -107,7 +103,22 @@ class EventLoop:
             except BaseException as exc:  # handed to the caller
                 fut.set_exception(exc)
 
+        if self.in_loop_thread():
+            run()
+            return fut
+        self.start()
         self.call_soon(run)
+        return fut
+
+    def call(self, fn: Callable[[], _T], timeout_s: float = 30.0) -> _T:
+        """Run ``fn`` on the loop's thread and return its result or raise its exception.
+
+        On the loop's own thread it runs at once. Nothing on the loop blocks, so the timeout
+        only trips if the process is starved; it raises SocketError(ETIMEDOUT).
+        """
+        if self.in_loop_thread():
+            return fn()
+        fut = self.submit(fn)
         try:
             return fut.result(timeout=timeout_s)
         except FutureTimeout:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 
@@ -210,6 +211,11 @@ class Interface:
     def disconnect(self, reason: str = "disconnected by user") -> None:
         """Send DISCONNECT with ``reason`` and drop the link (a client will reconnect if configured)."""
         self.socket.disconnect(self._state, reason)
+
+    def disconnect_soon(self, reason: str = "disconnected by user") -> Future[None]:
+        """:meth:`disconnect` without waiting for the control thread: returns at once; the
+        ``concurrent.futures.Future`` is done once DISCONNECT was sent and the link dropped."""
+        return self.socket.disconnect_soon(self._state, reason)
 
     def close(self) -> None:
         """Disconnect, release every fd and mapping, and leave the socket. Idempotent."""

@@ -310,6 +310,22 @@ def test_disconnect_reason_reaches_the_peer(path):
         server.close()
 
 
+def test_disconnect_soon_returns_a_future_that_completes_once_the_link_dropped(path):
+    server, client = _attempt(path, {}, {})
+    try:
+        client.wait_up(5)
+        server.wait_up(5)
+        fut = server.disconnect_soon("from a future")
+        assert fut.result(5) is None
+        assert not server.is_up  # done means dropped, not merely queued
+        client.wait_down(5)
+        assert client.last_disconnect_reason == "from a future"
+    finally:
+        client.close()
+        server.close()
+    assert server.disconnect_soon("after close").result(0) is None  # a closed interface: done at once
+
+
 def test_server_close_tells_client_and_client_retries(path):
     server = memif_ct.Interface(role="server", socket=path, id=0)
     client = memif_ct.Interface(role="client", socket=path, id=0, reconnect_interval_s=0.02)
