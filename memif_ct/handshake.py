@@ -93,7 +93,8 @@ class Negotiated:
 
 @dataclass(frozen=True)
 class Established:
-    """The link is up (client: CONNECTED received; server: CONNECTED sent)."""
+    """The link is up (client: CONNECTED received; server: about to send CONNECTED, so that its
+    link is up before the client's can be, as in DPDK and libmemif)."""
     peer_if_name: str
 
 
@@ -605,5 +606,5 @@ class ServerHandshake(Handshake):
         assert params is not None and self._peer_if_name is not None
         self._state = ServerState.ESTABLISHED
         logger.info("memif link up, peer %r interface %r", self.peer_name, self._peer_if_name)
-        return [Send(Connected(params.if_name if if_name is None else if_name)),
-                Established(self._peer_if_name)]
+        return [Established(self._peer_if_name),
+                Send(Connected(params.if_name if if_name is None else if_name))]

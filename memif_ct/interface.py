@@ -123,7 +123,8 @@ class Interface:
 
     ``on_up(intf)`` and ``on_down(intf, reason)`` are called once per link transition, **on the
     socket's control thread**: keep them short and never block in them (no ``wait_up``, no
-    ``close``). An exception they raise is logged and otherwise ignored.
+    ``close``). An exception they raise is logged and otherwise ignored. A server's ``on_up``
+    runs just before it sends CONNECTED: its link is up before the client's can be.
     ``on_attempt_failed(intf, reason)`` is called the same way for each connection attempt that
     ends before the link comes up (the peer's DISCONNECT reason, or why connect() failed).
     """

@@ -227,6 +227,7 @@ def test_out_of_fds_the_listener_backs_off_logs_sparingly_and_recovers(sockdir):
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
             intf.wait_up(10)
             print("up", flush=True)
+            sys.stdin.readline()  # stay up until the client has seen the link up too
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -240,8 +241,15 @@ def test_out_of_fds_the_listener_backs_off_logs_sparingly_and_recovers(sockdir):
             child.stdin.write("go\n")
             child.stdin.flush()
             cpu = float(child.stdout.readline().split()[1])
-            client.wait_up(10)
+            try:
+                client.wait_up(10)
+            except memif_ct.LinkTimeout as exc:
+                child.kill()
+                said = child.stderr.read()[-3000:] if child.stderr else ""
+                raise AssertionError(f"{exc}; the server said:\n{said}") from exc
             assert child.stdout.readline().strip() == "up"
+            child.stdin.write("done\n")
+            child.stdin.flush()
         finally:
             client.close()
         assert child.wait(10) == 0
