@@ -57,6 +57,22 @@ static void test_crc32(void)
     uint32_t part = memif_ct_crc32(0, "12345", 5);
     CHECK_EQ(memif_ct_crc32(part, "6789", 4), 0xCBF43926u);
     CHECK_EQ(memif_ct_crc32(7, NULL, 3), 7u);
+    /* eight bytes a step must equal one bit a step, at every length and alignment, in pieces too */
+    static uint8_t data[300 + 8];
+    for (unsigned i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 131u + 7u);
+    for (unsigned off = 0; off < 8; off++)
+        for (unsigned len = 0; len <= 300; len++) {
+            uint32_t c = 0xFFFFFFFFu;
+            for (unsigned i = 0; i < len; i++) {
+                c ^= data[off + i];
+                for (int b = 0; b < 8; b++)
+                    c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+            }
+            CHECK_EQ(memif_ct_crc32(0, data + off, len), ~c);
+            unsigned cut = len / 3;
+            CHECK_EQ(memif_ct_crc32(memif_ct_crc32(0, data + off, cut), data + off + cut, len - cut), ~c);
+        }
 }
 
 static void test_framegen_init(void)
