@@ -40,6 +40,16 @@ class Settings:
         self.guesses[key] = max(fig.mpps, 0.001)
         return fig
 
+    def to_count(self, key: str, run: Callable[[int], Figure]) -> Figure:
+        """``run(count)`` with a count sized from the rate seen so far. A run that ended in less
+        than half of ``seconds`` (the first guess is deliberately low) only calibrates: it is run
+        again with the count its rate gives, up to three times, and only the last one counts."""
+        for _ in range(3):
+            fig = self.seen(key, run(self.count(key)))
+            if fig.seconds >= self.seconds / 2:
+                break
+        return fig
+
 
 Measure = Callable[[Bench, Settings], Figure]
 
@@ -246,32 +256,40 @@ def sink_verify(bench: Bench, s: Settings) -> Figure:
     """``memif-ct pktgen`` -> ``memif-ct sink --verify`` (testpmd sends no pktgen frames);
     the sink's own figure, so it is bounded by pktgen's rate too."""
     sock = bench.socket("sinkv")
-    count = s.count("sink-verify")
-    with tool("sink", bench.devargs(role="server", socket=sock), "--verify", "--count", str(count)) as sink:
-        with tool("pktgen", bench.devargs(socket=sock), "--count", str(count), "--burst", str(BURST)) as gen:
-            report = tool_report(sink)
-            tool_report(gen)  # before the with-block ends: it would interrupt a pktgen still closing
-    return s.seen("sink-verify", _from_report(report, "verified"))
+
+    def run(count: int) -> Figure:
+        with tool("sink", bench.devargs(role="server", socket=sock), "--verify", "--count", str(count)) as sink:
+            with tool("pktgen", bench.devargs(socket=sock), "--count", str(count), "--burst", str(BURST)) as gen:
+                report = tool_report(sink)
+                tool_report(gen)  # before the with-block ends: it would interrupt a pktgen still closing
+        return _from_report(report, "verified")
+
+    return s.to_count("sink-verify", run)
 
 
 def pktgen_verify(bench: Bench, s: Settings) -> Figure:
     """``memif-ct pktgen --verify`` through testpmd io and back; pktgen's own figure."""
-    server = bench.configure("io")
-    server.start_forwarding()
-    count = s.count("pktgen-verify")
-    with tool("pktgen", bench.devargs(), "--verify", "--count", str(count), "--burst", str(BURST)) as proc:
-        report = tool_report(proc)
-    bench.quiesce()
-    server.wait_link_down(10)
-    return s.seen("pktgen-verify", _from_report(report, "verified"))
+
+    def run(count: int) -> Figure:
+        server = bench.configure("io")
+        server.start_forwarding()
+        with tool("pktgen", bench.devargs(), "--verify", "--count", str(count), "--burst", str(BURST)) as proc:
+            report = tool_report(proc)
+        bench.quiesce()
+        server.wait_link_down(10)
+        return _from_report(report, "verified")
+
+    return s.to_count("pktgen-verify", run)
 
 
 def loopback(bench: Bench, s: Settings) -> Figure:
     """``memif-ct loopback``: server and client in one process, every frame verified."""
-    count = s.count("loopback")
-    with tool("loopback", "--count", str(count), "--burst", str(BURST)) as proc:
-        report = tool_report(proc)
-    return s.seen("loopback", _from_report(report, "verified"))
+
+    def run(count: int) -> Figure:
+        with tool("loopback", "--count", str(count), "--burst", str(BURST)) as proc:
+            return _from_report(tool_report(proc), "verified")
+
+    return s.to_count("loopback", run)
 
 
 def echo(bench: Bench, s: Settings) -> Figure:
@@ -300,16 +318,18 @@ def zero_copy_path(direction: str, size: int, *, zero_copy: bool = True, api: st
 
     def measure(bench: Bench, s: Settings) -> Figure:
         sock, server, client = bench_zero_copy._pair(zero_copy)
-        try:
-            count = s.count(key)
+
+        def run(count: int) -> Figure:
             c0 = time.process_time()
             pps = fn(client, server, size, count, api)
-            cpu = time.process_time() - c0
+            return Figure(count, count / pps, count * size, time.process_time() - c0)
+
+        try:
+            return s.to_count(key, run)
         finally:
             client.close()
             server.close()
             sock.close()
-        return s.seen(key, Figure(count, count / pps, count * size, cpu))
     return measure
 
 
