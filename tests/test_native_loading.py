@@ -4,6 +4,7 @@ codes and statistics fields, and the contract of the FFI layer (_native) the que
 from __future__ import annotations
 
 import ast
+import array
 import ctypes
 import errno
 import mmap
@@ -212,6 +213,21 @@ def test_pinned_holds_an_mmap_open_until_released():
     assert pin.address == 0
     assert m[:3] == b"xyz"
     m.close()
+
+
+def test_pinned_gives_the_buffers_own_address_and_whole_size_and_blocks_resizing():
+    data = bytearray(b"0123456789")
+    with _native.Pinned(data) as pin:
+        assert pin.size == 10 and ctypes.string_at(pin.address, 10) == b"0123456789"
+        assert pin.address == ctypes.addressof(ctypes.c_char.from_buffer(data))  # no copy
+        with pytest.raises(BufferError):
+            data.extend(b"x")  # the C code may hold the address: no reallocation
+    data.extend(b"x")  # released: resizable again
+    lengths = array.array("I", [1, 2, 3])
+    with _native.Pinned(lengths) as pin:
+        assert pin.size == 12  # bytes, not items
+    with _native.Pinned(bytearray()) as pin:
+        assert pin.size == 0
 
 
 def test_pinned_refuses_read_only_and_strided_buffers():
