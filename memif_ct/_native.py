@@ -535,20 +535,19 @@ class Pinned:
     __slots__ = ("_anchor", "address", "readonly", "size")
 
     def __init__(self, obj: object, *, writable: bool = True) -> None:
-        if writable:
-            # The common case in one ctypes call (a burst call pins two buffers: this halves
-            # what that costs). Whatever it refuses (read-only, not contiguous, empty, not a
-            # buffer) goes the long way below, which names the problem.
-            try:
-                anchor = _PIN_BYTE.from_buffer(obj)  # type: ignore[arg-type]
-            except (TypeError, ValueError, BufferError):
-                pass
-            else:
-                self.readonly = False
-                self._anchor: object | None = anchor
-                self.address = ctypes.addressof(anchor)
-                self.size = memoryview(obj).nbytes  # type: ignore[arg-type]
-                return
+        # A writable buffer, the common case, in one ctypes call (a burst call pins two: this
+        # halves what that costs). Whatever it refuses (read-only, not contiguous, empty, not a
+        # buffer) goes the long way below, which names the problem or pins it read-only.
+        try:
+            anchor = _PIN_BYTE.from_buffer(obj)  # type: ignore[arg-type]
+        except (TypeError, ValueError, BufferError):
+            pass
+        else:
+            self.readonly = False
+            self._anchor: object | None = anchor
+            self.address = ctypes.addressof(anchor)
+            self.size = memoryview(obj).nbytes  # type: ignore[arg-type]
+            return
         try:
             with memoryview(obj) as view:  # type: ignore[arg-type]
                 readonly, contiguous, size = view.readonly, view.c_contiguous, view.nbytes
