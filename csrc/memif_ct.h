@@ -508,6 +508,8 @@ MEMIF_CT_API int memif_ct_rx_peek(memif_ct_queue_t *q, memif_ct_pkt_t *pkts, uin
 MEMIF_CT_API int memif_ct_rx_release(memif_ct_queue_t *q);
 /* Slots peeked and not released (rx_burst/_ex return MEMIF_CT_ERR_STATE while it is not 0). */
 MEMIF_CT_API uint32_t memif_ct_rx_peeked(const memif_ct_queue_t *q);
+/* Total length of the first count packets of an rx_peek output (0 for NULL). */
+MEMIF_CT_API uint64_t memif_ct_pkts_bytes(const memif_ct_pkt_t *pkts, uint32_t count);
 
 /* ---- statistics ---- */
 

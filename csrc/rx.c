@@ -358,3 +358,11 @@ int memif_ct_rx_release(memif_ct_queue_t *q)
 }
 
 uint32_t memif_ct_rx_peeked(const memif_ct_queue_t *q) { return q ? q->peeked : 0; }
+
+uint64_t memif_ct_pkts_bytes(const memif_ct_pkt_t *pkts, uint32_t count)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; pkts && i < count; i++)
+        total += pkts[i].length;
+    return total;
+}

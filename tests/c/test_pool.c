@@ -833,6 +833,9 @@ static void test_peek_copy_mode(int m2s)
     CHECK_EQ(memif_ct_rx_peeked(rxq), 5);
     CHECK_EQ(pk[1].length, 300);
     CHECK_EQ(pk[1].slots, 3);
+    CHECK_EQ(memif_ct_pkts_bytes(pk, 2), 400u);
+    CHECK_EQ(memif_ct_pkts_bytes(pk, 1), 100u);
+    CHECK_EQ(memif_ct_pkts_bytes(NULL, 2), 0u);
     CHECK_EQ(pk[1].scratch, 0);
     CHECK(pk[1].addr == c.mem + ring->desc[1].offset);
     CHECK_EQ(pk[2].scratch, 0);
