@@ -109,16 +109,29 @@ static inline uint32_t frame_crc(const uint8_t *seq, const uint8_t *payload, siz
     return ~crc_update(crc_update(~0u, seq, 8), payload, len);
 }
 
-/* RFC 1071 sum of len bytes as big-endian u16 words (odd tail padded with 0), not yet folded. */
+/* RFC 1071 sum of len bytes as big-endian u16 words (odd tail padded with 0), not yet complemented.
+ * Four bytes a load: a sum of 32-bit words folds to the same 16-bit ones' complement sum, and a
+ * sum taken in the machine's byte order is the big-endian one byte-swapped (RFC 1071, 2(B)). */
 static uint64_t sum16(const uint8_t *p, size_t len)
 {
     uint64_t sum = 0;
     size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, sizeof w);
+        sum += w;
+    }
+    uint64_t tail = 0;
     for (; i + 1 < len; i += 2)
-        sum += (uint64_t)((p[i] << 8) | p[i + 1]);
+        tail += (uint64_t)((p[i] << 8) | p[i + 1]);
     if (i < len)
-        sum += (uint64_t)p[i] << 8;
-    return sum;
+        tail += (uint64_t)p[i] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xFFFFu) + (sum >> 16);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    sum = ((sum & 0xFFu) << 8) | (sum >> 8);
+#endif
+    return sum + tail;
 }
 
 /* The Internet checksum of a sum: 0 when what was summed holds its own correct checksum. */
