@@ -7,6 +7,7 @@ library. PYTHONSAFEPATH keeps Python from putting the cwd or the script's direct
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,13 @@ import memif_ct
 _PACKAGE_PARENT = str(Path(memif_ct.__file__).resolve().parent.parent)
 os.environ["PYTHONSAFEPATH"] = "1"
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH", "")) if p)
+
+# A shell without job control starts a background command with SIGINT ignored, and an ignored
+# signal stays ignored across exec: every child would then ignore Ctrl-C (as under nohup), and the
+# tests that stop the examples with SIGINT would wait them out. A handled signal is reset to the
+# default in a child, so handle it here as an interactive run does.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
