@@ -933,6 +933,12 @@ class PktArray:
         n = min(n, len(self._array))
         return list(_PKT_LAYOUT.iter_unpack(ctypes.string_at(self.address, n * _PKT_LAYOUT.size)))
 
+    def entry(self, i: int) -> tuple[int, int, int, int]:
+        """``(address, length, slots, in_scratch)`` of packet ``i`` alone."""
+        if not 0 <= i < len(self._array):
+            raise ArgumentError(f"packet index {i} is out of range: expected 0..{len(self._array) - 1}")
+        return _PKT_LAYOUT.unpack(ctypes.string_at(self.address + i * _PKT_LAYOUT.size, _PKT_LAYOUT.size))
+
     def total_length(self, n: int) -> int:
         """Bytes of the first ``n`` packets (summed in C: no Python object per packet)."""
         return int(_lib.memif_ct_pkts_bytes(self.address, min(n, len(self._array))))

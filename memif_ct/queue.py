@@ -642,6 +642,8 @@ class Queue:
         copy into a TX buffer (memif_ct_tx_pkts; MACs swapped if asked; a packet larger than a
         buffer goes as a chain), retrying up to ``deadline_s`` while ``tx`` is full; then the
         slots go back. ``(received, sent)``; (0, 0) once detached."""
+        if tx is self:  # its lock is held while the packets are peeked: it would wait for itself
+            raise ArgumentError("reflect: tx must be another queue than the one received on")
         with self._peeked(max_packets) as (pkts, n):
             return n, tx.send_pkts(pkts, n, macswap, deadline_s) if n else 0
 
@@ -664,6 +666,8 @@ class Queue:
     def _end_burst(self) -> None:
         """Release the rx_buffers burst still open on this queue, if any: it holds the slots
         in front of the next receive."""
+        if self._burst is None:  # the usual case: no second lock round trip per burst
+            return
         with self._lock:
             burst, self._burst = self._burst, None
         if burst is not None:
@@ -687,7 +691,7 @@ class Queue:
                 rc = _native.tx_pkts_raw(self._q, pkts.address + _native.PKT_SIZE * sent, count - sent,
                                          1 if macswap else 0)
                 if rc == _ERR_TOO_BIG:  # larger than a buffer: the copy API chains it
-                    address, length, _slots, _scratch = pkts.entries(sent + 1)[sent]
+                    address, length, _slots, _scratch = pkts.entry(sent)
                     data = _native.read_memory(address, length)
                     if macswap and length >= 12:
                         data = data[6:12] + data[0:6] + data[12:]
@@ -784,12 +788,17 @@ class Queue:
             scratch = self._peek_scratch_ro
             base = self._peek_scratch_address
             memory = self._memory
-            views = []
-            for address, length, _slots, in_scratch in pkts.entries(n):
-                if in_scratch:
-                    views.append(scratch[address - base:address - base + length])
-                else:
-                    views.append(memory.view(address, length, readonly=True))
+            views: list[memoryview] = []
+            try:
+                for address, length, _slots, in_scratch in pkts.entries(n):
+                    if in_scratch:
+                        views.append(scratch[address - base:address - base + length])
+                    else:
+                        views.append(memory.view(address, length, readonly=True))
+            except BaseException:  # no burst will release the peeked slots: they would block the ring
+                _release_views(views)
+                self._cq.rx_release()
+                raise
             burst = RxBurst(self, views)
             self._burst = burst
             return burst

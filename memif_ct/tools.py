@@ -474,8 +474,6 @@ def run_pktgen(
     verifier = _Verifier(count) if verify else None
     rx = TrafficLoop([intf], status=lambda: f"pktgen: tx {report.tx}/{count} rx {report.rx}", stop=stop,
                      progress=progress)
-    # Each burst is stamped in C into one reused buffer and sent packed (one call each; frames
-    # larger than a buffer go out as chains): no Python object per frame.
     stamper = frames.udp_frame_stamper(size, src_mac=intf.config.mac)
     # Frames that fit one buffer are stamped straight into TX buffers (the buffer API, in C);
     # larger ones are stamped into one reused buffer and sent packed, as chains.

@@ -17,6 +17,7 @@ import time
 import pytest
 
 import memif_ct
+import memif_ct.queue
 from memif_ct import ArgumentError
 
 from peers import Loopback
@@ -154,6 +155,36 @@ def test_views_are_released_with_the_burst(pair_factory, zero_copy):
     # The slots went back: the ring takes a full ring again.
     ring = p.client.details()["ring_size"]
     assert p.client.tx_burst([b"x" * 64] * ring) == ring
+
+
+def test_a_failure_while_building_the_views_gives_the_peeked_slots_back(pair_factory, monkeypatch):
+    """Without a burst to release them, peeked slots would block every later receive. Released,
+    they count as read (there is no putting a packet back): the next packets come through."""
+    p = pair_factory(zero_copy=False)
+    assert p.client.tx_burst([b"a" * 100, b"b" * 200]) == 2
+    end = time.monotonic() + 5
+    while p.server.rx_queue(0).pending() < 2 and time.monotonic() < end:
+        time.sleep(0.001)
+
+    def fail(*_args: object, **_kwargs: object) -> memoryview:
+        raise MemoryError("injected")
+
+    with monkeypatch.context() as m:
+        m.setattr(memif_ct.queue.MemoryMap, "view", fail)
+        with pytest.raises(MemoryError, match="injected"):
+            p.server.rx_buffers(8)
+    assert p.client.tx_burst([b"c" * 300]) == 1
+    got: list[bytes] = []
+    while not got and time.monotonic() < end:
+        got = p.server.rx_burst(8)
+    assert got == [b"c" * 300]
+
+
+def test_reflect_onto_its_own_queue_is_refused(pair_factory):
+    p = pair_factory(zero_copy=False)
+    q = p.server.rx_queue(0)
+    with pytest.raises(ArgumentError, match="another queue"):
+        q.reflect(q, 8)
 
 
 def test_a_server_sends_in_the_order_handed_out(pair_factory):
