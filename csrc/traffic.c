@@ -1,9 +1,11 @@
 /* traffic.c - memif-ct's test frames in whole bursts: stamping them from a template and
  * checking them, with the verifier's bookkeeping (see "traffic generation and checking" in
  * memif_ct.h). The Python reference is memif_ct/frames.py; tests/test_traffic_c.py holds the two
- * to the same bytes and verdicts. No ring, no queue: this file only reads and writes frames in
- * memory it is given, so C programs can use it with any burst API. Nothing allocates. */
+ * to the same bytes and verdicts. Stamping and checking only read and write frames in memory
+ * they are given, so C programs can use them with any burst API; memif_ct_tx_frames and
+ * memif_ct_tx_pkts at the end fill a queue's TX buffers through the queue API. Nothing allocates. */
 #include "memif_ct.h"
+#include "internal.h"
 
 #include <limits.h>
 #include <string.h>
@@ -584,7 +586,8 @@ static int tx_fill(memif_ct_queue_t *q, const tx_fill_t *f, uint32_t count)
         return 0;
     if (q->role == MEMIF_CT_ROLE_SERVER)
         return tx_fill_server(q, f, count);
-    return q->pool ? tx_fill_client(q, f, count) : MEMIF_CT_ERR_STATE;
+    /* as client_tx: a pool that was dropped (or never set) is not to be touched */
+    return q->pool_state == MEMIF_CT_POOL_SET ? tx_fill_client(q, f, count) : MEMIF_CT_ERR_STATE;
 }
 
 int memif_ct_tx_frames(memif_ct_queue_t *q, const memif_ct_framegen_t *gen, uint64_t first_seq, uint32_t count)

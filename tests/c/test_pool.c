@@ -614,6 +614,9 @@ static void test_drop_pool(void)
     CHECK_INT(memif_ct_queue_drop_pool(&z.ctx), MEMIF_CT_ERR_STATE);
     CHECK_INT(memif_ct_tx_burst(&z.ctx, data, 967, lens, 4), MEMIF_CT_ERR_STATE);
     CHECK_INT(memif_ct_tx_buffers(&z.ctx, idx + 1, blens, 1), MEMIF_CT_ERR_STATE);
+    memif_ct_pkt_t one = {data, 64, 1, 0};
+    CHECK_INT(memif_ct_tx_pkts(&z.ctx, &one, 1, 0), MEMIF_CT_ERR_STATE); /* the dropped pool untouched */
+    check_counts(z.ptx, 11, 1, 0);
     CHECK_INT(memif_ct_queue_set_pool(&z.ctx, z.ptx, z.tab_tx), MEMIF_CT_ERR_STATE);
     /* M2S: every slot's buffer, also those the server filled and those peeked. */
     CHECK_INT(memif_ct_tx_burst(&z.stx, data, 967, lens, 4), 4);
