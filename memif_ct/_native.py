@@ -933,6 +933,10 @@ class PktArray:
         n = min(n, len(self._array))
         return list(_PKT_LAYOUT.iter_unpack(ctypes.string_at(self.address, n * _PKT_LAYOUT.size)))
 
+    def raw(self, n: int) -> bytes:
+        """A copy of the first ``n`` entries as they lie in C (``PKT_LAYOUT`` unpacks one)."""
+        return ctypes.string_at(self.address, min(n, len(self._array)) * PKT_SIZE)
+
     def entry(self, i: int) -> tuple[int, int, int, int]:
         """``(address, length, slots, in_scratch)`` of packet ``i`` alone."""
         if not 0 <= i < len(self._array):
@@ -948,6 +952,11 @@ _PKT_LAYOUT: Final = struct.Struct("@PIHH")  # memif_ct_pkt_t, field for field
 assert _PKT_LAYOUT.size == ctypes.sizeof(Pkt)
 
 PKT_SIZE: Final = ctypes.sizeof(Pkt)
+PKT_LAYOUT: Final = _PKT_LAYOUT
+# Where a packet's length lies in an entry, in 32-bit words: lengths of a burst are one strided
+# slice of the entries, no Python object per packet.
+PKT_LENGTH_WORD: Final = Pkt.length.offset // 4
+assert Pkt.length.offset % 4 == 0 and PKT_SIZE % 4 == 0
 
 
 def read_memory(address: int, length: int) -> bytes:

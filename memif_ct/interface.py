@@ -393,7 +393,7 @@ class Interface:
         q = self._queue("rx", queue)
         if q is None:
             check_burst_size("max_packets", max_packets)
-            return RxBurst(None, [])
+            return RxBurst(None)
         return q.rx_buffers(max_packets)
 
     def wait_tx_drained(self, timeout_s: float = 1.0) -> bool:

@@ -181,6 +181,14 @@ class MemoryMap:
                 return views[i][offset:offset + length]
         raise ArgumentError(f"[{address:#x}, +{length}) is not inside a mapped region of this link")
 
+    def window(self, address: int, length: int) -> tuple[int, int, memoryview]:
+        """The read-only region holding ``[address, +length)``: ``(start, end, view of it)``,
+        for slicing many packets of one region without a lookup each."""
+        i = bisect.bisect_right(self._bases, address) - 1
+        if i >= 0 and address + length <= self._bases[i] + self._ro[i].nbytes:
+            return self._bases[i], self._bases[i] + self._ro[i].nbytes, self._ro[i]
+        raise ArgumentError(f"[{address:#x}, +{length}) is not inside a mapped region of this link")
+
     def release(self) -> None:
         """Drop the root views (slices handed out keep their own reference)."""
         for view in (*self._ro, *self._rw):
@@ -193,18 +201,27 @@ class RxBurst(Sequence[memoryview]):
 
     Each view is one whole packet. It points into shared memory where the packet lies; a chain
     whose buffers are not contiguous in memory is assembled into the queue's scratch memory
-    first, and its view points there. ``release()`` (or leaving the ``with`` block) releases
-    every view (using one afterwards raises ValueError) and hands the slots back to the ring;
+    first, and its view points there. A view is made when it is first asked for (``burst[i]``,
+    iterating), so a burst costs the same whether it holds one packet or 256 until it is read;
+    ``lengths`` gives every packet's size in one array, without making views.
+
+    ``release()`` (or leaving the ``with`` block) releases every view made (using one afterwards
+    raises ValueError, as does asking the burst for one) and hands the slots back to the ring;
     the next ``rx_buffers``/``rx_burst`` on the queue does so too. Views derived from these
     (slices, ``numpy.frombuffer``) are not released with them: do not keep them past the burst,
-    as the peer reuses the memory.
+    as the peer reuses the memory. A burst is for the thread that received it.
     """
 
-    __slots__ = ("_queue", "_views")
+    __slots__ = ("_entries", "_memory", "_queue", "_scratch", "_scratch_base", "_views")
 
-    def __init__(self, queue: Queue | None, views: list[memoryview]) -> None:
+    def __init__(self, queue: Queue | None, entries: bytes = b"", memory: MemoryMap | None = None,
+                 scratch: memoryview | None = None, scratch_base: int = 0) -> None:
         self._queue = queue
-        self._views = views
+        self._entries = entries  # memif_ct_pkt_t entries, copied out of the queue's peek array
+        self._memory = memory
+        self._scratch = scratch
+        self._scratch_base = scratch_base
+        self._views: list[memoryview | None] = [None] * (len(entries) // _native.PKT_SIZE)
 
     def __len__(self) -> int:
         return len(self._views)
@@ -215,19 +232,68 @@ class RxBurst(Sequence[memoryview]):
     def __getitem__(self, index: slice) -> list[memoryview]: ...
 
     def __getitem__(self, index: int | slice) -> memoryview | list[memoryview]:
-        return self._views[index]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._views)))]
+        if self._queue is None:
+            raise ValueError("this burst was released: its packets went back to the ring")
+        view = self._views[index]  # IndexError, TypeError as a list gives them
+        if view is None:
+            view = self._make(index if index >= 0 else index + len(self._views))
+        return view
 
     def __iter__(self) -> Iterator[memoryview]:
-        return iter(self._views)
+        views = self._views
+        if self._queue is None:
+            raise ValueError("this burst was released: its packets went back to the ring")
+        if None in views:  # make the missing ones in one pass
+            assert self._memory is not None and self._scratch is not None
+            window = self._memory.window
+            scratch, scratch_base = self._scratch, self._scratch_base
+            base, end, root = 0, 0, scratch  # the region the last packet was in
+            entries = _native.PKT_LAYOUT.iter_unpack(self._entries)
+            for i, (view, (address, length, _slots, in_scratch)) in enumerate(zip(views, entries, strict=True)):
+                if view is not None:
+                    continue
+                if in_scratch:
+                    offset = address - scratch_base
+                    views[i] = scratch[offset:offset + length]
+                    continue
+                if not base <= address or address + length > end:
+                    base, end, root = window(address, length)
+                views[i] = root[address - base:address - base + length]
+        return iter(views)  # type: ignore[arg-type]  # no None left
+
+    def _make(self, i: int, entry: tuple[int, int, int, int] | None = None) -> memoryview:
+        if self._queue is None:
+            raise ValueError("this burst was released: its packets went back to the ring")
+        if entry is None:
+            entry = _native.PKT_LAYOUT.unpack_from(self._entries, i * _native.PKT_SIZE)
+        address, length, _slots, in_scratch = entry
+        if in_scratch:
+            assert self._scratch is not None
+            offset = address - self._scratch_base
+            view = self._scratch[offset:offset + length]
+        else:
+            assert self._memory is not None
+            view = self._memory.view(address, length, readonly=True)
+        self._views[i] = view
+        return view
+
+    @property
+    def lengths(self) -> memoryview:
+        """Every packet's size in bytes, in order, without a copy: a read-only memoryview of
+        uint32 (format ``"I"``, strided over the packet table; ``len``, indexing, ``sum``,
+        ``tolist()`` and ``numpy.asarray`` take it). It stays readable after the release."""
+        return memoryview(self._entries).cast("I")[_native.PKT_LENGTH_WORD::_native.PKT_SIZE // 4]
 
     @property
     def released(self) -> bool:
         return self._queue is None
 
     def release(self) -> None:
-        """Release every view and return the slots to the ring. Idempotent."""
+        """Release every view made and return the slots to the ring. Idempotent."""
         queue, self._queue = self._queue, None
-        _release_views(self._views)
+        _release_views([view for view in self._views if view is not None])
         if queue is not None:
             queue.release_burst(self)
 
@@ -782,24 +848,13 @@ class Queue:
         self._end_burst()
         with self._lock:
             if not self._alive or self._memory is None:
-                return RxBurst(None, [])
+                return RxBurst(None)
             pkts, n = self._peek_into(max_packets)
-            assert self._peek_scratch_ro is not None
-            scratch = self._peek_scratch_ro
-            base = self._peek_scratch_address
-            memory = self._memory
-            views: list[memoryview] = []
-            try:
-                for address, length, _slots, in_scratch in pkts.entries(n):
-                    if in_scratch:
-                        views.append(scratch[address - base:address - base + length])
-                    else:
-                        views.append(memory.view(address, length, readonly=True))
+            try:  # views are made when asked for (RxBurst): nothing per packet here
+                burst = RxBurst(self, pkts.raw(n), self._memory, self._peek_scratch_ro, self._peek_scratch_address)
             except BaseException:  # no burst will release the peeked slots: they would block the ring
-                _release_views(views)
                 self._cq.rx_release()
                 raise
-            burst = RxBurst(self, views)
             self._burst = burst
             return burst
 

@@ -166,13 +166,75 @@ def test_a_failure_while_building_the_views_gives_the_peeked_slots_back(pair_fac
     while p.server.rx_queue(0).pending() < 2 and time.monotonic() < end:
         time.sleep(0.001)
 
-    def fail(*_args: object, **_kwargs: object) -> memoryview:
+    def fail(*_args: object, **_kwargs: object) -> bytes:
         raise MemoryError("injected")
 
     with monkeypatch.context() as m:
-        m.setattr(memif_ct.queue.MemoryMap, "view", fail)
+        m.setattr(memif_ct._native.PktArray, "raw", fail)  # the burst itself cannot be made
         with pytest.raises(MemoryError, match="injected"):
             p.server.rx_buffers(8)
+    assert p.client.tx_burst([b"c" * 300]) == 1
+    got: list[bytes] = []
+    while not got and time.monotonic() < end:
+        got = p.server.rx_burst(8)
+    assert got == [b"c" * 300]
+
+
+def test_views_are_made_when_asked_for(pair_factory):
+    """A burst makes no view until one is asked for; each is made once, and ``lengths`` needs
+    none. What a view shows is the packet, by index, negative index, slice and iteration."""
+    p = pair_factory(zero_copy=False)
+    packets = [bytes([i]) * (10 + i) for i in range(6)] + [b"z" * 5000]  # and a chain
+    assert p.client.tx_burst(packets) == len(packets)
+    end = time.monotonic() + 5
+    while p.server.rx_queue(0).pending() < 9 and time.monotonic() < end:
+        time.sleep(0.001)
+    with p.server.rx_buffers(16) as burst:
+        assert len(burst) == len(packets)
+        assert burst.lengths.tolist() == [len(x) for x in packets]
+        assert sum(burst.lengths) == sum(map(len, packets))
+        assert bytes(burst[-1]) == packets[-1] and burst[-1] is burst[6]
+        assert [bytes(v) for v in burst[1:5:2]] == [packets[1], packets[3]]
+        assert burst[3] is burst[3]
+        assert [bytes(v) for v in burst] == packets
+        assert all(v.readonly for v in burst)
+        with pytest.raises(IndexError):
+            burst[7]
+    lengths = burst.lengths  # a copy of the table: readable after the release
+    assert lengths.tolist() == [len(x) for x in packets]
+    with pytest.raises(ValueError, match="released"):
+        list(burst)
+
+
+def test_a_failure_while_making_a_view_leaves_the_burst_to_release(pair_factory, monkeypatch):
+    """Views are made when asked for: a failure there propagates, and leaving the ``with``
+    block still hands the slots back; the views made before it are released with the burst."""
+    p = pair_factory(zero_copy=False)
+    assert p.client.tx_burst([b"a" * 100, b"b" * 200]) == 2
+    end = time.monotonic() + 5
+    while p.server.rx_queue(0).pending() < 2 and time.monotonic() < end:
+        time.sleep(0.001)
+    real_view = memif_ct.queue.MemoryMap.view
+    calls: list[int] = []
+
+    def second_fails(self: memif_ct.queue.MemoryMap, *args: object, **kwargs: object) -> memoryview:
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("injected")
+        return real_view(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as m:
+        m.setattr(memif_ct.queue.MemoryMap, "view", second_fails)
+        with pytest.raises(MemoryError, match="injected"), p.server.rx_buffers(8) as burst:
+            assert len(burst) == 2 and list(burst.lengths) == [100, 200]
+            first = burst[0]
+            assert bytes(first) == b"a" * 100
+            burst[1]
+    assert burst.released
+    with pytest.raises(ValueError):
+        bytes(first)
+    with pytest.raises(ValueError, match="released"):
+        burst[1]
     assert p.client.tx_burst([b"c" * 300]) == 1
     got: list[bytes] = []
     while not got and time.monotonic() < end:
@@ -269,6 +331,7 @@ def test_disconnect_mid_traffic_accounting_and_views(pair_factory, zero_copy):
     assert p.client.tx_burst([b"q" * 3000] * 10) == 10  # chains in flight, never read
     burst = p.server.rx_buffers(4)
     assert len(burst) == 4
+    views = list(burst[:3])  # made before the link goes; burst[3] never is
     counts = txq.buffer_counts()
     assert counts["app"] == 5 and counts["ring"] == 20
     assert counts["free"] + counts["app"] + counts["ring"] == counts["total"]
@@ -276,9 +339,11 @@ def test_disconnect_mid_traffic_accounting_and_views(pair_factory, zero_copy):
     p.client.wait_down(5)
     p.server.wait_down(5)
     assert txq.buffer_counts() == {"free": counts["total"], "app": 0, "ring": 0, "total": counts["total"]}
-    for v in [*held, *burst]:
+    for v in [*held, *views]:
         with pytest.raises(ValueError):
             v[0]
+    with pytest.raises(ValueError, match="released"):
+        burst[3]
     burst.release()  # after the link is gone: a no-op, never a touch of unmapped memory
     p.client.wait_up(5)
     p.server.wait_up(5)

@@ -131,6 +131,20 @@ def test_buffer_api_with_numpy(pair: Loopback) -> None:
     assert [g.tobytes() for g in got] == [row[:n].tobytes() for row, n in zip(want, range(64, 80), strict=True)]
 
 
+def test_burst_lengths_as_a_numpy_array(pair: Loopback) -> None:
+    sizes = [60, 1500, 9000, 64]  # 9,000 bytes: a chain (2,048-byte buffers)
+    assert pair.client.tx_burst([bytes([i]) * n for i, n in enumerate(sizes)]) == 4
+    got: list[int] = []
+    deadline = time.monotonic() + 5
+    while len(got) < 4 and time.monotonic() < deadline:
+        with pair.server.rx_buffers(8) as burst:
+            lengths = np.asarray(burst.lengths)
+            assert lengths.dtype == np.uint32 and lengths.shape == (len(burst),)
+            assert lengths.tolist() == [v.nbytes for v in burst]
+            got += lengths.tolist()
+    assert got == sizes
+
+
 def test_buffer_api_lengths_of_any_int_dtype(pair: Loopback) -> None:
     bufs = pair.client.alloc_buffers(2, 64)
     assert pair.client.tx_buffers(bufs, np.array([10, 20], np.int64)) == 2  # converted, as a list would be
