@@ -23,7 +23,7 @@ from .errors import (
     SocketError,
 )
 from .interface import Interface
-from .queue import Queue, RxBurst
+from .queue import Queue, RxBurst, TxBuffers
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,7 @@ __all__ = [
     "ProtocolError",
     "Queue",
     "RxBurst",
+    "TxBuffers",
     "Socket",
     "SocketError",
     "__version__",

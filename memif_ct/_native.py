@@ -721,13 +721,14 @@ class Pool:
         self.count = int(_lib.memif_ct_pool_count(self.address))
         self.buffer_size = buffer_size
 
-    def alloc(self, n: int) -> list[int]:
+    def alloc(self, n: int) -> array.array[int]:
         """Up to ``n`` FREE buffers for the application (-> APP): their indexes."""
         _require_int("n", n, 0, 0xFFFFFFFF)
         n = min(n, self.count)
-        out = (ctypes.c_uint32 * max(n, 1))()
-        got = int(_lib.memif_ct_pool_alloc(self.address, out, n))
-        return list(out[:got])
+        out = array.array("I", bytes(4 * max(n, 1)))
+        got = int(_lib.memif_ct_pool_alloc(self.address, out.buffer_info()[0], n))
+        del out[got:]
+        return out
 
     def free(self, indexes: list[int]) -> None:
         """Give APP buffers back (-> FREE). NativeArgumentError with ``code=ERR_STATE`` if one was
@@ -956,7 +957,8 @@ PKT_LAYOUT: Final = _PKT_LAYOUT
 # Where a packet's length lies in an entry, in 32-bit words: lengths of a burst are one strided
 # slice of the entries, no Python object per packet.
 PKT_LENGTH_WORD: Final = Pkt.length.offset // 4
-assert Pkt.length.offset % 4 == 0 and PKT_SIZE % 4 == 0
+PKT_SCRATCH_HALF: Final = Pkt.scratch.offset // 2  # the in-scratch flag, in 16-bit words
+assert Pkt.addr.offset == 0 and Pkt.length.offset % 4 == 0 and PKT_SIZE % 8 == 0 and Pkt.scratch.offset % 2 == 0
 
 
 def read_memory(address: int, length: int) -> bytes:

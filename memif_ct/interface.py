@@ -20,7 +20,7 @@ from .config import InterfaceConfig
 from .control import Socket
 from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError
 from .link import Link
-from .queue import Packet, Queue, RxBurst, check_burst_size, check_packets
+from .queue import Packet, Queue, RxBurst, TxBuffers, check_burst_size, check_packets, no_buffers
 
 __all__ = ["Interface", "OnAttemptFailed", "OnDown", "OnUp"]
 
@@ -332,11 +332,12 @@ class Interface:
 
     # ---- buffer API: no copies ------------------------------------------------------------
 
-    def alloc_buffers(self, count: int, size: int = 1500, queue: int = 0) -> list[memoryview]:
+    def alloc_buffers(self, count: int, size: int = 1500, queue: int = 0) -> TxBuffers:
         """Up to ``count`` writable buffers of ``size`` bytes in shared memory, to fill in place
         and send with :meth:`tx_buffers` (as libmemif's ``memif_buffer_alloc``).
 
-        Each is a memoryview of one whole buffer the peer cannot be reading. ``size`` may be
+        A :class:`~memif_ct.TxBuffers`: a sequence of memoryviews, each of one whole buffer the
+        peer cannot be reading, made when first asked for (``tx_buffers(bufs)`` needs none). ``size`` may be
         up to the buffer size (``bsize``, at most 65,535; larger packets: ``tx_burst``, which
         chains), ValueError naming the limit otherwise. Fewer than ``count`` (or []) when the
         ring and the pool are short of free buffers, or the link is down. A client's buffers
@@ -348,7 +349,7 @@ class Interface:
         q = self._queue("tx", queue)
         if q is None:
             check_burst_size("count", count)
-            return []
+            return no_buffers()
         return q.alloc_buffers(count, size)
 
     def tx_buffers(self, bufs: Sequence[memoryview], lengths: object = None, queue: int = 0) -> int:

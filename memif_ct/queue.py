@@ -16,7 +16,6 @@ import array
 import bisect
 import collections
 import contextlib
-import itertools
 import operator
 import logging
 import os
@@ -31,9 +30,9 @@ from typing import overload
 
 from . import _native
 from .constants import MAX_BUFFER_SIZE
-from .errors import ArgumentError, ArgumentTypeError, NativeArgumentError
+from .errors import ArgumentError, ArgumentTypeError, MemifError, NativeArgumentError
 
-__all__ = ["MAX_BURST", "MemoryMap", "Packet", "Queue", "RxBurst"]
+__all__ = ["MAX_BURST", "MemoryMap", "Packet", "Queue", "RxBurst", "TxBuffers"]
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +234,7 @@ class RxBurst(Sequence[memoryview]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self._views)))]
         if self._queue is None:
-            raise ValueError("this burst was released: its packets went back to the ring")
+            raise ArgumentError("this burst was released: its packets went back to the ring")
         view = self._views[index]  # IndexError, TypeError as a list gives them
         if view is None:
             view = self._make(index if index >= 0 else index + len(self._views))
@@ -244,7 +243,9 @@ class RxBurst(Sequence[memoryview]):
     def __iter__(self) -> Iterator[memoryview]:
         views = self._views
         if self._queue is None:
-            raise ValueError("this burst was released: its packets went back to the ring")
+            raise ArgumentError("this burst was released: its packets went back to the ring")
+        if views and views.count(None) == len(views) and self._bulk():
+            return iter(views)  # type: ignore[arg-type]  # all made
         if None in views:  # make the missing ones in one pass
             assert self._memory is not None and self._scratch is not None
             window = self._memory.window
@@ -263,9 +264,29 @@ class RxBurst(Sequence[memoryview]):
                 views[i] = root[address - base:address - base + length]
         return iter(views)  # type: ignore[arg-type]  # no None left
 
+    def _bulk(self) -> bool:
+        """Make every view in one pass of slices when all packets lie in one mapped region and
+        none in scratch (the usual burst); False, having made none, otherwise."""
+        table = memoryview(self._entries)
+        words, halves = table.cast("I"), table.cast("H")
+        width = _native.PKT_SIZE // 4
+        addresses = table.cast("Q")[::_native.PKT_SIZE // 8]  # addr is the entry's first field
+        lengths = words[_native.PKT_LENGTH_WORD::width]
+        if any(halves[_native.PKT_SCRATCH_HALF::2 * width]):
+            return False
+        low = min(addresses)
+        high = max(map(operator.add, addresses, lengths))
+        assert self._memory is not None
+        try:
+            base, _end, root = self._memory.window(low, high - low)
+        except ArgumentError:  # across regions: the careful way
+            return False
+        self._views[:] = [root[a - base:a - base + n] for a, n in zip(addresses, lengths, strict=True)]
+        return True
+
     def _make(self, i: int, entry: tuple[int, int, int, int] | None = None) -> memoryview:
         if self._queue is None:
-            raise ValueError("this burst was released: its packets went back to the ring")
+            raise ArgumentError("this burst was released: its packets went back to the ring")
         if entry is None:
             entry = _native.PKT_LAYOUT.unpack_from(self._entries, i * _native.PKT_SIZE)
         address, length, _slots, in_scratch = entry
@@ -308,6 +329,150 @@ class RxBurst(Sequence[memoryview]):
         return f"<memif_ct RxBurst {len(self._views)} packet(s){' released' if self.released else ''}>"
 
 
+_GONE = memoryview(b"")  # what a sent or freed buffer's view is, if it was never made
+_GONE.release()
+
+
+class _Handout:
+    """The buffers one alloc_buffers call handed out (shared by its TxBuffers and slices of it).
+
+    A client's are pool buffers (``keys``: their indexes), a server's the ones the client
+    posted (``starts``: their addresses, in ring order). A view is made the first time it is
+    asked for; a sent or freed buffer's view is released (or a released stand-in if it was
+    never made), and a handout whose link went down makes no view again.
+    """
+
+    __slots__ = ("_where", "keys", "memory", "queue", "root", "sizes", "starts", "stride", "views")
+
+    def __init__(self, queue: Queue | None, sizes: array.array[int], *, keys: array.array[int] | None = None,
+                 starts: list[int] | None = None, root: memoryview | None = None, stride: int = 0,
+                 memory: MemoryMap | None = None) -> None:
+        self.queue = queue
+        self.sizes = sizes  # each view's length
+        self.keys = keys
+        self.starts = starts
+        self.root = root  # client: all of the pool's segment, writable (None: through memory)
+        self.stride = stride  # client: the pool's buffer size
+        self.memory = memory
+        self.views: list[memoryview | None] = [None] * len(sizes)
+        self._where: dict[int, int] | None = None
+
+    def position(self, key: int) -> int | None:
+        """Where pool index (client) or address (server) ``key`` is in this handout, if it is."""
+        if self._where is None:  # built once, for the calls that are given views, not the object
+            order = self.keys if self.keys is not None else self.starts
+            assert order is not None
+            self._where = {k: i for i, k in enumerate(order)}
+        return self._where.get(key)
+
+    def held(self) -> list[int]:
+        """Client: the pool indexes of the buffers neither sent nor freed."""
+        assert self.keys is not None
+        return [key for key, view in zip(self.keys, self.views, strict=True) if view is not _GONE]
+
+    def start(self, i: int) -> int:
+        """Where buffer ``i`` starts: its address (server) or offset in the segment (client)."""
+        if self.keys is not None:
+            return self.keys[i] * self.stride
+        assert self.starts is not None
+        return self.starts[i]
+
+    def make(self, lo: int, hi: int) -> None:
+        """Make the views of ``[lo, hi)`` not made yet."""
+        views = self.views
+        if None not in views[lo:hi]:
+            return
+        root, keys = self.root, self.keys
+        if self.queue is not None and root is not None and keys is not None and views[lo:hi].count(None) == hi - lo:
+            stride = self.stride  # a client's whole burst: one pass of slices
+            views[lo:hi] = [root[k * stride:k * stride + n]
+                            for k, n in zip(keys[lo:hi], self.sizes[lo:hi], strict=True)]
+            return
+        for i in range(lo, hi):
+            if views[i] is None and self.queue is None:  # the link went down: released, as made ones are
+                views[i] = _GONE
+            elif views[i] is None:
+                start, size = self.start(i), self.sizes[i]
+                if self.root is not None:
+                    views[i] = self.root[start:start + size]
+                else:
+                    assert self.memory is not None and self.queue is not None
+                    base = self.queue.pool_base if keys is not None else 0
+                    views[i] = self.memory.view(base + start, size, readonly=False)
+
+    def retire(self, positions: Iterable[int]) -> None:
+        """Buffers sent or freed: their views are released, and none is made again."""
+        views = self.views
+        for i in positions:
+            view, views[i] = views[i], _GONE
+            if view is not None:
+                _release_views((view,))
+
+    def retire_range(self, lo: int, hi: int) -> None:
+        _release_views([view for view in self.views[lo:hi] if view is not None])
+        self.views[lo:hi] = [_GONE] * (hi - lo)
+
+    def kill(self) -> None:
+        """The link went down: release every view made; no more are made."""
+        self.queue = None
+        _release_views([view for view in self.views if view is not None])
+
+
+class TxBuffers(Sequence[memoryview]):
+    """Buffers ``alloc_buffers`` handed out: writable views into shared memory, one per buffer.
+
+    A view is made when it is first asked for (``bufs[i]``, iterating), so handing out and
+    sending a whole burst costs the same for 1 buffer or 256 until they are written; sending
+    the object itself (``tx_buffers(bufs)``, or a slice ``bufs[n:]``) needs no view at all.
+    A slice (step 1) is a TxBuffers of the same buffers; other slices are lists of views. A
+    sent or freed buffer's view is released (using it raises ValueError).
+    """
+
+    __slots__ = ("_h", "_hi", "_lo")
+
+    def __init__(self, handout: _Handout, lo: int, hi: int) -> None:
+        self._h, self._lo, self._hi = handout, lo, hi
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    @property
+    def span(self) -> tuple[_Handout, int, int]:
+        """For the queue: the handout these buffers are of, and which of its buffers they are."""
+        return self._h, self._lo, self._hi
+
+    @overload
+    def __getitem__(self, index: int) -> memoryview: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[memoryview]: ...
+
+    def __getitem__(self, index: int | slice) -> memoryview | Sequence[memoryview]:
+        n = self._hi - self._lo
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step == 1:
+                return TxBuffers(self._h, self._lo + start, self._lo + max(start, stop))
+            return [self[i] for i in range(start, stop, step)]
+        i = range(self._lo, self._hi)[index]  # IndexError, TypeError as for a list
+        view = self._h.views[i]
+        if view is None:
+            self._h.make(i, i + 1)
+            view = self._h.views[i]
+        return view  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        self._h.make(self._lo, self._hi)
+        return iter(self._h.views[self._lo:self._hi])  # type: ignore[arg-type]  # all made
+
+    def __repr__(self) -> str:
+        return f"<memif_ct TxBuffers {len(self)} buffer(s)>"
+
+
+def no_buffers() -> TxBuffers:
+    """What alloc_buffers hands out when it cannot: no buffer."""
+    return TxBuffers(_Handout(None, array.array("I")), 0, 0)
+
+
 def _release_views(views: Iterable[memoryview]) -> None:
     remaining = iter(views)
     while True:
@@ -348,11 +513,8 @@ class Queue:
         self._pool: _native.Pool | None = None  # client: where this queue's buffers come from
         self._pool_base = 0  # address of the pool's buffer 0 (one segment per queue)
         self._pool_view: memoryview | None = None  # all of that segment, writable
-        self._handed_out: dict[int, tuple[int, memoryview]] = {}  # address -> (index or slot, view)
-        # id(view) -> address of the views in _handed_out (which keeps them alive, so an id is
-        # never reused meanwhile): tx_buffers finds the view it handed out without ctypes.
-        self._handed_out_ids: dict[int, int] = {}
-        self._reserved: list[tuple[int, int, memoryview]] = []  # server TX: (address, capacity, view)
+        self._live: set[_Handout] = set()  # client: handouts with buffers still the application's
+        self._reserved: list[tuple[int, int, _Handout]] = []  # server TX: (address, capacity, handout)
         self._burst: RxBurst | None = None
         self._peek_pkts: _native.PktArray | None = None
         self._peek_scratch: bytearray | None = None
@@ -402,16 +564,16 @@ class Queue:
         with self._lock:
             was_alive, self._alive = self._alive, False
             burst, self._burst = self._burst, None
-            _release_views(view for _i, view in self._handed_out.values())
-            _release_views(view for _a, _c, view in self._reserved)
+            app = [key for handout in self._live for key in handout.held()]
+            for handout in {*self._live, *(h for _a, _c, h in self._reserved)}:
+                handout.kill()
             pool_view, self._pool_view = self._pool_view, None
             if pool_view is not None:
                 _release_views((pool_view,))
             if self._pool is not None and was_alive:
                 self._cq.drop_pool()  # ring slots' buffers back to the pool
-                self._pool.free([i for i, _view in self._handed_out.values()])  # and the app's
-            self._handed_out.clear()
-            self._handed_out_ids.clear()
+                self._pool.free(app)  # and the app's
+            self._live.clear()
             self._reserved.clear()
         if burst is not None:
             burst.release()
@@ -514,9 +676,14 @@ class Queue:
 
     # ---- buffer API: TX without copying ---------------------------------------------------
 
-    def alloc_buffers(self, count: int, size: int) -> list[memoryview]:
-        """Up to ``count`` writable views of ``size`` bytes, each a whole buffer in shared memory
-        that the peer cannot be reading; [] once detached or when none is free (see
+    @property
+    def pool_base(self) -> int:
+        """Client: the address of its pool's buffer 0 (0 without a pool)."""
+        return self._pool_base
+
+    def alloc_buffers(self, count: int, size: int) -> TxBuffers:
+        """Up to ``count`` writable buffers of ``size`` bytes in shared memory that the peer
+        cannot be reading (see TxBuffers); none once detached or when none is free (see
         Interface.alloc_buffers)."""
         check_burst_size("count", count)
         if isinstance(size, bool) or not isinstance(size, int):
@@ -530,26 +697,19 @@ class Queue:
             raise ArgumentError(f"alloc_buffers needs a TX queue; {self!r} receives")
         with self._lock:
             if not self._alive or self._memory is None:
-                return []
-            memory = self._memory
-            out: list[memoryview] = []
+                return no_buffers()
             if self._pool is not None:  # client: any free buffer of our pool
                 self._cq.reclaim()
-                bsize, base, whole = self.buffer_size, self._pool_base, self._pool_view
-                ids = self._handed_out_ids
-                for index in self._pool.alloc(count):
-                    offset = index * bsize
-                    view = (whole[offset:offset + size] if whole is not None
-                            else memory.view(base + offset, size, readonly=False))
-                    self._handed_out[base + offset] = (index, view)
-                    ids[id(view)] = base + offset
-                    out.append(view)
+                keys = self._pool.alloc(count)
+                handout = _Handout(self, array.array("I", [size]) * len(keys), keys=keys, root=self._pool_view,
+                                   stride=self._pool.buffer_size, memory=self._memory)
+                self._live.add(handout)
             else:  # server: the next buffers the client posted, in ring order
-                for address, capacity in self._cq.tx_reserve(count):
-                    view = memory.view(address, min(size, capacity), readonly=False)
-                    self._reserved.append((address, capacity, view))
-                    out.append(view)
-            return out
+                got = self._cq.tx_reserve(count)
+                sizes = array.array("I", [min(size, capacity) for _address, capacity in got])
+                handout = _Handout(self, sizes, starts=[address for address, _capacity in got], memory=self._memory)
+                self._reserved.extend((address, capacity, handout) for address, capacity in got)
+            return TxBuffers(handout, 0, len(handout.sizes))
 
     def tx_buffers(self, views: Sequence[memoryview], lengths: object = None) -> int:
         """Send buffers alloc_buffers handed out, one packet each, without copying; returns how
@@ -557,25 +717,64 @@ class Queue:
         check_packets(views, "bufs")
         if not views:
             return 0
+        if type(views) is TxBuffers:  # the object alloc_buffers returned, or a slice of it
+            handout, lo, hi = views.span
+            sizes = handout.sizes[lo:hi] if lengths is None else self._buffer_lengths(views, lengths)
+            with self._lock:
+                if not self._alive:
+                    return 0
+                if handout.queue is not self:
+                    raise ArgumentError("bufs are not buffers alloc_buffers handed out on this queue "
+                                        "(another queue's, or a link that went down)")
+                self._check_owned(handout, lo, hi)
+                if self._pool is not None:
+                    return self._tx_pool_handout(handout, lo, hi, sizes)
+                return self._tx_reserved([(handout, i) for i in range(lo, hi)], sizes)
         sizes = self._buffer_lengths(views, lengths)
         with self._lock:
             if not self._alive:
                 return 0
-            if self._pool is not None:
-                return self._tx_pool(views, self._addresses(views), sizes)
-            return self._tx_reserved(views, [_native.buffer_address(v) for v in views], sizes)
+            located = self._locate(views)
+            sent = (self._tx_pool(located, sizes) if self._pool is not None
+                    else self._tx_reserved(located, sizes))
+            _release_views(views[:sent])  # slices of the buffers' views, if that is what was given
+            return sent
 
-    def _addresses(self, views: Sequence[memoryview]) -> list[int]:
-        """Where each view starts: by identity for the views alloc_buffers handed out (one C-level
-        pass), by asking ctypes for anything else (a slice of one, a released view: refused there)."""
-        found = list(map(self._handed_out_ids.get, map(id, views)))
-        try:
-            collections.deque(map(_MV_NBYTES, views), maxlen=0)  # ValueError for a released view
-            if None not in found:
-                return found  # type: ignore[return-value]
-        except (TypeError, ValueError):  # not a memoryview, or released
-            pass
-        return [_native.buffer_address(v) for v in views]
+    def _locate(self, views: Sequence[memoryview]) -> list[tuple[_Handout, int]]:
+        """Which handout, and which buffer in it, each view is (it must start where its buffer
+        does); ArgumentError naming the first that is none of ours."""
+        out: list[tuple[_Handout, int]] = []
+        reserved = {address: handout for address, _capacity, handout in self._reserved}
+        for i, view in enumerate(views):
+            try:
+                address = _native.buffer_address(view)
+            except ArgumentError:
+                address = -1
+            found = self._find(address, reserved) if address >= 0 else None
+            if found is None:
+                raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue (or it was "
+                                    "sent or freed already, or it does not start where its buffer does)")
+            out.append(found)
+        if len(set(out)) != len(out):
+            first = next(i for i, item in enumerate(out) if item in out[:i])
+            raise ArgumentError(f"bufs[{first}] is not a buffer alloc_buffers handed out on this queue "
+                                "(it is given twice)")
+        return out
+
+    def _find(self, address: int, reserved: dict[int, _Handout]) -> tuple[_Handout, int] | None:
+        if self._pool is not None:
+            try:
+                key = self._pool.index_of(address)
+            except MemifError:
+                return None
+            for handout in self._live:
+                i = handout.position(key)
+                if i is not None and handout.views[i] is not _GONE:
+                    return handout, i
+            return None
+        owner = reserved.get(address)
+        i = None if owner is None else owner.position(address)
+        return None if owner is None or i is None else (owner, i)
 
     def free_buffers(self, views: Sequence[memoryview]) -> None:
         """Give back buffers alloc_buffers handed out and that will not be sent; their views are
@@ -587,30 +786,40 @@ class Queue:
         with self._lock:
             if not self._alive:
                 return
-            addresses = [_native.buffer_address(v) for v in views]
+            if type(views) is TxBuffers:
+                handout, lo, hi = views.span
+                if handout.queue is not self:
+                    raise ArgumentError("bufs are not buffers alloc_buffers handed out on this queue "
+                                        "(another queue's, or a link that went down)")
+                located = [(handout, i) for i in range(lo, hi)]
+                self._check_owned(handout, lo, hi)
+            else:
+                located = self._locate(views)
             if self._pool is not None:
-                entries = []
-                for i, address in enumerate(addresses):
-                    entry = self._handed_out.get(address)
-                    if entry is None or address in addresses[:i]:
-                        raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
-                                            "(or it was sent or freed already)")
-                    entries.append(entry)
-                for address in addresses:
-                    del self._handed_out[address]
-                for _index, view in entries:
-                    self._handed_out_ids.pop(id(view), None)
-                self._pool.free([index for index, _view in entries])
-                _release_views([*views, *(view for _index, view in entries)])
-                return
-            tail = [address for address, _capacity, _view in self._reserved[len(self._reserved) - len(views):]]
-            if len(views) > len(self._reserved) or sorted(addresses) != sorted(tail):
-                raise ArgumentError("a server can give back only the buffers alloc_buffers handed out last: "
-                                    "the client's posted buffers are taken in ring order")
-            _check(self._cq.tx_unreserve(len(views)), "memif_ct_tx_unreserve")
-            dropped = self._reserved[len(self._reserved) - len(views):]
-            del self._reserved[len(self._reserved) - len(views):]
-            _release_views([*views, *(view for _address, _capacity, view in dropped)])
+                keys = [h.keys[i] for h, i in located]  # type: ignore[index]
+                self._pool.free(keys)
+            else:
+                n = len(located)
+                tail = [(address, h) for address, _capacity, h in self._reserved[len(self._reserved) - n:]]
+                given = [(h.start(i), h) for h, i in located]
+                if n > len(self._reserved) or sorted(given, key=_FIRST) != sorted(tail, key=_FIRST):
+                    raise ArgumentError("a server can give back only the buffers alloc_buffers handed out last: "
+                                        "the client's posted buffers are taken in ring order")
+                _check(self._cq.tx_unreserve(n), "memif_ct_tx_unreserve")
+                del self._reserved[len(self._reserved) - n:]
+            for h, i in located:
+                h.retire((i,))
+            self._forget({h for h, _i in located})
+            if type(views) is not TxBuffers:
+                _release_views(views)
+
+    def _check_owned(self, handout: _Handout, lo: int, hi: int) -> None:
+        """Every buffer of ``handout[lo:hi]`` is still the application's: neither sent nor freed."""
+        views = handout.views[lo:hi]
+        if _GONE in views:  # released views compare by identity: one C-level pass
+            i = next(i for i, view in enumerate(views) if view is _GONE)
+            raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
+                                "(it was sent or freed already)")
 
     def _buffer_lengths(self, views: Sequence[memoryview], lengths: object) -> array.array[int]:
         if lengths is None:
@@ -632,41 +841,51 @@ class Queue:
             raise ArgumentError(f"lengths[{sizes.index(0)}] is 0: a packet must have 1 or more bytes")
         return sizes
 
-    def _tx_pool(self, views: Sequence[memoryview], addresses: list[int], sizes: array.array[int]) -> int:
-        entries = list(map(self._handed_out.get, addresses))
-        if not all(entries) or len(set(addresses)) != len(addresses) or max(sizes) > self.buffer_size:
-            seen: set[int] = set()  # name the first culprit
-            for i, (address, entry) in enumerate(zip(addresses, entries, strict=True)):
-                if entry is None or address in seen:
-                    raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
-                                        "(or it was sent already, or it does not start where its buffer does)")
-                seen.add(address)
-                if sizes[i] > self.buffer_size:
-                    raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected "
-                                        f"1..{self.buffer_size}, the buffer's size")
-        indexes = array.array("I", map(_FIRST, entries))  # type: ignore[arg-type]
-        sent = _check(self._cq.tx_buffers(indexes, sizes), "memif_ct_tx_buffers")
-        popped = list(map(self._handed_out.pop, addresses[:sent]))
-        owns = list(map(_SECOND, popped))
-        collections.deque(map(self._handed_out_ids.pop, map(id, owns), itertools.repeat(None)), maxlen=0)
-        _release_views(itertools.chain(owns, views[:sent]))
+    def _check_sizes(self, sizes: array.array[int], limit: int) -> None:
+        if max(sizes) > limit:
+            i = next(i for i, n in enumerate(sizes) if n > limit)
+            raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected 1..{limit}, the buffer's size")
+
+    def _tx_pool_handout(self, handout: _Handout, lo: int, hi: int, sizes: array.array[int]) -> int:
+        """Client: send ``handout[lo:hi]`` by pool index, no view needed."""
+        assert handout.keys is not None
+        self._check_sizes(sizes, self.buffer_size)
+        keys = handout.keys[lo:hi]
+        sent = _check(self._cq.tx_buffers(keys, sizes), "memif_ct_tx_buffers")
+        handout.retire_range(lo, lo + sent)
+        self._forget((handout,))
         return sent
 
-    def _tx_reserved(self, views: Sequence[memoryview], addresses: list[int], sizes: array.array[int]) -> int:
-        if len(views) > len(self._reserved):
-            raise ArgumentError(f"{len(views)} buffers given, but only {len(self._reserved)} were handed out "
+    def _tx_pool(self, located: list[tuple[_Handout, int]], sizes: array.array[int]) -> int:
+        self._check_sizes(sizes, self.buffer_size)
+        keys = array.array("I", [h.keys[i] for h, i in located])  # type: ignore[index]
+        sent = _check(self._cq.tx_buffers(keys, sizes), "memif_ct_tx_buffers")
+        for h, i in located[:sent]:
+            h.retire((i,))
+        self._forget({h for h, _i in located[:sent]})
+        return sent
+
+    def _forget(self, handouts: Iterable[_Handout]) -> None:
+        """Client: stop tracking handouts none of whose buffers is the application's any more."""
+        for handout in handouts:
+            if handout.views.count(_GONE) == len(handout.views):
+                self._live.discard(handout)
+
+    def _tx_reserved(self, located: list[tuple[_Handout, int]], sizes: array.array[int]) -> int:
+        if len(located) > len(self._reserved):
+            raise ArgumentError(f"{len(located)} buffers given, but only {len(self._reserved)} were handed out "
                                 "by alloc_buffers and not sent yet")
-        for i, address in enumerate(addresses):
-            expected, capacity, _view = self._reserved[i]
-            if address != expected:
+        for i, (h, k) in enumerate(located):
+            expected, capacity, owner = self._reserved[i]
+            if owner is not h or h.start(k) != expected:
                 raise ArgumentError(f"bufs[{i}] is not the buffer expected: a server sends the buffers "
                                     "alloc_buffers handed out in the order it handed them out")
             if sizes[i] > capacity:
                 raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected 1..{capacity}, "
                                     "the size of the buffer the peer posted")
         sent = _check(self._cq.tx_commit(sizes), "memif_ct_tx_commit")
-        for i in range(sent):
-            _release_views((self._reserved[i][2], views[i]))
+        for h, k in located[:sent]:
+            h.retire((k,))
         del self._reserved[:sent]
         return sent
 

@@ -242,6 +242,77 @@ def test_a_failure_while_making_a_view_leaves_the_burst_to_release(pair_factory,
     assert got == [b"c" * 300]
 
 
+@pytest.mark.parametrize("zero_copy", [False, True], ids=["copy", "zero-copy"])
+@pytest.mark.parametrize("sender", ["client", "server"])
+def test_tx_buffers_objects_views_made_when_asked_for(pair_factory, zero_copy, sender):
+    """alloc_buffers hands out a TxBuffers: views made on access, the object (or a slice of it)
+    sent or freed without any; a buffer sent or freed is never sent again, whichever way it went."""
+    p = pair_factory(zero_copy=zero_copy)
+    tx, rx = (p.client, p.server) if sender == "client" else (p.server, p.client)
+    if sender == "server":  # the client posts its RX buffers once it is up
+        end = time.monotonic() + 5
+        while tx.tx_queue(0).free() < 8 and time.monotonic() < end:
+            time.sleep(0.001)
+    bufs = tx.alloc_buffers(8, size=100)
+    assert isinstance(bufs, memif_ct.TxBuffers) and len(bufs) == 8
+    head = bufs[:3]
+    assert isinstance(head, memif_ct.TxBuffers) and len(head) == 3 and len(bufs[5:]) == 3 and len(bufs[9:]) == 0
+    assert isinstance(bufs[::2], list) and len(bufs[::2]) == 4
+    assert bufs[1] is head[1] and bufs[-1] is bufs[7] and bufs[-8] is bufs[0]
+    with pytest.raises(IndexError):
+        bufs[8]
+    with pytest.raises(TypeError):
+        bufs["0"]  # type: ignore[call-overload]
+    for i, view in enumerate(head):
+        view[:] = bytes([i]) * 100
+    assert tx.tx_buffers(head, [10, 20, 30]) == 3  # the slice object itself: no view looked up
+    assert all(v.nbytes == 100 for v in bufs[3:])
+    with pytest.raises(ValueError):  # sent: released
+        bufs[0][0] = 1
+    with pytest.raises(ValueError, match="not a buffer alloc_buffers handed out"):
+        tx.tx_buffers(bufs[:4])  # bufs[0] went already
+    with pytest.raises(ValueError, match="not a buffer alloc_buffers handed out"):
+        tx.tx_buffers([bufs[3], bufs[3]])
+    bufs[3][:] = b"x" * 100
+    assert tx.tx_buffers([bufs[3]]) == 1  # a list of views: located one by one
+    with pytest.raises(ValueError, match="not a buffer alloc_buffers handed out"):
+        tx.tx_buffers(bufs[3:5])  # bufs[3] went by the list
+    tx.free_buffers(bufs[4:])  # never written, never made: given back without a view
+    with pytest.raises(ValueError):
+        bytes(bufs[7])  # a released stand-in
+    got = receive_with_buffers(rx, 4)
+    assert got == [b"\x00" * 10, b"\x01" * 20, b"\x02" * 30, b"x" * 100]
+    if sender == "client":
+        counts = tx.tx_queue(0).buffer_counts()
+        assert counts["app"] == 0, counts
+    # The freed and sent ones come round again, and a stale object cannot send them.
+    again = tx.alloc_buffers(8, size=100)
+    assert len(again) == 8
+    with pytest.raises(ValueError, match="not a buffer alloc_buffers handed out"):
+        tx.tx_buffers(bufs)
+    for i, view in enumerate(again):
+        view[:] = bytes([0x40 + i]) * 100
+    assert tx.tx_buffers(again) == 8
+    assert receive_with_buffers(rx, 8) == [bytes([0x40 + i]) * 100 for i in range(8)]
+
+
+def test_tx_buffers_of_a_link_that_went_down(pair_factory):
+    p = pair_factory(zero_copy=False, reconnect_interval_s=1.0)
+    txq = p.client.tx_queue(0)
+    bufs = p.client.alloc_buffers(4, size=64)
+    made = bufs[0]
+    p.client.disconnect("test: views of a gone link")
+    p.client.wait_down(5)
+    assert txq.buffer_counts()["app"] == 0
+    for view in (made, bufs[1]):  # made before, or asked for after: released either way
+        with pytest.raises(ValueError):
+            view[0]
+    assert p.client.tx_buffers(bufs) == 0
+    p.client.wait_up(5)
+    with pytest.raises(ValueError, match="another queue's, or a link that went down"):
+        p.client.tx_buffers(bufs)
+
+
 def test_reflect_onto_its_own_queue_is_refused(pair_factory):
     p = pair_factory(zero_copy=False)
     q = p.server.rx_queue(0)
