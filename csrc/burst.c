@@ -71,7 +71,7 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
     size_t pos = 0;
     for (; sent < n_pkts; sent++) {
         uint32_t len = lengths[sent];
-        uint32_t slots = (len + bsize - 1) / bsize;
+        uint32_t slots = len <= bsize ? 1 : (len + bsize - 1) / bsize; /* no division for most */
         /* Out of pool buffers is out of space too: never a partial chain. */
         if (slots > free_slots || (pool && slots > pool->free_top)) {
             q->stats.no_space++;

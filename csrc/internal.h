@@ -67,8 +67,25 @@ static inline int pool_blocks_traffic(const memif_ct_queue_t *q)
     return q->pool_state == MEMIF_CT_POOL_WANTED || q->pool_state == MEMIF_CT_POOL_DROPPED;
 }
 
-/* Pool buffer idx (< count): its address, region and region offset. */
-uint8_t *memif_ct_pool_locate(const memif_ct_pool_t *pool, uint32_t idx, uint16_t *region, uint64_t *offset);
+/* Pool buffer idx (< count): its address, region and region offset. One segment (a copy-mode
+ * ring's buffers, a zero-copy queue's arena segment) needs no search. */
+static inline uint8_t *memif_ct_pool_locate(const memif_ct_pool_t *pool, uint32_t idx, uint16_t *region,
+                                            uint64_t *offset)
+{
+    uint32_t lo = 0, hi = pool->nseg; /* the last segment whose first index is <= idx */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (pool->seg_first[mid] <= idx)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const memif_ct_segment_t *s = &pool->segs[lo];
+    uint64_t off = (uint64_t)(idx - pool->seg_first[lo]) * pool->buffer_size;
+    *region = s->region;
+    *offset = s->offset + off;
+    return s->base + off;
+}
 
 /* Where a client's buffer of a slot lies: slot math, or the pool buffer slot_buf names (region
  * MEMIF_CT_NO_REGION if the slot holds none). */
@@ -86,9 +103,26 @@ static inline void slot_buffer(const memif_ct_queue_t *q, uint16_t slot, uint16_
     }
 }
 /* FREE -> RING: a buffer for a ring slot, or MEMIF_CT_NO_BUFFER if none is free. */
-uint32_t memif_ct_pool_take(memif_ct_pool_t *pool);
+static inline uint32_t memif_ct_pool_take(memif_ct_pool_t *pool)
+{
+    if (pool->free_top == 0)
+        return MEMIF_CT_NO_BUFFER;
+    uint32_t b = pool->stack[--pool->free_top];
+    pool->state[b] = MEMIF_CT_BUF_RING;
+    pool->n_ring++;
+    return b;
+}
+
 /* RING -> FREE (a buffer in another state is left alone). Returns 1 if given back. */
-int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx);
+static inline int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx)
+{
+    if (idx >= pool->count || pool->state[idx] != MEMIF_CT_BUF_RING)
+        return 0;
+    pool->state[idx] = MEMIF_CT_BUF_FREE;
+    pool->stack[pool->free_top++] = idx;
+    pool->n_ring--;
+    return 1;
+}
 /* Client S2M with a pool: read the server's tail once and give back the buffers of the slots it
  * has passed (their count in *given, if not NULL). Returns the slots free for TX by that same
  * read, or -1 (counted in bad_ring) for a tail beyond our head or back before what was

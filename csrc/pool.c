@@ -187,50 +187,8 @@ int memif_ct_pool_free(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n)
     return rc;
 }
 
-uint32_t memif_ct_pool_take(memif_ct_pool_t *pool)
-{
-    if (pool->free_top == 0)
-        return MEMIF_CT_NO_BUFFER;
-    uint32_t b = pool->stack[--pool->free_top];
-    pool->state[b] = MEMIF_CT_BUF_RING;
-    pool->n_ring++;
-    return b;
-}
-
-int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx)
-{
-    if (idx >= pool->count || pool->state[idx] != MEMIF_CT_BUF_RING)
-        return 0;
-    pool->state[idx] = MEMIF_CT_BUF_FREE;
-    pool->stack[pool->free_top++] = idx;
-    pool->n_ring--;
-    return 1;
-}
-
-/* ---- where buffers are ---- */
-
-/* The segment holding buffer idx (< count): the last whose first index is <= idx. */
-static uint32_t seg_of(const memif_ct_pool_t *pool, uint32_t idx)
-{
-    uint32_t lo = 0, hi = pool->nseg; /* seg_first[lo] <= idx < seg_first[hi] */
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (pool->seg_first[mid] <= idx)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-uint8_t *memif_ct_pool_locate(const memif_ct_pool_t *pool, uint32_t idx, uint16_t *region, uint64_t *offset)
-{
-    const memif_ct_segment_t *s = &pool->segs[seg_of(pool, idx)];
-    uint64_t off = (uint64_t)(idx - pool->seg_first[s - pool->segs]) * pool->buffer_size;
-    *region = s->region;
-    *offset = s->offset + off;
-    return s->base + off;
-}
+/* memif_ct_pool_take, _give and _locate are inline in internal.h: the TX and reclaim paths
+ * call them once per packet. */
 
 int memif_ct_pool_buffer(const memif_ct_pool_t *pool, uint32_t idx, memif_ct_buf_t *out)
 {

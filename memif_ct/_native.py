@@ -594,6 +594,32 @@ class Pinned:
         self.release()
 
 
+_ADDRESS_OF = ctypes.addressof
+
+
+def pin(obj: object, *, writable: bool = True) -> tuple[object, int, int]:
+    """``(anchor, address, size)`` of a buffer, pinned while ``anchor`` lives; hand the anchor to
+    ``unpin`` when done. A burst call's fast path: a bytearray or array.array costs one ctypes
+    call (a Pinned object and its ``with`` cost three times that); anything else is a Pinned."""
+    kind = type(obj)
+    if kind is bytearray or kind is array.array:
+        try:
+            anchor = _PIN_BYTE.from_buffer(obj)  # type: ignore[arg-type]
+        except (TypeError, ValueError, BufferError):  # empty: Pinned names the problem
+            pass
+        else:
+            size = len(obj) if kind is bytearray else len(obj) * obj.itemsize  # type: ignore[arg-type,attr-defined]
+            return anchor, _ADDRESS_OF(anchor), size
+    pinned = Pinned(obj, writable=writable)
+    return pinned, pinned.address, pinned.size
+
+
+def unpin(anchor: object) -> None:
+    """Release what ``pin`` returned (a ctypes export goes with its last reference)."""
+    if type(anchor) is Pinned:
+        anchor.release()
+
+
 def pin_readonly(obj: object) -> Pinned:
     """Pin a buffer C only reads (TX data): bytes, a read-only memoryview or mmap, a numpy array,
     or any writable buffer. Zero-copy; see Pinned."""

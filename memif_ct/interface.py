@@ -249,7 +249,7 @@ class Interface:
     # ---- queues -------------------------------------------------------------------------
 
     def _queue(self, direction: str, queue: int) -> Queue | None:
-        if isinstance(queue, bool) or not isinstance(queue, int):
+        if type(queue) is not int:  # bool (an int subclass) is refused too
             raise ArgumentTypeError(f"queue must be an int, not {type(queue).__name__}")
         link = self._state.link
         if link is None:

@@ -46,6 +46,8 @@ _POLL_SLICE_S = 0.05  # longest sleep before re-checking that the queue is still
 _POLLING_SLEEP_S = 0.001  # polling mode: the peer never signals, so waits re-check this often
 
 _tx_burst = _native.tx_burst_raw
+_pin = _native.pin
+_unpin = _native.unpin
 _rx_burst = _native.rx_burst_raw
 _rx_burst_ex = _native.rx_burst_ex_raw
 _check = _native.check
@@ -642,10 +644,14 @@ class Queue:
                     return 0
                 rc = _tx_burst(self._q, data, len(data), own.buffer_info()[0], count)
         else:
-            with _native.Pinned(data, writable=False) as pin, self._lock:
-                if not self._alive:
-                    return 0
-                rc = _tx_burst(self._q, pin.address, pin.size, own.buffer_info()[0], count)
+            anchor, address, size = _pin(data, writable=False)
+            try:
+                with self._lock:
+                    if not self._alive:
+                        return 0
+                    rc = _tx_burst(self._q, address, size, own.buffer_info()[0], count)
+            finally:
+                _unpin(anchor)
         return rc if rc >= 0 else self._tx_refused(rc, own, "lengths")
 
     def _tx_refused(self, rc: int, lengths: array.array[int], name: str) -> int:
@@ -1043,11 +1049,19 @@ class Queue:
         if max_packets == 0:
             return 0
         self._end_burst()
-        with _native.Pinned(out) as out_pin, _native.Pinned(lengths) as len_pin, self._lock:
-            if not self._alive:
-                return 0
-            out_size = out_pin.size
-            rc: int = _rx_burst_ex(self._q, out_pin.address, out_size, len_pin.address, max_packets, _RX_KEEP_TOO_BIG)
+        out_anchor, out_address, out_size = _pin(out)
+        try:
+            len_anchor, len_address, _size = _pin(lengths)
+            try:
+                with self._lock:
+                    if not self._alive:
+                        return 0
+                    rc: int = _rx_burst_ex(self._q, out_address, out_size, len_address, max_packets,
+                                           _RX_KEEP_TOO_BIG)
+            finally:
+                _unpin(len_anchor)
+        finally:
+            _unpin(out_anchor)
         if rc >= 0:
             return rc
         if rc != _ERR_TOO_BIG:
