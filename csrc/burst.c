@@ -17,13 +17,14 @@ static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const u
 {
     size_t total = 0;
     int rc = MEMIF_CT_OK;
+    /* A client chain longer than the ring could never be published: ceil(len / bsize) > ring
+     * size, that is len > ring size * bsize (no division per packet). */
+    const uint64_t most = q->role == MEMIF_CT_ROLE_CLIENT ? (uint64_t)q->ring_size * q->buffer_size : UINT64_MAX;
     for (uint32_t i = 0; i < n_pkts; i++) {
         if (lengths[i] == 0 || lengths[i] > data_size - total)
             return MEMIF_CT_ERR_ARG;
         total += lengths[i];
-        /* A client chain longer than the ring could never be published. */
-        if (q->role == MEMIF_CT_ROLE_CLIENT &&
-            ((uint64_t)lengths[i] + q->buffer_size - 1) / q->buffer_size > q->ring_size)
+        if (lengths[i] > most)
             rc = MEMIF_CT_ERR_TOO_BIG;
     }
     return rc;
@@ -69,6 +70,7 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
     const uint32_t bsize = q->buffer_size;
     uint32_t sent = 0;
     size_t pos = 0;
+    uint64_t bytes = 0, chains = 0; /* counted here, stored once: the stores below may alias q */
     for (; sent < n_pkts; sent++) {
         uint32_t len = lengths[sent];
         uint32_t slots = len <= bsize ? 1 : (len + bsize - 1) / bsize; /* no division for most */
@@ -95,10 +97,12 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
             head++;
         }
         free_slots -= slots;
-        q->stats.packets++;
-        q->stats.bytes += len;
-        q->stats.chains += slots > 1;
+        bytes += len;
+        chains += slots > 1;
     }
+    q->stats.packets += sent;
+    q->stats.bytes += bytes;
+    q->stats.chains += chains;
     if (head != q->last_head) {
         store_release(&ring->head, head);
         q->last_head = head;
