@@ -125,6 +125,7 @@ static int server_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
     }
     uint32_t sent = 0;
     size_t pos = 0;
+    uint64_t bytes = 0, chains = 0; /* stored once, as in client_tx */
     while (sent < n_pkts) {
         uint32_t len = lengths[sent];
         /* Plan: find how many posted slots carry len bytes, validating each. */
@@ -182,10 +183,12 @@ static int server_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
         tail = (uint16_t)(tail + k);
         avail = (uint16_t)(avail - k);
         sent++;
-        q->stats.packets++;
-        q->stats.bytes += len;
-        q->stats.chains += k > 1;
+        bytes += len;
+        chains += k > 1;
     }
+    q->stats.packets += sent;
+    q->stats.bytes += bytes;
+    q->stats.chains += chains;
     if (tail != q->last_tail) {
         store_release(&ring->tail, tail);
         q->last_tail = tail;
