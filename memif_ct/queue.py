@@ -213,7 +213,7 @@ class RxBurst(Sequence[memoryview]):
     as the peer reuses the memory. A burst is for the thread that received it.
     """
 
-    __slots__ = ("_entries", "_memory", "_queue", "_scratch", "_scratch_base", "_views")
+    __slots__ = ("_entries", "_made", "_memory", "_queue", "_scratch", "_scratch_base", "_views")
 
     def __init__(self, queue: Queue | None, entries: bytes = b"", memory: MemoryMap | None = None,
                  scratch: memoryview | None = None, scratch_base: int = 0) -> None:
@@ -223,6 +223,7 @@ class RxBurst(Sequence[memoryview]):
         self._scratch = scratch
         self._scratch_base = scratch_base
         self._views: list[memoryview | None] = [None] * (len(entries) // _native.PKT_SIZE)
+        self._made = False  # no view yet: release has none to look for
 
     def __len__(self) -> int:
         return len(self._views)
@@ -246,6 +247,7 @@ class RxBurst(Sequence[memoryview]):
         views = self._views
         if self._queue is None:
             raise ArgumentError("this burst was released: its packets went back to the ring")
+        self._made = True
         if views and views.count(None) == len(views) and self._bulk():
             return iter(views)  # type: ignore[arg-type]  # all made
         if None in views:  # make the missing ones in one pass
@@ -292,6 +294,7 @@ class RxBurst(Sequence[memoryview]):
         if entry is None:
             entry = _native.PKT_LAYOUT.unpack_from(self._entries, i * _native.PKT_SIZE)
         address, length, _slots, in_scratch = entry
+        self._made = True
         if in_scratch:
             assert self._scratch is not None
             offset = address - self._scratch_base
@@ -316,7 +319,8 @@ class RxBurst(Sequence[memoryview]):
     def release(self) -> None:
         """Release every view made and return the slots to the ring. Idempotent."""
         queue, self._queue = self._queue, None
-        _release_views([view for view in self._views if view is not None])
+        if self._made:
+            _release_views([view for view in self._views if view is not None])
         if queue is not None:
             queue.release_burst(self)
 
