@@ -249,7 +249,7 @@ class Interface:
     # ---- queues -------------------------------------------------------------------------
 
     def _queue(self, direction: str, queue: int) -> Queue | None:
-        if type(queue) is not int:  # bool (an int subclass) is refused too
+        if type(queue) is not int and (isinstance(queue, bool) or not isinstance(queue, int)):
             raise ArgumentTypeError(f"queue must be an int, not {type(queue).__name__}")
         link = self._state.link
         if link is None:
@@ -339,7 +339,7 @@ class Interface:
         A :class:`~memif_ct.TxBuffers`: a sequence of memoryviews, each of one whole buffer the
         peer cannot be reading, made when first asked for (``tx_buffers(bufs)`` needs none). ``size`` may be
         up to the buffer size (``bsize``, at most 65,535; larger packets: ``tx_burst``, which
-        chains), ValueError naming the limit otherwise. Fewer than ``count`` (or []) when the
+        chains), ValueError naming the limit otherwise. Fewer than ``count`` (or none) when the
         ring and the pool are short of free buffers, or the link is down. A client's buffers
         come from its own pool (copy mode: the ring's buffers; ``zero-copy=yes``: its arena) and
         may be sent in any order; a server's are the ones the client posted, sent in the order

@@ -236,19 +236,22 @@ class RxBurst(Sequence[memoryview]):
     def __getitem__(self, index: int | slice) -> memoryview | list[memoryview]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self._views)))]
+        view = self._views[index]  # IndexError, TypeError as a list gives them
         if self._queue is None:
             raise ArgumentError("this burst was released: its packets went back to the ring")
-        view = self._views[index]  # IndexError, TypeError as a list gives them
         if view is None:
             view = self._make(index if index >= 0 else index + len(self._views))
         return view
 
     def __iter__(self) -> Iterator[memoryview]:
         views = self._views
+        if not views:  # nothing received (or the link was down): nothing to release either
+            return iter(())
+        self._made = True  # before the check: a release from now on scans for views
         if self._queue is None:
             raise ArgumentError("this burst was released: its packets went back to the ring")
-        self._made = True
-        if views and views.count(None) == len(views) and self._bulk():
+        if views.count(None) == len(views) and self._bulk():
+            self._check_live()
             return iter(views)  # type: ignore[arg-type]  # all made
         if None in views:  # make the missing ones in one pass
             assert self._memory is not None and self._scratch is not None
@@ -266,7 +269,15 @@ class RxBurst(Sequence[memoryview]):
                 if not base <= address or address + length > end:
                     base, end, root = window(address, length)
                 views[i] = root[address - base:address - base + length]
+            self._check_live()
         return iter(views)  # type: ignore[arg-type]  # no None left
+
+    def _check_live(self) -> None:
+        """After storing views: if a release (the link going down, on the control thread) ran
+        meanwhile, its scan may have missed them; release them here and say so."""
+        if self._queue is None:
+            _release_views([view for view in self._views if view is not None])
+            raise ArgumentError("this burst was released: its packets went back to the ring")
 
     def _bulk(self) -> bool:
         """Make every view in one pass of slices when all packets lie in one mapped region and
@@ -289,12 +300,12 @@ class RxBurst(Sequence[memoryview]):
         return True
 
     def _make(self, i: int, entry: tuple[int, int, int, int] | None = None) -> memoryview:
+        self._made = True  # before the check: a release from now on scans for views
         if self._queue is None:
             raise ArgumentError("this burst was released: its packets went back to the ring")
         if entry is None:
             entry = _native.PKT_LAYOUT.unpack_from(self._entries, i * _native.PKT_SIZE)
         address, length, _slots, in_scratch = entry
-        self._made = True
         if in_scratch:
             assert self._scratch is not None
             offset = address - self._scratch_base
@@ -303,6 +314,7 @@ class RxBurst(Sequence[memoryview]):
             assert self._memory is not None
             view = self._memory.view(address, length, readonly=True)
         self._views[i] = view
+        self._check_live()
         return view
 
     @property
@@ -384,10 +396,19 @@ class _Handout:
         return self.starts[i]
 
     def make(self, lo: int, hi: int) -> None:
-        """Make the views of ``[lo, hi)`` not made yet."""
-        views = self.views
-        if None not in views[lo:hi]:
+        """Make the views of ``[lo, hi)`` not made yet, under the queue's lock: sending, freeing
+        and the link going down (which retire views) hold it too."""
+        if None not in self.views[lo:hi]:
             return
+        queue = self.queue
+        if queue is None:
+            self._make(lo, hi)
+            return
+        with queue.lock:
+            self._make(lo, hi)
+
+    def _make(self, lo: int, hi: int) -> None:
+        views = self.views
         root, keys = self.root, self.keys
         if self.queue is not None and root is not None and keys is not None and views[lo:hi].count(None) == hi - lo:
             stride = self.stride  # a client's whole burst: one pass of slices
@@ -656,6 +677,7 @@ class Queue:
                     rc = _tx_burst(self._q, address, size, own.buffer_info()[0], count)
             finally:
                 _unpin(anchor)
+                del anchor  # the export goes now, not with a traceback that keeps this frame
         return rc if rc >= 0 else self._tx_refused(rc, own, "lengths")
 
     def _tx_refused(self, rc: int, lengths: array.array[int], name: str) -> int:
@@ -687,6 +709,11 @@ class Queue:
     # ---- buffer API: TX without copying ---------------------------------------------------
 
     @property
+    def lock(self) -> threading.Lock:
+        """The teardown guard: held by every call that touches the ring or its buffers."""
+        return self._lock
+
+    @property
     def pool_base(self) -> int:
         """Client: the address of its pool's buffer 0 (0 without a pool)."""
         return self._pool_base
@@ -711,11 +738,15 @@ class Queue:
             if self._pool is not None:  # client: any free buffer of our pool
                 self._cq.reclaim()
                 keys = self._pool.alloc(count)
+                if not keys:
+                    return no_buffers()
                 handout = _Handout(self, array.array("I", [size]) * len(keys), keys=keys, root=self._pool_view,
                                    stride=self._pool.buffer_size, memory=self._memory)
                 self._live.add(handout)
             else:  # server: the next buffers the client posted, in ring order
                 got = self._cq.tx_reserve(count)
+                if not got:
+                    return no_buffers()
                 sizes = array.array("I", [min(size, capacity) for _address, capacity in got])
                 handout = _Handout(self, sizes, starts=[address for address, _capacity in got], memory=self._memory)
                 self._reserved.extend((address, capacity, handout) for address, capacity in got)
@@ -1055,7 +1086,8 @@ class Queue:
         self._end_burst()
         out_anchor, out_address, out_size = _pin(out)
         try:
-            len_anchor, len_address, _size = _pin(lengths)
+            len_anchor, len_address, len_size = _pin(lengths)
+            max_packets = min(max_packets, len_size // 4)  # as pinned: no thread can shrink it now
             try:
                 with self._lock:
                     if not self._alive:
@@ -1064,8 +1096,10 @@ class Queue:
                                            _RX_KEEP_TOO_BIG)
             finally:
                 _unpin(len_anchor)
+                del len_anchor  # the export goes now, not with a traceback that keeps this frame
         finally:
             _unpin(out_anchor)
+            del out_anchor
         if rc >= 0:
             return rc
         if rc != _ERR_TOO_BIG:

@@ -180,7 +180,7 @@ def test_a_failure_while_building_the_views_gives_the_peeked_slots_back(pair_fac
     assert got == [b"c" * 300]
 
 
-def test_views_are_made_when_asked_for(pair_factory):
+def test_views_are_made_when_asked_for(pair_factory, monkeypatch):
     """A burst makes no view until one is asked for; each is made once, and ``lengths`` needs
     none. What a view shows is the packet, by index, negative index, slice and iteration."""
     p = pair_factory(zero_copy=False)
@@ -189,11 +189,18 @@ def test_views_are_made_when_asked_for(pair_factory):
     end = time.monotonic() + 5
     while p.server.rx_queue(0).pending() < 9 and time.monotonic() < end:
         time.sleep(0.001)
+    made: list[str] = []
+    for name in ("view", "window"):
+        real = getattr(memif_ct.queue.MemoryMap, name)
+        monkeypatch.setattr(memif_ct.queue.MemoryMap, name,
+                            lambda self, *a, _real=real, _name=name, **k: made.append(_name) or _real(self, *a, **k))
     with p.server.rx_buffers(16) as burst:
         assert len(burst) == len(packets)
         assert burst.lengths.tolist() == [len(x) for x in packets]
         assert sum(burst.lengths) == sum(map(len, packets))
+        assert made == []  # no view yet
         assert bytes(burst[-1]) == packets[-1] and burst[-1] is burst[6]
+        assert made == ["view"]  # one, once
         assert [bytes(v) for v in burst[1:5:2]] == [packets[1], packets[3]]
         assert burst[3] is burst[3]
         assert [bytes(v) for v in burst] == packets
@@ -204,6 +211,23 @@ def test_views_are_made_when_asked_for(pair_factory):
     assert lengths.tolist() == [len(x) for x in packets]
     with pytest.raises(ValueError, match="released"):
         list(burst)
+    # A burst iterated before any view is asked for: one pass of slices, one region lookup.
+    assert p.client.tx_burst(packets[:4]) == 4
+    made.clear()
+    got: list[bytes] = []
+    while len(got) < 4 and time.monotonic() < end:
+        with p.server.rx_buffers(16) as burst:
+            got += [bytes(v) for v in burst]
+    assert got == packets[:4] and "view" not in made
+
+
+def test_a_burst_of_a_link_that_is_down_is_empty(pair_factory):
+    p = pair_factory(zero_copy=False, reconnect_interval_s=5.0)
+    p.client.disconnect("test: down")
+    p.client.wait_down(5)
+    with p.client.rx_buffers(8) as burst:
+        assert len(burst) == 0 and list(burst) == [] and burst[:] == [] and len(burst.lengths) == 0
+    assert len(p.client.alloc_buffers(8, size=64)) == 0
 
 
 def test_a_failure_while_making_a_view_leaves_the_burst_to_release(pair_factory, monkeypatch):
@@ -266,7 +290,10 @@ def test_tx_buffers_objects_views_made_when_asked_for(pair_factory, zero_copy, s
     for i, view in enumerate(head):
         view[:] = bytes([i]) * 100
     assert tx.tx_buffers(head, [10, 20, 30]) == 3  # the slice object itself: no view looked up
-    assert all(v.nbytes == 100 for v in bufs[3:])
+    tx.free_buffers(bufs[6:])  # never asked for: given back without a view
+    with pytest.raises(ValueError):
+        bytes(bufs[7])  # a released stand-in
+    assert all(v.nbytes == 100 for v in bufs[3:6])
     with pytest.raises(ValueError):  # sent: released
         bufs[0][0] = 1
     with pytest.raises(ValueError, match="not a buffer alloc_buffers handed out"):
@@ -277,9 +304,7 @@ def test_tx_buffers_objects_views_made_when_asked_for(pair_factory, zero_copy, s
     assert tx.tx_buffers([bufs[3]]) == 1  # a list of views: located one by one
     with pytest.raises(ValueError, match="not a buffer alloc_buffers handed out"):
         tx.tx_buffers(bufs[3:5])  # bufs[3] went by the list
-    tx.free_buffers(bufs[4:])  # never written, never made: given back without a view
-    with pytest.raises(ValueError):
-        bytes(bufs[7])  # a released stand-in
+    tx.free_buffers(bufs[4:6])
     got = receive_with_buffers(rx, 4)
     assert got == [b"\x00" * 10, b"\x01" * 20, b"\x02" * 30, b"x" * 100]
     if sender == "client":
