@@ -451,6 +451,11 @@ MEMIF_CT_API uint32_t memif_ct_pool_alloc(memif_ct_pool_t *pool, uint32_t *idx, 
 /* Give APP buffers back (-> FREE). An index out of range or not APP (a double free) is skipped and
  * the call returns MEMIF_CT_ERR_STATE, the valid ones freed all the same; else MEMIF_CT_OK. */
 MEMIF_CT_API int memif_ct_pool_free(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n);
+/* Copy n packets packed back to back in data (lengths[i] bytes each) into APP buffers idx[i].
+ * Nothing is written unless every index is APP (else ERR_STATE) and every length is 1..max_length
+ * (0: the buffer size; never more) and all fit data_size (else ERR_ARG). Returns n. */
+MEMIF_CT_API int memif_ct_pool_write(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n, const uint8_t *data,
+                                     size_t data_size, const uint32_t *lengths, uint32_t max_length);
 /* Where buffer idx is, and its state: MEMIF_CT_OK, ERR_RANGE (no such index), ERR_NULL. */
 MEMIF_CT_API int memif_ct_pool_buffer(const memif_ct_pool_t *pool, uint32_t idx, memif_ct_buf_t *out);
 /* The index of the buffer starting exactly at addr: MEMIF_CT_OK, ERR_RANGE if none does, ERR_NULL. */

@@ -187,6 +187,32 @@ int memif_ct_pool_free(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n)
     return rc;
 }
 
+int memif_ct_pool_write(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n, const uint8_t *data,
+                        size_t data_size, const uint32_t *lengths, uint32_t max_length)
+{
+    if (!pool || (n && (!idx || !data || !lengths)))
+        return MEMIF_CT_ERR_NULL;
+    if (n > INT32_MAX)
+        return MEMIF_CT_ERR_ARG;
+    const uint32_t most = max_length && max_length < pool->buffer_size ? max_length : pool->buffer_size;
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++) { /* check all before writing any */
+        if (idx[i] >= pool->count || pool->state[idx[i]] != MEMIF_CT_BUF_APP)
+            return MEMIF_CT_ERR_STATE;
+        if (lengths[i] == 0 || lengths[i] > most || lengths[i] > data_size - total)
+            return MEMIF_CT_ERR_ARG;
+        total += lengths[i];
+    }
+    size_t pos = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint16_t region;
+        uint64_t offset;
+        memcpy(memif_ct_pool_locate(pool, idx[i], &region, &offset), data + pos, lengths[i]);
+        pos += lengths[i];
+    }
+    return (int)n;
+}
+
 /* memif_ct_pool_take, _give and _locate are inline in internal.h: the TX and reclaim paths
  * call them once per packet. */
 

@@ -281,6 +281,7 @@ def _load() -> ctypes.CDLL:
         "memif_ct_pool_counts": (None, [vp, p(ctypes.c_uint32), p(ctypes.c_uint32), p(ctypes.c_uint32)]),
         "memif_ct_pool_alloc": (ctypes.c_uint32, [vp, vp, ctypes.c_uint32]),
         "memif_ct_pool_free": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
+        "memif_ct_pool_write": (ctypes.c_int, [vp, vp, ctypes.c_uint32, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
         "memif_ct_pool_buffer": (ctypes.c_int, [vp, ctypes.c_uint32, p(Buf)]),
         "memif_ct_pool_index_of": (ctypes.c_int, [vp, vp, p(ctypes.c_uint32)]),
         "memif_ct_queue_set_pool": (ctypes.c_int, [vp, vp, vp]),
@@ -763,6 +764,16 @@ class Pool:
         for i, idx in enumerate(indexes):
             arr[i] = _require_int(f"indexes[{i}]", idx, 0, 0xFFFFFFFF)
         check(_lib.memif_ct_pool_free(self.address, arr, len(indexes)), "memif_ct_pool_free")
+
+    def write(self, indexes: array.array[int], address: int, size: int, lengths: array.array[int],
+              max_length: int = 0) -> int:
+        """Copy packets packed at ``address`` (``size`` bytes, ``lengths`` each, pinned by the
+        caller) into APP buffers ``indexes`` (memif_ct_pool_write): all or nothing; the raw
+        code (ERR_ARG: a length out of 1..max_length or past the data; ERR_STATE: not APP)."""
+        if len(indexes) != len(lengths):
+            raise ArgumentError(f"{len(indexes)} indexes but {len(lengths)} lengths")
+        return int(_lib.memif_ct_pool_write(self.address, indexes.buffer_info()[0], len(indexes), address, size,
+                                            lengths.buffer_info()[0], max_length))
 
     def buffer(self, idx: int) -> tuple[int, int, int, int, int]:
         """``(address, region, offset, capacity, state)`` of buffer ``idx``."""

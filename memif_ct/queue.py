@@ -360,19 +360,22 @@ class _Handout:
     never made), and a handout whose link went down makes no view again.
     """
 
-    __slots__ = ("_where", "keys", "memory", "queue", "root", "sizes", "starts", "stride", "views")
+    __slots__ = ("_where", "keys", "limits", "memory", "queue", "retired", "root", "sizes", "starts", "stride",
+                 "views")
 
     def __init__(self, queue: Queue | None, sizes: array.array[int], *, keys: array.array[int] | None = None,
                  starts: list[int] | None = None, root: memoryview | None = None, stride: int = 0,
                  memory: MemoryMap | None = None) -> None:
         self.queue = queue
-        self.sizes = sizes  # each view's length
+        self.limits = sizes  # each view's length, as handed out
+        self.sizes = array.array("I", sizes)  # what tx_buffers sends by default (write sets it)
         self.keys = keys
         self.starts = starts
         self.root = root  # client: all of the pool's segment, writable (None: through memory)
         self.stride = stride  # client: the pool's buffer size
         self.memory = memory
         self.views: list[memoryview | None] = [None] * len(sizes)
+        self.retired = 0  # buffers sent or freed: 0 spares the scan for them
         self._where: dict[int, int] | None = None
 
     def position(self, key: int) -> int | None:
@@ -395,6 +398,10 @@ class _Handout:
         assert self.starts is not None
         return self.starts[i]
 
+    def make_locked(self, lo: int, hi: int) -> None:
+        """``make`` for a caller that holds the queue's lock already."""
+        self._make(lo, hi)
+
     def make(self, lo: int, hi: int) -> None:
         """Make the views of ``[lo, hi)`` not made yet, under the queue's lock: sending, freeing
         and the link going down (which retire views) hold it too."""
@@ -413,13 +420,13 @@ class _Handout:
         if self.queue is not None and root is not None and keys is not None and views[lo:hi].count(None) == hi - lo:
             stride = self.stride  # a client's whole burst: one pass of slices
             views[lo:hi] = [root[k * stride:k * stride + n]
-                            for k, n in zip(keys[lo:hi], self.sizes[lo:hi], strict=True)]
+                            for k, n in zip(keys[lo:hi], self.limits[lo:hi], strict=True)]
             return
         for i in range(lo, hi):
             if views[i] is None and self.queue is None:  # the link went down: released, as made ones are
                 views[i] = _GONE
             elif views[i] is None:
-                start, size = self.start(i), self.sizes[i]
+                start, size = self.start(i), self.limits[i]
                 if self.root is not None:
                     views[i] = self.root[start:start + size]
                 else:
@@ -432,12 +439,14 @@ class _Handout:
         views = self.views
         for i in positions:
             view, views[i] = views[i], _GONE
+            self.retired += 1
             if view is not None:
                 _release_views((view,))
 
     def retire_range(self, lo: int, hi: int) -> None:
         _release_views([view for view in self.views[lo:hi] if view is not None])
         self.views[lo:hi] = [_GONE] * (hi - lo)
+        self.retired += hi - lo
 
     def kill(self) -> None:
         """The link went down: release every view made; no more are made."""
@@ -491,8 +500,43 @@ class TxBuffers(Sequence[memoryview]):
         self._h.make(self._lo, self._hi)
         return iter(self._h.views[self._lo:self._hi])  # type: ignore[arg-type]  # all made
 
+    def write(self, data: object, lengths: object) -> None:
+        """Fill these buffers from packets packed back to back in ``data`` (any buffer, numpy
+        arrays too), ``lengths[i]`` bytes into buffer ``i`` (``array('I')``/numpy ``uint32``, or
+        a sequence of ints; one per buffer), in one call and without making a view. A later
+        ``tx_buffers(bufs)`` sends those lengths. ValueError, writing nothing, for a buffer
+        sent or freed already or a length out of 1..its size; nothing happens once the link
+        went down."""
+        queue = self._h.queue
+        if queue is not None:
+            queue.write_buffers(self, data, lengths)
+
     def __repr__(self) -> str:
         return f"<memif_ct TxBuffers {len(self)} buffer(s)>"
+
+
+def _lengths_arg(lengths: object, count: int) -> array.array[int]:
+    """The buffer API's ``lengths`` as a private ``array('I')`` of ``count`` entries."""
+    try:
+        sizes = _u32_copy(lengths)  # array('I'), numpy uint32: one copy, no per-item work
+    except ArgumentTypeError:
+        try:
+            sizes = array.array("I", lengths)  # type: ignore[call-overload]
+        except (TypeError, OverflowError) as exc:
+            raise ArgumentTypeError(f"lengths must be a sequence of ints in 1..65535: {exc}") from None
+    if len(sizes) != count:
+        raise ArgumentError(f"lengths has {len(sizes)} entries for {count} buffers")
+    return sizes
+
+
+def _check_write(sizes: array.array[int], limits: array.array[int], data_size: int) -> None:
+    """TxBuffers.write's lengths against the buffers and the data: ArgumentError naming the
+    first that does not fit."""
+    for i, (n, most) in enumerate(zip(sizes, limits, strict=True)):
+        if not 1 <= n <= most:
+            raise ArgumentError(f"lengths[{i}]={n} is out of range: expected 1..{most}, the buffer's size")
+    if sum(sizes) > data_size:
+        raise ArgumentError(f"lengths add up to {sum(sizes)} bytes, more than the {data_size} bytes of data")
 
 
 def no_buffers() -> TxBuffers:
@@ -760,7 +804,8 @@ class Queue:
             return 0
         if type(views) is TxBuffers:  # the object alloc_buffers returned, or a slice of it
             handout, lo, hi = views.span
-            sizes = handout.sizes[lo:hi] if lengths is None else self._buffer_lengths(views, lengths)
+            given = lengths is not None
+            sizes = self._buffer_lengths(views, lengths) if given else handout.sizes[lo:hi]
             with self._lock:
                 if not self._alive:
                     return 0
@@ -769,7 +814,7 @@ class Queue:
                                         "(another queue's, or a link that went down)")
                 self._check_owned(handout, lo, hi)
                 if self._pool is not None:
-                    return self._tx_pool_handout(handout, lo, hi, sizes)
+                    return self._tx_pool_handout(handout, lo, hi, sizes, given)
                 return self._tx_reserved([(handout, i) for i in range(lo, hi)], sizes)
         sizes = self._buffer_lengths(views, lengths)
         with self._lock:
@@ -854,10 +899,44 @@ class Queue:
             if type(views) is not TxBuffers:
                 _release_views(views)
 
+    def write_buffers(self, bufs: TxBuffers, data: object, lengths: object) -> None:
+        """TxBuffers.write: a client's in one C call (memif_ct_pool_write, which checks every
+        length), a server's buffer by buffer through their views."""
+        handout, lo, hi = bufs.span
+        if lengths is None:
+            raise ArgumentTypeError("lengths must be given: one per buffer, how many bytes of data each takes")
+        sizes = _lengths_arg(lengths, hi - lo)
+        anchor, address, size = _pin(data, writable=False)
+        try:
+            with self._lock:
+                if not self._alive or handout.queue is not self:
+                    return
+                self._check_owned(handout, lo, hi)
+                limits = handout.limits[lo:hi]
+                if self._pool is not None:
+                    assert handout.keys is not None
+                    rc = self._pool.write(handout.keys[lo:hi], address, size, sizes, limits[0] if limits else 0)
+                    if rc < 0:
+                        _check_write(sizes, limits, size)
+                        _check(rc, "memif_ct_pool_write")
+                else:
+                    _check_write(sizes, limits, size)
+                    handout.make_locked(lo, hi)
+                    with memoryview(data) as view:  # type: ignore[arg-type]
+                        whole = view.cast("B")
+                        pos = 0
+                        for i, n in enumerate(sizes):
+                            handout.views[lo + i][:n] = whole[pos:pos + n]  # type: ignore[index]
+                            pos += n
+                handout.sizes[lo:hi] = sizes
+        finally:
+            _unpin(anchor)
+            del anchor
+
     def _check_owned(self, handout: _Handout, lo: int, hi: int) -> None:
         """Every buffer of ``handout[lo:hi]`` is still the application's: neither sent nor freed."""
         views = handout.views[lo:hi]
-        if _GONE in views:  # released views compare by identity: one C-level pass
+        if handout.retired and _GONE in views:  # released views compare by identity: one C-level pass
             i = next(i for i, view in enumerate(views) if view is _GONE)
             raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
                                 "(it was sent or freed already)")
@@ -869,15 +948,7 @@ class Queue:
             except (TypeError, ValueError):  # another buffer, or a released view: say which
                 sizes = array.array("I", [_nbytes(v, i) for i, v in enumerate(views)])
         else:
-            try:
-                sizes = _u32_copy(lengths)  # array('I'), numpy uint32: one copy, no per-item work
-            except ArgumentTypeError:
-                try:
-                    sizes = array.array("I", lengths)  # type: ignore[call-overload]
-                except (TypeError, OverflowError) as exc:
-                    raise ArgumentTypeError(f"lengths must be a sequence of ints in 1..65535: {exc}") from None
-            if len(sizes) != len(views):
-                raise ArgumentError(f"lengths has {len(sizes)} entries for {len(views)} buffers")
+            sizes = _lengths_arg(lengths, len(views))
         if 0 in sizes:
             raise ArgumentError(f"lengths[{sizes.index(0)}] is 0: a packet must have 1 or more bytes")
         return sizes
@@ -887,10 +958,12 @@ class Queue:
             i = next(i for i, n in enumerate(sizes) if n > limit)
             raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected 1..{limit}, the buffer's size")
 
-    def _tx_pool_handout(self, handout: _Handout, lo: int, hi: int, sizes: array.array[int]) -> int:
-        """Client: send ``handout[lo:hi]`` by pool index, no view needed."""
+    def _tx_pool_handout(self, handout: _Handout, lo: int, hi: int, sizes: array.array[int], given: bool) -> int:
+        """Client: send ``handout[lo:hi]`` by pool index, no view needed. Sizes not ``given``
+        are the handout's, checked when set."""
         assert handout.keys is not None
-        self._check_sizes(sizes, self.buffer_size)
+        if given:
+            self._check_sizes(sizes, self.buffer_size)
         keys = handout.keys[lo:hi]
         sent = _check(self._cq.tx_buffers(keys, sizes), "memif_ct_tx_buffers")
         handout.retire_range(lo, lo + sent)
@@ -909,7 +982,7 @@ class Queue:
     def _forget(self, handouts: Iterable[_Handout]) -> None:
         """Client: stop tracking handouts none of whose buffers is the application's any more."""
         for handout in handouts:
-            if handout.views.count(_GONE) == len(handout.views):
+            if handout.retired == len(handout.views):
                 self._live.discard(handout)
 
     def _tx_reserved(self, located: list[tuple[_Handout, int]], sizes: array.array[int]) -> int:

@@ -321,6 +321,35 @@ def test_tx_buffers_objects_views_made_when_asked_for(pair_factory, zero_copy, s
     assert receive_with_buffers(rx, 8) == [bytes([0x40 + i]) * 100 for i in range(8)]
 
 
+@pytest.mark.parametrize("zero_copy", [False, True], ids=["copy", "zero-copy"])
+@pytest.mark.parametrize("sender", ["client", "server"])
+def test_tx_buffers_write_fills_a_burst_in_one_call(pair_factory, zero_copy, sender):
+    p = pair_factory(zero_copy=zero_copy)
+    tx, rx = (p.client, p.server) if sender == "client" else (p.server, p.client)
+    end = time.monotonic() + 5
+    while tx.tx_queue(0).free() < 8 and time.monotonic() < end:
+        time.sleep(0.001)
+    packets = [payload(300 + i, 20 + 30 * i) for i in range(6)]
+    bufs = tx.alloc_buffers(6, size=200)
+    assert len(bufs) == 6
+    data, lengths = b"".join(packets), array.array("I", map(len, packets))
+    with pytest.raises(ValueError, match=r"lengths\[5\]=201 is out of range: expected 1\.\.200"):
+        bufs.write(data + b"x" * 31, array.array("I", [*lengths[:5], 201]))
+    with pytest.raises(ValueError, match="more than the"):
+        bufs.write(data[:-1], lengths)
+    with pytest.raises(ValueError, match="lengths has 5 entries for 6 buffers"):
+        bufs.write(data, lengths[:5])
+    with pytest.raises(TypeError, match="lengths must be given"):
+        bufs.write(data, None)
+    bufs[4:].write(memoryview(data)[-(lengths[4] + lengths[5]):], lengths[4:])  # a slice, read-only data
+    bufs[:4].write(bytearray(data[:-(lengths[4] + lengths[5])]), list(lengths[:4]))
+    assert bytes(bufs[2][:lengths[2]]) == packets[2]  # views see what was written
+    assert tx.tx_buffers(bufs) == 6  # the written lengths, by default
+    assert receive_with_buffers(rx, 6) == packets
+    with pytest.raises(ValueError, match="sent or freed already"):
+        bufs.write(data, lengths)
+
+
 def test_tx_buffers_of_a_link_that_went_down(pair_factory):
     p = pair_factory(zero_copy=False, reconnect_interval_s=1.0)
     txq = p.client.tx_queue(0)

@@ -354,6 +354,53 @@ static void test_pool_accounting(void)
     free(p);
 }
 
+/* pool_write: packed packets into APP buffers, across both segments; all or nothing. */
+static void test_pool_write(void)
+{
+    static uint8_t mem[4096 + 1000];
+    memset(mem, 0xEE, sizeof(mem));
+    memif_ct_segment_t s[2] = {{mem, 4096 - 1, 64, 2, {0}}, {mem + 4096, 1000, 0, 5, {0}}};
+    memif_ct_pool_t *p = pool_new(s, 2, 64);
+    REQUIRE(p);
+    uint32_t idx[78];
+    REQUIRE(memif_ct_pool_alloc(p, idx, 78) == 78);
+    uint8_t data[3 * 64];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)i;
+    uint32_t who[3] = {idx[0], idx[70], idx[5]}; /* 70: in the second segment */
+    uint32_t len[3] = {64, 1, 63};
+    CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data), len, 0), 3);
+    memif_ct_buf_t b;
+    REQUIRE(memif_ct_pool_buffer(p, who[0], &b) == MEMIF_CT_OK);
+    CHECK(memcmp(b.addr, data, 64) == 0);
+    REQUIRE(memif_ct_pool_buffer(p, who[1], &b) == MEMIF_CT_OK);
+    CHECK(b.addr >= mem + 4096 && b.addr[0] == 64 && b.addr[1] == 0xEE);
+    REQUIRE(memif_ct_pool_buffer(p, who[2], &b) == MEMIF_CT_OK);
+    CHECK(memcmp(b.addr, data + 65, 63) == 0 && b.addr[63] == 0xEE);
+    /* Refusals change nothing. */
+    uint8_t before[sizeof(mem)];
+    memcpy(before, mem, sizeof(mem));
+    uint32_t too_big[3] = {64, 65, 1};
+    CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data), too_big, 0), MEMIF_CT_ERR_ARG);
+    uint32_t zero[3] = {1, 0, 1};
+    CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data), zero, 0), MEMIF_CT_ERR_ARG);
+    uint32_t overrun[3] = {64, 64, 64};
+    CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data) - 1, overrun, 0), MEMIF_CT_ERR_ARG);
+    uint32_t out_of_range[2] = {idx[1], 78};
+    CHECK_INT(memif_ct_pool_write(p, out_of_range, 2, data, sizeof(data), len, 0), MEMIF_CT_ERR_STATE);
+    REQUIRE(memif_ct_pool_free(p, &idx[1], 1) == MEMIF_CT_OK);
+    uint32_t not_app[2] = {idx[2], idx[1]};
+    CHECK_INT(memif_ct_pool_write(p, not_app, 2, data, sizeof(data), len, 0), MEMIF_CT_ERR_STATE);
+    uint32_t capped[3] = {10, 11, 10};
+    CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data), capped, 10), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data), too_big, 1000), MEMIF_CT_ERR_ARG); /* never past the buffer */
+    CHECK(memcmp(before, mem, sizeof(mem)) == 0);
+    CHECK_INT(memif_ct_pool_write(p, NULL, 0, NULL, 0, NULL, 0), 0);
+    CHECK_INT(memif_ct_pool_write(p, who, 1, NULL, 64, len, 0), MEMIF_CT_ERR_NULL);
+    CHECK_INT(memif_ct_pool_write(NULL, who, 1, data, 64, len, 0), MEMIF_CT_ERR_NULL);
+    free(p);
+}
+
 /* Buffer sizes at the edges of 64..65535: layout, index_of and exact counts. */
 static void test_pool_buffer_sizes(void)
 {
@@ -1158,6 +1205,7 @@ int main(void)
     RUN("memseg math", test_memseg());
     RUN("pool_bytes and pool_init arguments", test_pool_bytes_args());
     RUN("pool alloc/free/accounting", test_pool_accounting());
+    RUN("pool_write", test_pool_write());
     RUN("pool buffer sizes", test_pool_buffer_sizes());
     RUN("set_pool", test_set_pool());
     RUN("tx_burst on a pool client", test_pool_tx_burst());
