@@ -207,7 +207,7 @@ int memif_ct_pool_write(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n, 
     for (uint32_t i = 0; i < n; i++) {
         uint16_t region;
         uint64_t offset;
-        memcpy(memif_ct_pool_locate(pool, idx[i], &region, &offset), data + pos, lengths[i]);
+        memmove(memif_ct_pool_locate(pool, idx[i], &region, &offset), data + pos, lengths[i]); /* data may be a buffer */
         pos += lengths[i];
     }
     return (int)n;

@@ -357,11 +357,11 @@ class Interface:
 
         ``lengths`` (a sequence of ints, ``array('I')`` or numpy ``uint32`` array) defaults to
         each view's length, so ``buf[:n]`` sends ``n`` bytes; for the TxBuffers itself (or a
-        slice of it), to each buffer's size as handed out, or what ``TxBuffers.write`` wrote.
-        Returns how many were sent (a prefix); those views are released, the rest stay the
-        caller's. ValueError for a view
-        that did not come from ``alloc_buffers`` on this queue (or was sent already) or a
-        length out of range; 0 while the link is down.
+        slice of it, or a buffer's own view), to each buffer's size as handed out, or what
+        ``TxBuffers.write`` wrote. Returns how many were sent (a prefix); those views are
+        released, the rest stay the caller's. ValueError for a view that did not come from
+        ``alloc_buffers`` on this queue (or was sent already) or a length out of range; 0
+        while the link is down.
         """
         q = self._queue("tx", queue)
         if q is None:

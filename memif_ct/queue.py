@@ -501,12 +501,13 @@ class TxBuffers(Sequence[memoryview]):
         return iter(self._h.views[self._lo:self._hi])  # type: ignore[arg-type]  # all made
 
     def write(self, data: object, lengths: object) -> None:
-        """Fill these buffers from packets packed back to back in ``data`` (any buffer, numpy
-        arrays too), ``lengths[i]`` bytes into buffer ``i`` (``array('I')``/numpy ``uint32``, or
-        a sequence of ints; one per buffer), in one call and without making a view. A later
-        ``tx_buffers(bufs)`` sends those lengths. ValueError, writing nothing, for a buffer
-        sent or freed already or a length out of 1..its size; nothing happens once the link
-        went down."""
+        """Fill these buffers from packets packed back to back in ``data`` (any C-contiguous
+        buffer, numpy arrays too), ``lengths[i]`` bytes into buffer ``i`` (``array('I')``/numpy
+        ``uint32``, or a sequence of ints; one per buffer): a client's in one C call, a server's
+        one copy each, none through the views handed out. ``tx_buffers`` then sends those
+        lengths (for this object, a slice of it, or its own views). ValueError, writing
+        nothing, for a buffer sent or freed already or a length out of 1..its size; nothing
+        happens once the link went down."""
         queue = self._h.queue
         if queue is not None:
             queue.write_buffers(self, data, lengths)
@@ -522,8 +523,11 @@ def _lengths_arg(lengths: object, count: int) -> array.array[int]:
     except ArgumentTypeError:
         try:
             sizes = array.array("I", lengths)  # type: ignore[call-overload]
-        except (TypeError, OverflowError) as exc:
-            raise ArgumentTypeError(f"lengths must be a sequence of ints in 1..65535: {exc}") from None
+        except OverflowError as exc:
+            raise ArgumentError(f"lengths are out of range: expected ints from 1 up to the buffer's size ({exc})") \
+                from None
+        except TypeError as exc:
+            raise ArgumentTypeError(f"lengths must be a sequence of ints: {exc}") from None
     if len(sizes) != count:
         raise ArgumentError(f"lengths has {len(sizes)} entries for {count} buffers")
     return sizes
@@ -805,8 +809,10 @@ class Queue:
         if type(views) is TxBuffers:  # the object alloc_buffers returned, or a slice of it
             handout, lo, hi = views.span
             given = lengths is not None
-            sizes = self._buffer_lengths(views, lengths) if given else handout.sizes[lo:hi]
+            sizes = self._buffer_lengths(views, lengths) if given else array.array("I")
             with self._lock:
+                if not given:  # under the lock: a write on another thread sets them
+                    sizes = handout.sizes[lo:hi]
                 if not self._alive:
                     return 0
                 if handout.queue is not self:
@@ -821,6 +827,9 @@ class Queue:
             if not self._alive:
                 return 0
             located = self._locate(views)
+            if lengths is None:  # a buffer's own view sends what write wrote, a slice its length
+                sizes = array.array("I", [h.sizes[i] if view is h.views[i] else n
+                                          for (h, i), view, n in zip(located, views, sizes, strict=True)])
             sent = (self._tx_pool(located, sizes) if self._pool is not None
                     else self._tx_reserved(located, sizes))
             _release_views(views[:sent])  # slices of the buffers' views, if that is what was given
@@ -906,6 +915,8 @@ class Queue:
         if lengths is None:
             raise ArgumentTypeError("lengths must be given: one per buffer, how many bytes of data each takes")
         sizes = _lengths_arg(lengths, hi - lo)
+        if lo == hi:
+            return
         anchor, address, size = _pin(data, writable=False)
         try:
             with self._lock:
@@ -919,15 +930,18 @@ class Queue:
                     if rc < 0:
                         _check_write(sizes, limits, size)
                         _check(rc, "memif_ct_pool_write")
-                else:
+                else:  # a server's: through views of its own (the caller may have released theirs)
                     _check_write(sizes, limits, size)
-                    handout.make_locked(lo, hi)
+                    assert self._memory is not None
+                    targets = [self._memory.view(handout.start(lo + i), n, readonly=False)
+                               for i, n in enumerate(sizes)]
                     with memoryview(data) as view:  # type: ignore[arg-type]
                         whole = view.cast("B")
                         pos = 0
-                        for i, n in enumerate(sizes):
-                            handout.views[lo + i][:n] = whole[pos:pos + n]  # type: ignore[index]
+                        for target, n in zip(targets, sizes, strict=True):
+                            target[:] = whole[pos:pos + n]
                             pos += n
+                        _release_views([*targets, whole])
                 handout.sizes[lo:hi] = sizes
         finally:
             _unpin(anchor)

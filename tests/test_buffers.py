@@ -333,6 +333,10 @@ def test_tx_buffers_write_fills_a_burst_in_one_call(pair_factory, zero_copy, sen
     bufs = tx.alloc_buffers(6, size=200)
     assert len(bufs) == 6
     data, lengths = b"".join(packets), array.array("I", map(len, packets))
+    for view in bufs:
+        view[:] = b"\xee" * 200
+    with bufs[3]:  # a view the caller released: write does not go through it
+        pass
     with pytest.raises(ValueError, match=r"lengths\[5\]=201 is out of range: expected 1\.\.200"):
         bufs.write(data + b"x" * 31, array.array("I", [*lengths[:5], 201]))
     with pytest.raises(ValueError, match="more than the"):
@@ -341,10 +345,15 @@ def test_tx_buffers_write_fills_a_burst_in_one_call(pair_factory, zero_copy, sen
         bufs.write(data, lengths[:5])
     with pytest.raises(TypeError, match="lengths must be given"):
         bufs.write(data, None)
+    with pytest.raises(ValueError, match="lengths are out of range"):
+        bufs.write(data, [-1] * 6)
+    assert all(bytes(bufs[i]) == b"\xee" * 200 for i in (0, 1, 2, 4, 5))  # refused: nothing written
+    bufs[3:3].write(b"", [])  # nothing to do
     bufs[4:].write(memoryview(data)[-(lengths[4] + lengths[5]):], lengths[4:])  # a slice, read-only data
     bufs[:4].write(bytearray(data[:-(lengths[4] + lengths[5])]), list(lengths[:4]))
     assert bytes(bufs[2][:lengths[2]]) == packets[2]  # views see what was written
-    assert tx.tx_buffers(bufs) == 6  # the written lengths, by default
+    assert tx.tx_buffers([bufs[0]]) == 1  # a buffer's own view sends what was written, too
+    assert tx.tx_buffers(bufs[1:]) == 5  # and the object: the written lengths, by default
     assert receive_with_buffers(rx, 6) == packets
     with pytest.raises(ValueError, match="sent or freed already"):
         bufs.write(data, lengths)
