@@ -167,6 +167,7 @@ int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t
     uint16_t head = q->last_head;
     uint32_t free_slots = room > 0 ? (uint32_t)room : 0;
     uint32_t sent = n < free_slots ? n : free_slots;
+    uint64_t bytes = 0; /* stored once, as tx_burst does */
     for (uint32_t i = 0; i < sent; i++) {
         uint16_t slot = head & q->mask;
         uint16_t region;
@@ -179,10 +180,11 @@ int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t
         d->flags = 0;
         q->slot_buf[slot] = idx[i];
         pool->state[idx[i]] = MEMIF_CT_BUF_RING;
-        q->stats.packets++;
-        q->stats.bytes += lengths[i];
+        bytes += lengths[i];
         head++;
     }
+    q->stats.packets += sent;
+    q->stats.bytes += bytes;
     pool->n_app -= sent;
     pool->n_ring += sent;
     for (uint32_t i = sent; i < n; i++)

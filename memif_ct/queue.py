@@ -444,8 +444,10 @@ class _Handout:
                 _release_views((view,))
 
     def retire_range(self, lo: int, hi: int) -> None:
-        _release_views([view for view in self.views[lo:hi] if view is not None])
-        self.views[lo:hi] = [_GONE] * (hi - lo)
+        views = self.views
+        if views[lo:hi].count(None) != hi - lo:  # some were made (counting None goes by identity)
+            _release_views([view for view in views[lo:hi] if view is not None])
+        views[lo:hi] = [_GONE] * (hi - lo)
         self.retired += hi - lo
 
     def kill(self) -> None:
