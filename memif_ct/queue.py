@@ -360,8 +360,8 @@ class _Handout:
     never made), and a handout whose link went down makes no view again.
     """
 
-    __slots__ = ("_where", "keys", "limits", "memory", "queue", "retired", "root", "sizes", "starts", "stride",
-                 "views")
+    __slots__ = ("_where", "keys", "limits", "made", "memory", "queue", "retired", "root", "sizes", "starts",
+                 "stride", "views")
 
     def __init__(self, queue: Queue | None, sizes: array.array[int], *, keys: array.array[int] | None = None,
                  starts: list[int] | None = None, root: memoryview | None = None, stride: int = 0,
@@ -376,6 +376,7 @@ class _Handout:
         self.memory = memory
         self.views: list[memoryview | None] = [None] * len(sizes)
         self.retired = 0  # buffers sent or freed: 0 spares the scan for them
+        self.made = False  # a view was made: False spares the scan for views to release
         self._where: dict[int, int] | None = None
 
     def position(self, key: int) -> int | None:
@@ -415,6 +416,7 @@ class _Handout:
             self._make(lo, hi)
 
     def _make(self, lo: int, hi: int) -> None:
+        self.made = True
         views = self.views
         root, keys = self.root, self.keys
         if self.queue is not None and root is not None and keys is not None and views[lo:hi].count(None) == hi - lo:
@@ -445,7 +447,7 @@ class _Handout:
 
     def retire_range(self, lo: int, hi: int) -> None:
         views = self.views
-        if views[lo:hi].count(None) != hi - lo:  # some were made (counting None goes by identity)
+        if self.made:  # (comparing a view with None costs more than the scan spares)
             _release_views([view for view in views[lo:hi] if view is not None])
         views[lo:hi] = [_GONE] * (hi - lo)
         self.retired += hi - lo
