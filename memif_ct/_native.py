@@ -965,12 +965,6 @@ class PktArray:
     def __len__(self) -> int:
         return len(self._array)
 
-    def entries(self, n: int) -> list[tuple[int, int, int, int]]:
-        """``(address, length, slots, in_scratch)`` of the first ``n`` packets: one struct unpack
-        of the C array (reading the ctypes fields packet by packet cost ~1 us each)."""
-        n = min(n, len(self._array))
-        return list(_PKT_LAYOUT.iter_unpack(ctypes.string_at(self.address, n * _PKT_LAYOUT.size)))
-
     def raw(self, n: int) -> bytes:
         """A copy of the first ``n`` entries as they lie in C (``PKT_LAYOUT`` unpacks one)."""
         return ctypes.string_at(self.address, min(n, len(self._array)) * PKT_SIZE)

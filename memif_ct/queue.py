@@ -55,7 +55,6 @@ _ERR_TOO_BIG = _native.ERR_TOO_BIG
 _ERR_ARG = _native.ERR_ARG
 _MV_NBYTES = memoryview.nbytes.__get__
 _FIRST = operator.itemgetter(0)
-_SECOND = operator.itemgetter(1)
 _RX_KEEP_TOO_BIG = _native.RX_KEEP_TOO_BIG
 _NO_PACKETS = _native.PktArray(1)  # what a detached queue peeks: nothing (count 0)
 
@@ -247,29 +246,16 @@ class RxBurst(Sequence[memoryview]):
         views = self._views
         if not views:  # nothing received (or the link was down): nothing to release either
             return iter(())
-        self._made = True  # before the check: a release from now on scans for views
+        fresh, self._made = not self._made, True  # set before the check: a release now scans
         if self._queue is None:
             raise ArgumentError("this burst was released: its packets went back to the ring")
-        if views.count(None) == len(views) and self._bulk():
+        if fresh and self._bulk():  # no view made yet (a flag: comparing views with None is dear)
             self._check_live()
-            return iter(views)  # type: ignore[arg-type]  # all made
-        if None in views:  # make the missing ones in one pass
-            assert self._memory is not None and self._scratch is not None
-            window = self._memory.window
-            scratch, scratch_base = self._scratch, self._scratch_base
-            base, end, root = 0, 0, scratch  # the region the last packet was in
+        else:
             entries = _native.PKT_LAYOUT.iter_unpack(self._entries)
-            for i, (view, (address, length, _slots, in_scratch)) in enumerate(zip(views, entries, strict=True)):
-                if view is not None:
-                    continue
-                if in_scratch:
-                    offset = address - scratch_base
-                    views[i] = scratch[offset:offset + length]
-                    continue
-                if not base <= address or address + length > end:
-                    base, end, root = window(address, length)
-                views[i] = root[address - base:address - base + length]
-            self._check_live()
+            for i, entry in enumerate(entries):
+                if views[i] is None:
+                    self._make(i, entry)
         return iter(views)  # type: ignore[arg-type]  # no None left
 
     def _check_live(self) -> None:
@@ -399,15 +385,9 @@ class _Handout:
         assert self.starts is not None
         return self.starts[i]
 
-    def make_locked(self, lo: int, hi: int) -> None:
-        """``make`` for a caller that holds the queue's lock already."""
-        self._make(lo, hi)
-
     def make(self, lo: int, hi: int) -> None:
         """Make the views of ``[lo, hi)`` not made yet, under the queue's lock: sending, freeing
         and the link going down (which retire views) hold it too."""
-        if None not in self.views[lo:hi]:
-            return
         queue = self.queue
         if queue is None:
             self._make(lo, hi)
@@ -416,10 +396,11 @@ class _Handout:
             self._make(lo, hi)
 
     def _make(self, lo: int, hi: int) -> None:
-        self.made = True
+        # Fresh: every view is None, none made or retired (flags: comparing views with None is dear).
+        fresh, self.made = not self.made and not self.retired, True
         views = self.views
         root, keys = self.root, self.keys
-        if self.queue is not None and root is not None and keys is not None and views[lo:hi].count(None) == hi - lo:
+        if fresh and self.queue is not None and root is not None and keys is not None:
             stride = self.stride  # a client's whole burst: one pass of slices
             views[lo:hi] = [root[k * stride:k * stride + n]
                             for k, n in zip(keys[lo:hi], self.limits[lo:hi], strict=True)]

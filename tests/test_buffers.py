@@ -359,6 +359,24 @@ def test_tx_buffers_write_fills_a_burst_in_one_call(pair_factory, zero_copy, sen
         bufs.write(data, lengths)
 
 
+def test_buffers_sent_before_any_view_was_made_get_none(pair_factory):
+    """Sent or freed without a view, a buffer stays gone when the rest are iterated later."""
+    p = pair_factory(zero_copy=False)
+    bufs = p.client.alloc_buffers(6, size=64)
+    bufs[:2].write(b"a" * 128, [64, 64])
+    assert p.client.tx_buffers(bufs[:2]) == 2
+    p.client.free_buffers(bufs[4:])
+    views = list(bufs)
+    for view in (*views[:2], *views[4:]):
+        with pytest.raises(ValueError):
+            view[0] = 1
+    views[2][:] = b"b" * 64
+    views[3][:] = b"c" * 64
+    assert p.client.tx_buffers(bufs[2:4]) == 2
+    assert receive_with_buffers(p.server, 4) == [b"a" * 64] * 2 + [b"b" * 64, b"c" * 64]
+    assert p.client.tx_queue(0).buffer_counts()["app"] == 0
+
+
 def test_tx_buffers_of_a_link_that_went_down(pair_factory):
     p = pair_factory(zero_copy=False, reconnect_interval_s=1.0)
     txq = p.client.tx_queue(0)
