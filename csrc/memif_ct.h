@@ -473,6 +473,9 @@ MEMIF_CT_API int memif_ct_queue_set_pool(memif_ct_queue_t *q, memif_ct_pool_t *p
 /* Client S2M with a pool: give back (RING -> FREE) the buffers of slots the server released.
  * Every TX call does it first. Returns the count, ERR_STATE without a pool, ERR_DIRECTION. */
 MEMIF_CT_API int memif_ct_queue_reclaim(memif_ct_queue_t *q);
+/* Client S2M with a pool: reclaim as memif_ct_queue_reclaim(), then take up to n FREE buffers for
+ * the application (-> APP) into idx[], in one call. Returns how many, or reclaim's errors. */
+MEMIF_CT_API int memif_ct_tx_alloc(memif_ct_queue_t *q, uint32_t *idx, uint32_t n);
 /* Teardown, once the peer is gone: every buffer the queue's slots hold goes back to the pool
  * (RING -> FREE). Returns the count; every later burst on the queue is MEMIF_CT_ERR_STATE. */
 MEMIF_CT_API int memif_ct_queue_drop_pool(memif_ct_queue_t *q);

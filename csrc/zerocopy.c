@@ -110,6 +110,18 @@ int memif_ct_queue_reclaim(memif_ct_queue_t *q)
     return (int)n;
 }
 
+int memif_ct_tx_alloc(memif_ct_queue_t *q, uint32_t *idx, uint32_t n)
+{
+    int rc = memif_ct_queue_reclaim(q); /* checks q, its role and its pool */
+    if (rc < 0)
+        return rc;
+    if (n && !idx)
+        return MEMIF_CT_ERR_NULL;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    return (int)memif_ct_pool_alloc(q->pool, idx, n);
+}
+
 int memif_ct_queue_drop_pool(memif_ct_queue_t *q)
 {
     if (!q || !q->ring)

@@ -286,6 +286,7 @@ def _load() -> ctypes.CDLL:
         "memif_ct_pool_index_of": (ctypes.c_int, [vp, vp, p(ctypes.c_uint32)]),
         "memif_ct_queue_set_pool": (ctypes.c_int, [vp, vp, vp]),
         "memif_ct_queue_reclaim": (ctypes.c_int, [vp]),
+        "memif_ct_tx_alloc": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
         "memif_ct_queue_drop_pool": (ctypes.c_int, [vp]),
         "memif_ct_tx_buffers": (ctypes.c_int, [vp, vp, vp, ctypes.c_uint32]),
         "memif_ct_tx_reserve": (ctypes.c_int, [vp, vp, ctypes.c_uint32]),
@@ -325,6 +326,14 @@ rx_burst_ex_raw: Final = _lib.memif_ct_rx_burst_ex
 tx_buffers_raw: Final = _lib.memif_ct_tx_buffers
 """tx_buffers_raw(q_address, idx_address, lengths_address, count) -> int (memif_ct_tx_buffers: client S2M
 with a pool publishes APP buffers by index, one packet each)."""
+tx_alloc_raw: Final = _lib.memif_ct_tx_alloc
+"""tx_alloc_raw(q_address, idx_address, n) -> int (memif_ct_tx_alloc: client S2M with a pool reclaims, then
+hands up to n FREE buffers to the application, their indexes into idx)."""
+pool_write_raw: Final = _lib.memif_ct_pool_write
+"""pool_write_raw(pool_address, idx_address, n, data_address, data_size, lengths_address, max_length) -> int
+(memif_ct_pool_write: all or nothing)."""
+pool_free_raw: Final = _lib.memif_ct_pool_free
+"""pool_free_raw(pool_address, idx_address, n) -> int (memif_ct_pool_free: APP -> FREE)."""
 tx_reserve_raw: Final = _lib.memif_ct_tx_reserve
 """tx_reserve_raw(q_address, bufs_address (Buf array), max) -> int (memif_ct_tx_reserve: server M2S)."""
 tx_commit_raw: Final = _lib.memif_ct_tx_commit
@@ -596,6 +605,7 @@ class Pinned:
 
 
 _ADDRESS_OF = ctypes.addressof
+_U32_ZERO = array.array("I", [0])  # times n: n zeroed uint32s, the cheapest way to make them
 
 
 def pin(obj: object, *, writable: bool = True) -> tuple[object, int, int]:
@@ -898,6 +908,18 @@ class CQueue:
     def reclaim(self) -> int:
         """Client S2M with a pool: return the buffers of slots the server released; their count."""
         return check(_lib.memif_ct_queue_reclaim(self.address), "memif_ct_queue_reclaim")
+
+    def alloc(self, n: int) -> array.array[int]:
+        """Client S2M with a pool: reclaim, then up to ``n`` FREE buffers for the application
+        (-> APP), in one C call (memif_ct_tx_alloc): their pool indexes."""
+        if type(n) is not int or not 0 <= n <= 0xFFFF:
+            _require_int("n", n, 0, 0xFFFF)
+        out = _U32_ZERO * n
+        got = _lib.memif_ct_tx_alloc(self.address, out.buffer_info()[0], n)
+        if got < n:
+            del out[max(got, 0):]
+            check(got, "memif_ct_tx_alloc")
+        return out
 
     def drop_pool(self) -> int:
         """Teardown, the peer gone: every buffer the slots hold back to the pool; their count. The

@@ -46,6 +46,11 @@ _POLL_SLICE_S = 0.05  # longest sleep before re-checking that the queue is still
 _POLLING_SLEEP_S = 0.001  # polling mode: the peer never signals, so waits re-check this often
 
 _tx_burst = _native.tx_burst_raw
+_tx_alloc = _native.tx_alloc_raw
+_tx_buffers = _native.tx_buffers_raw
+_pool_write = _native.pool_write_raw
+_pool_free = _native.pool_free_raw
+_U32_ZERO = array.array("I", [0])  # times n: n zeroed uint32s, the cheapest way to make them
 _pin = _native.pin
 _unpin = _native.unpin
 _rx_burst = _native.rx_burst_raw
@@ -343,27 +348,62 @@ class _Handout:
     A client's are pool buffers (``keys``: their indexes), a server's the ones the client
     posted (``starts``: their addresses, in ring order). A view is made the first time it is
     asked for; a sent or freed buffer's view is released (or a released stand-in if it was
-    never made), and a handout whose link went down makes no view again.
+    never made), and a handout whose link went down makes no view again. What a burst sent or
+    freed whole without a view never needs is never made: the list of views, a client's
+    per-buffer limits and default lengths.
     """
 
-    __slots__ = ("_where", "keys", "limits", "made", "memory", "queue", "retired", "root", "sizes", "starts",
-                 "stride", "views")
+    __slots__ = ("_where", "count", "key_address", "keys", "limits", "made", "memory", "queue", "retired", "root",
+                 "size", "sizes", "starts", "stride", "views")
 
-    def __init__(self, queue: Queue | None, sizes: array.array[int], *, keys: array.array[int] | None = None,
-                 starts: list[int] | None = None, root: memoryview | None = None, stride: int = 0,
-                 memory: MemoryMap | None = None) -> None:
+    def __init__(self, queue: Queue | None, count: int, size: int, limits: array.array[int] | None,
+                 keys: array.array[int] | None, starts: list[int] | None, root: memoryview | None, stride: int,
+                 memory: MemoryMap | None) -> None:
         self.queue = queue
-        self.limits = sizes  # each view's length, as handed out
-        self.sizes = array.array("I", sizes)  # what tx_buffers sends by default (write sets it)
-        self.keys = keys
+        self.count = count
+        self.size = size  # the size asked for: a client's every buffer is that long
+        self.limits = limits  # each view's length, as handed out (a client's: made when needed)
+        self.sizes: array.array[int] | None = None  # what tx_buffers sends by default (write sets it)
+        self.keys = keys  # never resized: its buffer stays where key_address says
+        self.key_address = keys.buffer_info()[0] if keys else 0
         self.starts = starts
         self.root = root  # client: all of the pool's segment, writable (None: through memory)
         self.stride = stride  # client: the pool's buffer size
         self.memory = memory
-        self.views: list[memoryview | None] = [None] * len(sizes)
+        # None until needed; until then all buffers are the application's (retired == 0) or
+        # none is (retired == count): see slots().
+        self.views: list[memoryview | None] | None = None
         self.retired = 0  # buffers sent or freed: 0 spares the scan for them
         self.made = False  # a view was made: False spares the scan for views to release
         self._where: dict[int, int] | None = None
+
+    def slots(self) -> list[memoryview | None]:
+        """Each buffer's view: None if not made yet, ``_GONE`` once sent or freed."""
+        views = self.views
+        if views is None:
+            views = self.views = [_GONE if self.retired else None] * self.count
+        return views
+
+    def all_limits(self) -> array.array[int]:
+        """Each buffer's length as handed out."""
+        limits = self.limits
+        if limits is None:
+            limits = self.limits = array.array("I", [self.size]) * self.count
+        return limits
+
+    def sizes_of(self, lo: int, hi: int) -> array.array[int]:
+        """What tx_buffers sends for ``[lo, hi)`` by default: what write wrote, else the limits."""
+        sizes = self.sizes
+        return sizes[lo:hi] if sizes is not None else self.all_limits()[lo:hi]
+
+    def set_sizes(self, lo: int, hi: int, sizes: array.array[int]) -> None:
+        """write wrote ``sizes`` (a private array) into ``[lo, hi)``."""
+        if lo == 0 and hi == self.count:
+            self.sizes = sizes
+            return
+        if self.sizes is None:
+            self.sizes = array.array("I", self.all_limits())
+        self.sizes[lo:hi] = sizes
 
     def position(self, key: int) -> int | None:
         """Where pool index (client) or address (server) ``key`` is in this handout, if it is."""
@@ -376,7 +416,7 @@ class _Handout:
     def held(self) -> list[int]:
         """Client: the pool indexes of the buffers neither sent nor freed."""
         assert self.keys is not None
-        return [key for key, view in zip(self.keys, self.views, strict=True) if view is not _GONE]
+        return [key for key, view in zip(self.keys, self.slots(), strict=True) if view is not _GONE]
 
     def start(self, i: int) -> int:
         """Where buffer ``i`` starts: its address (server) or offset in the segment (client)."""
@@ -398,20 +438,20 @@ class _Handout:
     def _make(self, lo: int, hi: int) -> None:
         # Fresh: every view is None, none made or retired (flags: comparing views with None is dear).
         fresh, self.made = not self.made and not self.retired, True
-        views = self.views
+        views = self.slots()
         root, keys = self.root, self.keys
         if fresh and self.queue is not None and root is not None and keys is not None:
-            stride = self.stride  # a client's whole burst: one pass of slices
-            views[lo:hi] = [root[k * stride:k * stride + n]
-                            for k, n in zip(keys[lo:hi], self.limits[lo:hi], strict=True)]
+            stride, size = self.stride, self.size  # a client's whole burst: one pass of slices
+            views[lo:hi] = [root[k * stride:k * stride + size] for k in keys[lo:hi]]
             return
+        limits = self.all_limits()
         for i in range(lo, hi):
             if views[i] is None and self.queue is None:  # the link went down: released, as made ones are
                 views[i] = _GONE
             elif views[i] is None:
-                start, size = self.start(i), self.limits[i]
-                if self.root is not None:
-                    views[i] = self.root[start:start + size]
+                start, size = self.start(i), limits[i]
+                if root is not None:
+                    views[i] = root[start:start + size]
                 else:
                     assert self.memory is not None and self.queue is not None
                     base = self.queue.pool_base if keys is not None else 0
@@ -419,7 +459,7 @@ class _Handout:
 
     def retire(self, positions: Iterable[int]) -> None:
         """Buffers sent or freed: their views are released, and none is made again."""
-        views = self.views
+        views = self.slots()
         for i in positions:
             view, views[i] = views[i], _GONE
             self.retired += 1
@@ -427,7 +467,10 @@ class _Handout:
                 _release_views((view,))
 
     def retire_range(self, lo: int, hi: int) -> None:
-        views = self.views
+        if self.views is None and lo == 0 and hi == self.count:  # the whole burst, no view made
+            self.retired = self.count
+            return
+        views = self.slots()
         if self.made:  # (comparing a view with None costs more than the scan spares)
             _release_views([view for view in views[lo:hi] if view is not None])
         views[lo:hi] = [_GONE] * (hi - lo)
@@ -436,7 +479,8 @@ class _Handout:
     def kill(self) -> None:
         """The link went down: release every view made; no more are made."""
         self.queue = None
-        _release_views([view for view in self.views if view is not None])
+        if self.made and self.views is not None:
+            _release_views([view for view in self.views if view is not None])
 
 
 class TxBuffers(Sequence[memoryview]):
@@ -475,15 +519,15 @@ class TxBuffers(Sequence[memoryview]):
                 return TxBuffers(self._h, self._lo + start, self._lo + max(start, stop))
             return [self[i] for i in range(start, stop, step)]
         i = range(self._lo, self._hi)[index]  # IndexError, TypeError as for a list
-        view = self._h.views[i]
+        view = self._h.slots()[i]
         if view is None:
             self._h.make(i, i + 1)
-            view = self._h.views[i]
+            view = self._h.slots()[i]
         return view  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[memoryview]:
         self._h.make(self._lo, self._hi)
-        return iter(self._h.views[self._lo:self._hi])  # type: ignore[arg-type]  # all made
+        return iter(self._h.slots()[self._lo:self._hi])  # type: ignore[arg-type]  # all made
 
     def write(self, data: object, lengths: object) -> None:
         """Fill these buffers from packets packed back to back in ``data`` (any C-contiguous
@@ -504,7 +548,10 @@ class TxBuffers(Sequence[memoryview]):
 def _lengths_arg(lengths: object, count: int) -> array.array[int]:
     """The buffer API's ``lengths`` as a private ``array('I')`` of ``count`` entries."""
     try:
-        sizes = _u32_copy(lengths)  # array('I'), numpy uint32: one copy, no per-item work
+        if type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4:
+            sizes = lengths[:]  # the usual: one copy, nothing to convert
+        else:
+            sizes = _u32_copy(lengths)  # numpy uint32 and other buffers: one copy, no per-item work
     except ArgumentTypeError:
         try:
             sizes = array.array("I", lengths)  # type: ignore[call-overload]
@@ -530,7 +577,7 @@ def _check_write(sizes: array.array[int], limits: array.array[int], data_size: i
 
 def no_buffers() -> TxBuffers:
     """What alloc_buffers hands out when it cannot: no buffer."""
-    return TxBuffers(_Handout(None, array.array("I")), 0, 0)
+    return TxBuffers(_Handout(None, 0, 0, array.array("I"), None, None, None, 0, None), 0, 0)
 
 
 def _release_views(views: Iterable[memoryview]) -> None:
@@ -755,6 +802,34 @@ class Queue:
         """Up to ``count`` writable buffers of ``size`` bytes in shared memory that the peer
         cannot be reading (see TxBuffers); none once detached or when none is free (see
         Interface.alloc_buffers)."""
+        if (type(count) is not int or type(size) is not int or not 0 < count <= MAX_BURST
+                or not 0 < size <= (self.buffer_size or MAX_BUFFER_SIZE) or not self.is_tx):
+            self._check_alloc(count, size)  # raises, unless an int subclass (IntEnum) was given
+        with self._lock:
+            if not self._alive or self._memory is None:
+                return no_buffers()
+            if self._pool is not None:  # client: any free buffer of our pool (reclaimed first)
+                keys = _U32_ZERO * count
+                got = _tx_alloc(self._q, keys.buffer_info()[0], count)
+                if got < count:
+                    if got <= 0:
+                        _check(got, "memif_ct_tx_alloc")
+                        return no_buffers()
+                    del keys[got:]
+                handout = _Handout(self, len(keys), size, None, keys, None, self._pool_view,
+                                   self._pool.buffer_size, self._memory)
+                self._live.add(handout)
+            else:  # server: the next buffers the client posted, in ring order
+                got = self._cq.tx_reserve(count)
+                if not got:
+                    return no_buffers()
+                limits = array.array("I", [min(size, capacity) for _address, capacity in got])
+                handout = _Handout(self, len(got), size, limits, None, [address for address, _capacity in got],
+                                   None, 0, self._memory)
+                self._reserved.extend((address, capacity, handout) for address, capacity in got)
+            return TxBuffers(handout, 0, handout.count)
+
+    def _check_alloc(self, count: object, size: object) -> None:
         check_burst_size("count", count)
         if isinstance(size, bool) or not isinstance(size, int):
             raise ArgumentTypeError(f"size must be an int, not {type(size).__name__}")
@@ -765,39 +840,19 @@ class Queue:
                                 "tx_burst chains larger packets")
         if not self.is_tx:
             raise ArgumentError(f"alloc_buffers needs a TX queue; {self!r} receives")
-        with self._lock:
-            if not self._alive or self._memory is None:
-                return no_buffers()
-            if self._pool is not None:  # client: any free buffer of our pool
-                self._cq.reclaim()
-                keys = self._pool.alloc(count)
-                if not keys:
-                    return no_buffers()
-                handout = _Handout(self, array.array("I", [size]) * len(keys), keys=keys, root=self._pool_view,
-                                   stride=self._pool.buffer_size, memory=self._memory)
-                self._live.add(handout)
-            else:  # server: the next buffers the client posted, in ring order
-                got = self._cq.tx_reserve(count)
-                if not got:
-                    return no_buffers()
-                sizes = array.array("I", [min(size, capacity) for _address, capacity in got])
-                handout = _Handout(self, sizes, starts=[address for address, _capacity in got], memory=self._memory)
-                self._reserved.extend((address, capacity, handout) for address, capacity in got)
-            return TxBuffers(handout, 0, len(handout.sizes))
 
     def tx_buffers(self, views: Sequence[memoryview], lengths: object = None) -> int:
         """Send buffers alloc_buffers handed out, one packet each, without copying; returns how
         many were sent (a prefix). Sent views are released; the rest stay the caller's."""
-        check_packets(views, "bufs")
-        if not views:
-            return 0
         if type(views) is TxBuffers:  # the object alloc_buffers returned, or a slice of it
             handout, lo, hi = views.span
+            if lo == hi:
+                return 0
             given = lengths is not None
-            sizes = self._buffer_lengths(views, lengths) if given else array.array("I")
+            sizes = self._buffer_lengths(views, lengths) if given else None
             with self._lock:
-                if not given:  # under the lock: a write on another thread sets them
-                    sizes = handout.sizes[lo:hi]
+                if sizes is None:  # under the lock: a write on another thread sets them
+                    sizes = handout.sizes_of(lo, hi)
                 if not self._alive:
                     return 0
                 if handout.queue is not self:
@@ -807,13 +862,16 @@ class Queue:
                 if self._pool is not None:
                     return self._tx_pool_handout(handout, lo, hi, sizes, given)
                 return self._tx_reserved([(handout, i) for i in range(lo, hi)], sizes)
+        check_packets(views, "bufs")
+        if not views:
+            return 0
         sizes = self._buffer_lengths(views, lengths)
         with self._lock:
             if not self._alive:
                 return 0
             located = self._locate(views)
             if lengths is None:  # a buffer's own view sends what write wrote, a slice its length
-                sizes = array.array("I", [h.sizes[i] if view is h.views[i] else n
+                sizes = array.array("I", [h.sizes_of(i, i + 1)[0] if view is h.slots()[i] else n
                                           for (h, i), view, n in zip(located, views, sizes, strict=True)])
             sent = (self._tx_pool(located, sizes) if self._pool is not None
                     else self._tx_reserved(located, sizes))
@@ -849,7 +907,7 @@ class Queue:
                 return None
             for handout in self._live:
                 i = handout.position(key)
-                if i is not None and handout.views[i] is not _GONE:
+                if i is not None and handout.slots()[i] is not _GONE:
                     return handout, i
             return None
         owner = reserved.get(address)
@@ -860,7 +918,8 @@ class Queue:
         """Give back buffers alloc_buffers handed out and that will not be sent; their views are
         released. A client's go back to its pool, in any order; a server's must be the ones it
         handed out last (the posted buffers are taken in ring order), ValueError otherwise."""
-        check_packets(views, "bufs")
+        if type(views) is not TxBuffers:
+            check_packets(views, "bufs")
         if not views:
             return
         with self._lock:
@@ -871,8 +930,13 @@ class Queue:
                 if handout.queue is not self:
                     raise ArgumentError("bufs are not buffers alloc_buffers handed out on this queue "
                                         "(another queue's, or a link that went down)")
-                located = [(handout, i) for i in range(lo, hi)]
                 self._check_owned(handout, lo, hi)
+                if self._pool is not None:  # a client's, by index in one C call: no view needed
+                    _check(_pool_free(self._pool.address, handout.key_address + 4 * lo, hi - lo), "memif_ct_pool_free")
+                    handout.retire_range(lo, hi)
+                    self._forget((handout,))
+                    return
+                located = [(handout, i) for i in range(lo, hi)]
             else:
                 located = self._locate(views)
             if self._pool is not None:
@@ -908,15 +972,14 @@ class Queue:
                 if not self._alive or handout.queue is not self:
                     return
                 self._check_owned(handout, lo, hi)
-                limits = handout.limits[lo:hi]
                 if self._pool is not None:
-                    assert handout.keys is not None
-                    rc = self._pool.write(handout.keys[lo:hi], address, size, sizes, limits[0] if limits else 0)
+                    rc = _pool_write(self._pool.address, handout.key_address + 4 * lo, hi - lo, address, size,
+                                     sizes.buffer_info()[0], handout.size)
                     if rc < 0:
-                        _check_write(sizes, limits, size)
+                        _check_write(sizes, handout.all_limits()[lo:hi], size)
                         _check(rc, "memif_ct_pool_write")
                 else:  # a server's: through views of its own (the caller may have released theirs)
-                    _check_write(sizes, limits, size)
+                    _check_write(sizes, handout.all_limits()[lo:hi], size)
                     assert self._memory is not None
                     targets = [self._memory.view(handout.start(lo + i), n, readonly=False)
                                for i, n in enumerate(sizes)]
@@ -927,15 +990,17 @@ class Queue:
                             target[:] = whole[pos:pos + n]
                             pos += n
                         _release_views([*targets, whole])
-                handout.sizes[lo:hi] = sizes
+                handout.set_sizes(lo, hi, sizes)
         finally:
             _unpin(anchor)
             del anchor
 
     def _check_owned(self, handout: _Handout, lo: int, hi: int) -> None:
         """Every buffer of ``handout[lo:hi]`` is still the application's: neither sent nor freed."""
-        views = handout.views[lo:hi]
-        if handout.retired and _GONE in views:  # released views compare by identity: one C-level pass
+        if not handout.retired:
+            return
+        views = handout.slots()[lo:hi]
+        if _GONE in views:  # released views compare by identity: one C-level pass
             i = next(i for i, view in enumerate(views) if view is _GONE)
             raise ArgumentError(f"bufs[{i}] is not a buffer alloc_buffers handed out on this queue "
                                 "(it was sent or freed already)")
@@ -960,13 +1025,14 @@ class Queue:
     def _tx_pool_handout(self, handout: _Handout, lo: int, hi: int, sizes: array.array[int], given: bool) -> int:
         """Client: send ``handout[lo:hi]`` by pool index, no view needed. Sizes not ``given``
         are the handout's, checked when set."""
-        assert handout.keys is not None
         if given:
             self._check_sizes(sizes, self.buffer_size)
-        keys = handout.keys[lo:hi]
-        sent = _check(self._cq.tx_buffers(keys, sizes), "memif_ct_tx_buffers")
+        sent: int = _tx_buffers(self._q, handout.key_address + 4 * lo, sizes.buffer_info()[0], hi - lo)
+        if sent < 0:
+            _check(sent, "memif_ct_tx_buffers")
         handout.retire_range(lo, lo + sent)
-        self._forget((handout,))
+        if handout.retired == handout.count:
+            self._live.discard(handout)
         return sent
 
     def _tx_pool(self, located: list[tuple[_Handout, int]], sizes: array.array[int]) -> int:
@@ -981,7 +1047,7 @@ class Queue:
     def _forget(self, handouts: Iterable[_Handout]) -> None:
         """Client: stop tracking handouts none of whose buffers is the application's any more."""
         for handout in handouts:
-            if handout.retired == len(handout.views):
+            if handout.retired == handout.count:
                 self._live.discard(handout)
 
     def _tx_reserved(self, located: list[tuple[_Handout, int]], sizes: array.array[int]) -> int:

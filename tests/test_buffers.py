@@ -377,6 +377,44 @@ def test_buffers_sent_before_any_view_was_made_get_none(pair_factory):
     assert p.client.tx_queue(0).buffer_counts()["app"] == 0
 
 
+@pytest.mark.parametrize("zero_copy", [False, True], ids=["copy", "zero-copy"])
+@pytest.mark.parametrize("sender", ["client", "server"])
+def test_a_burst_sent_or_freed_whole_without_a_view(pair_factory, zero_copy, sender):
+    """The fast path keeps no view list, no per-buffer sizes: what it skips must still hold."""
+    p = pair_factory(zero_copy=zero_copy)
+    tx, rx = (p.client, p.server) if sender == "client" else (p.server, p.client)
+    end = time.monotonic() + 5
+    while tx.tx_queue(0).free() < 16 and time.monotonic() < end:
+        time.sleep(0.001)
+    packets = [payload(500 + i, 60 + i) for i in range(8)]
+    bufs = tx.alloc_buffers(8, size=100)
+    assert len(bufs) == 8
+    bufs.write(b"".join(packets), [len(x) for x in packets])
+    assert tx.tx_buffers(bufs) == 8
+    assert receive_with_buffers(rx, 8) == packets
+    for again in (lambda: tx.tx_buffers(bufs), lambda: tx.tx_buffers(bufs[5:]), lambda: tx.free_buffers(bufs),
+                  lambda: bufs.write(b"x" * 8, [1] * 8)):
+        with pytest.raises(ArgumentError, match=r"bufs\[0\] .*sent or freed already"):
+            again()
+    for view in (bufs[7], *bufs):  # asked for afterwards: released stand-ins
+        with pytest.raises(ValueError):
+            view[0]
+    # Freed whole, then refused.
+    bufs = tx.alloc_buffers(8, size=100)
+    tx.free_buffers(bufs)
+    with pytest.raises(ArgumentError, match=r"bufs\[0\] .*sent or freed already"):
+        tx.tx_buffers(bufs[3:])
+    # Never written: each buffer sends the size asked for; written in part: the rest do.
+    bufs = tx.alloc_buffers(4, size=50)
+    bufs[1:3].write(b"ab" * 15, [10, 20])
+    assert tx.tx_buffers(bufs) == 4
+    got = receive_with_buffers(rx, 4)
+    assert list(map(len, got)) == [50, 10, 20, 50]
+    assert got[1] == b"ab" * 5 and got[2] == b"ab" * 10
+    if sender == "client":
+        assert tx.tx_queue(0).buffer_counts()["app"] == 0
+
+
 def test_tx_buffers_of_a_link_that_went_down(pair_factory):
     p = pair_factory(zero_copy=False, reconnect_interval_s=1.0)
     txq = p.client.tx_queue(0)

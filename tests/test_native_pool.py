@@ -8,6 +8,7 @@ pool segment per queue. Both ends of each ring are driven from this process.
 
 from __future__ import annotations
 
+import array
 import ctypes
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,6 +157,30 @@ def test_pool_client_round_trip_both_ways(zc: ZeroCopy) -> None:
     assert ctypes.string_at(pkts[1].addr, 50) == b"B" * 50
     assert zc.srx.rx_release() == 3
     assert zc.ctx.reclaim() == 3
+    assert zc.ptx.counts() == (N, 0, 0)
+
+    # alloc: reclaim and alloc in one call; Pool.write fills APP buffers, all or nothing.
+    got = zc.ctx.alloc(2)
+    assert len(got) == 2 and zc.ptx.counts() == (N - 2, 2, 0)
+    data, lens2 = b"x" * 7 + b"y" * 9, array.array("I", [7, 9])
+    pinned = _native.pin_readonly(data)
+    assert zc.ptx.write(got, pinned.address, len(data), array.array("I", [7, 10])) == _native.ERR_ARG
+    assert zc.ptx.write(got, pinned.address, len(data), lens2, 8) == _native.ERR_ARG  # 9 > max_length
+    assert zc.ptx.write(got, pinned.address, len(data), lens2) == 2
+    pinned.release()
+    assert ctypes.string_at(zc.ptx.buffer(got[1])[0], 9) == b"y" * 9
+    assert _native.tx_buffers_raw(zc.ctx.address, got.buffer_info()[0], lens2.buffer_info()[0], 2) == 2
+    assert _native.rx_peek_raw(zc.srx.address, pkts, 8, ctypes.addressof(scratch), 4096) == 2
+    assert zc.srx.rx_release() == 2
+    assert len(zc.ctx.alloc(N + 5)) == N  # the 2 released come back first: all N, no more
+    assert zc.ptx.counts() == (0, N, 0)
+    assert len(zc.ctx.alloc(1)) == 0
+    with pytest.raises(NativeArgumentError) as err:
+        zc.crx.alloc(1)
+    assert err.value.code == _native.ERR_DIRECTION
+    with pytest.raises(ValueError, match=r"n=65536 is out of range"):
+        zc.ctx.alloc(65536)
+    zc.ptx.free(list(range(N)))
     assert zc.ptx.counts() == (N, 0, 0)
 
     # Server M2S into reserved posted buffers.

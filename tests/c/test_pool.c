@@ -635,6 +635,23 @@ static void test_tx_buffers(void)
     check_counts(z.ptx, 8, 0, 0);
     /* A buffer published is RING: freeing it is a double free. */
     CHECK_INT(memif_ct_pool_free(z.ptx, idx, 1), MEMIF_CT_ERR_STATE);
+    /* tx_alloc: reclaim and alloc in one call; the released buffers are among those it hands out. */
+    uint32_t a[8], b8[8];
+    CHECK_INT(memif_ct_tx_alloc(&z.ctx, a, 6), 6);
+    check_counts(z.ptx, 2, 6, 0);
+    CHECK_INT(memif_ct_tx_buffers(&z.ctx, a, lens, 4), 4);
+    CHECK_INT(memif_ct_rx_burst(&z.srx, out, sizeof(out), olens, 8), 4);
+    check_counts(z.ptx, 2, 2, 4);
+    CHECK_INT(memif_ct_tx_alloc(&z.ctx, b8, 8), 6); /* 4 released + 2 free; 8 asked */
+    check_counts(z.ptx, 0, 8, 0);
+    CHECK_INT(memif_ct_tx_alloc(&z.ctx, b8, 1), 0); /* none left */
+    CHECK_INT(memif_ct_tx_alloc(&z.ctx, NULL, 1), MEMIF_CT_ERR_NULL);
+    CHECK_INT(memif_ct_tx_alloc(&z.ctx, NULL, 0), 0);
+    CHECK_INT(memif_ct_tx_alloc(NULL, b8, 1), MEMIF_CT_ERR_NULL);
+    CHECK_INT(memif_ct_tx_alloc(&z.crx, b8, 1), MEMIF_CT_ERR_DIRECTION);
+    CHECK_INT(memif_ct_pool_free(z.ptx, a + 4, 2), MEMIF_CT_OK);
+    CHECK_INT(memif_ct_pool_free(z.ptx, b8, 6), MEMIF_CT_OK);
+    check_counts(z.ptx, 8, 0, 0);
     zc_teardown(&z);
 }
 
