@@ -13,7 +13,8 @@
 
 /* Lengths are checked before anything is published so a bad burst changes nothing. A wrong
  * call (ERR_ARG) is reported before a packet that is merely too big (ERR_TOO_BIG). */
-static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const uint32_t *lengths, uint32_t n_pkts)
+static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const uint32_t *lengths, uint32_t n_pkts,
+                            int exact)
 {
     size_t total = 0;
     int rc = MEMIF_CT_OK;
@@ -27,6 +28,8 @@ static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const u
         if (lengths[i] > most)
             rc = MEMIF_CT_ERR_TOO_BIG;
     }
+    if (exact && total != data_size)
+        return MEMIF_CT_ERR_ARG;
     return rc;
 }
 
@@ -196,14 +199,14 @@ static int server_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
     return (int)sent;
 }
 
-int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size, const uint32_t *lengths,
-                      uint32_t n_pkts)
+static int tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size, const uint32_t *lengths,
+                    uint32_t n_pkts, int exact)
 {
     if (!q || !q->ring || (n_pkts && (!data || !lengths)))
         return MEMIF_CT_ERR_NULL;
     if (!q->tx)
         return MEMIF_CT_ERR_DIRECTION;
-    int rc = check_tx_lengths(q, data_size, lengths, n_pkts);
+    int rc = check_tx_lengths(q, data_size, lengths, n_pkts, exact);
     if (rc != MEMIF_CT_OK)
         return rc;
     if (q->reserved || pool_blocks_traffic(q))
@@ -213,6 +216,18 @@ int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size
     int sent = q->role == MEMIF_CT_ROLE_CLIENT ? client_tx(q, data, lengths, n_pkts) : server_tx(q, data, lengths, n_pkts);
     memif_ct_tx_signal(q, sent);
     return sent;
+}
+
+int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size, const uint32_t *lengths,
+                      uint32_t n_pkts)
+{
+    return tx_burst(q, data, data_size, lengths, n_pkts, 0);
+}
+
+int memif_ct_tx_burst_exact(memif_ct_queue_t *q, const uint8_t *data, size_t data_size, const uint32_t *lengths,
+                            uint32_t n_pkts)
+{
+    return tx_burst(q, data, data_size, lengths, n_pkts, 1);
 }
 
 void memif_ct_tx_signal(const memif_ct_queue_t *q, int sent)

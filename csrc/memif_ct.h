@@ -346,6 +346,10 @@ MEMIF_CT_API int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd);
  * MEMIF_CT_ERR_STATE: a server with buffers reserved (tx_reserve), a queue waiting for its pool. */
 MEMIF_CT_API int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
                                    const uint32_t *lengths, uint32_t n_pkts);
+/* memif_ct_tx_burst(), but the lengths must add up to exactly data_size (else MEMIF_CT_ERR_ARG,
+ * nothing queued): a caller that joined the packets it measured needs no sum of its own. */
+MEMIF_CT_API int memif_ct_tx_burst_exact(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
+                                         const uint32_t *lengths, uint32_t n_pkts);
 /* Receive up to max_pkts packets into out (capacity out_size bytes) back to back, storing each
  * length in lengths[]. Chains are reassembled; bad descriptors are counted and skipped; a
  * packet larger than out_size is dropped and counted; a chain still missing its last slot is

@@ -159,12 +159,17 @@ uint32_t memif_ct_pool_alloc(memif_ct_pool_t *pool, uint32_t *idx, uint32_t n)
 {
     if (!pool || !idx)
         return 0;
-    uint32_t got = n < pool->free_top ? n : pool->free_top;
+    /* free_top in a register: the byte store to state[] may alias it */
+    uint32_t top = pool->free_top;
+    const uint32_t *stack = pool->stack;
+    uint8_t *state = pool->state;
+    uint32_t got = n < top ? n : top;
     for (uint32_t i = 0; i < got; i++) {
-        uint32_t b = pool->stack[--pool->free_top];
-        pool->state[b] = MEMIF_CT_BUF_APP;
+        uint32_t b = stack[--top];
+        state[b] = MEMIF_CT_BUF_APP;
         idx[i] = b;
     }
+    pool->free_top = top;
     pool->n_app += got;
     return got;
 }

@@ -85,12 +85,26 @@ int32_t memif_ct_reclaim_released(memif_ct_queue_t *q, uint32_t *given)
         q->stats.bad_ring++;
         return -1;
     }
-    uint32_t n = 0;
+    /* memif_ct_pool_give per slot, with the pool's counters in registers: its byte store to
+     * state[] may alias them, which made each iteration reload and store them. */
+    memif_ct_pool_t *pool = q->pool;
+    uint32_t *slot_buf = q->slot_buf, *stack = pool->stack;
+    uint8_t *state = pool->state;
+    const uint32_t count = pool->count;
+    const uint16_t mask = q->mask, first = q->reclaimed;
+    uint32_t n = 0, top = pool->free_top;
     for (uint16_t i = 0; i < done; i++) {
-        uint16_t slot = (uint16_t)(q->reclaimed + i) & q->mask;
-        n += (uint32_t)memif_ct_pool_give(q->pool, q->slot_buf[slot]);
-        q->slot_buf[slot] = MEMIF_CT_NO_BUFFER;
+        uint16_t slot = (uint16_t)(first + i) & mask;
+        uint32_t b = slot_buf[slot];
+        slot_buf[slot] = MEMIF_CT_NO_BUFFER;
+        if (b < count && state[b] == MEMIF_CT_BUF_RING) {
+            state[b] = MEMIF_CT_BUF_FREE;
+            stack[top++] = b;
+            n++;
+        }
     }
+    pool->free_top = top;
+    pool->n_ring -= n;
     q->reclaimed = tail;
     if (given)
         *given = n;
@@ -148,13 +162,16 @@ static int check_tx_buffers(memif_ct_pool_t *pool, const uint32_t *idx, const ui
     for (uint32_t i = 0; i < n; i++)
         if (lengths[i] == 0 || lengths[i] > pool->buffer_size)
             return MEMIF_CT_ERR_ARG;
+    uint8_t *state = pool->state; /* (a byte store may alias the pool's fields: read them once) */
+    const uint32_t count = pool->count;
     for (uint32_t i = 0; i < n; i++) {
-        if (idx[i] < pool->count && pool->state[idx[i]] == MEMIF_CT_BUF_APP) {
-            pool->state[idx[i]] = BUF_CHECKING;
+        uint32_t b = idx[i];
+        if (b < count && state[b] == MEMIF_CT_BUF_APP) {
+            state[b] = BUF_CHECKING;
             continue;
         }
         for (uint32_t j = 0; j < i; j++)
-            pool->state[idx[j]] = MEMIF_CT_BUF_APP;
+            state[idx[j]] = MEMIF_CT_BUF_APP;
         return MEMIF_CT_ERR_STATE;
     }
     return MEMIF_CT_OK;
@@ -180,19 +197,31 @@ int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t
     uint32_t free_slots = room > 0 ? (uint32_t)room : 0;
     uint32_t sent = n < free_slots ? n : free_slots;
     uint64_t bytes = 0; /* stored once, as tx_burst does */
+    /* What the loop needs, read once: its stores (bytes to state[] above all) may alias q and
+     * the pool. A pool of one segment (a queue's own, the usual) needs no search per buffer. */
+    memif_ct_desc_t *desc = ring->desc;
+    uint32_t *slot_buf = q->slot_buf;
+    uint8_t *state = pool->state;
+    const uint16_t mask = q->mask;
+    const int one_segment = pool->nseg == 1;
+    const uint16_t seg_region = pool->segs[0].region;
+    const uint64_t seg_offset = pool->segs[0].offset, bsize = pool->buffer_size;
+    const uint32_t seg_first = pool->seg_first[0];
     for (uint32_t i = 0; i < sent; i++) {
-        uint16_t slot = head & q->mask;
-        uint16_t region;
-        uint64_t offset;
-        (void)memif_ct_pool_locate(pool, idx[i], &region, &offset);
-        memif_ct_desc_t *d = &ring->desc[slot];
+        const uint32_t b = idx[i], len = lengths[i];
+        uint16_t slot = head & mask;
+        uint16_t region = seg_region;
+        uint64_t offset = seg_offset + (uint64_t)(b - seg_first) * bsize;
+        if (!one_segment)
+            (void)memif_ct_pool_locate(pool, b, &region, &offset);
+        memif_ct_desc_t *d = &desc[slot];
         d->region = region;
         d->offset = (uint32_t)offset;
-        d->length = lengths[i];
+        d->length = len;
         d->flags = 0;
-        q->slot_buf[slot] = idx[i];
-        pool->state[idx[i]] = MEMIF_CT_BUF_RING;
-        bytes += lengths[i];
+        slot_buf[slot] = b;
+        state[b] = MEMIF_CT_BUF_RING;
+        bytes += len;
         head++;
     }
     q->stats.packets += sent;

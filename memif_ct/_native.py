@@ -254,6 +254,7 @@ def _load() -> ctypes.CDLL:
         ),
         "memif_ct_queue_set_eventfd": (ctypes.c_int, [vp, ctypes.c_int]),
         "memif_ct_tx_burst": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
+        "memif_ct_tx_burst_exact": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
         "memif_ct_rx_burst": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32]),
         "memif_ct_rx_burst_ex": (ctypes.c_int, [vp, vp, ctypes.c_size_t, vp, ctypes.c_uint32, ctypes.c_uint32]),
         "memif_ct_refill": (ctypes.c_int, [vp]),
@@ -318,6 +319,9 @@ _lib: Final = _load()
 
 tx_burst_raw: Final = _lib.memif_ct_tx_burst
 """tx_burst_raw(q_address, data: bytes | int, data_size, lengths_address, count) -> int (memif_ct_tx_burst)."""
+tx_burst_exact_raw: Final = _lib.memif_ct_tx_burst_exact
+"""tx_burst_exact_raw(q_address, data, data_size, lengths_address, count) -> int (memif_ct_tx_burst_exact:
+ERR_ARG unless the lengths add up to data_size)."""
 rx_burst_raw: Final = _lib.memif_ct_rx_burst
 """rx_burst_raw(q_address, out_address, out_size, lengths_address, max_pkts) -> int (memif_ct_rx_burst)."""
 rx_burst_ex_raw: Final = _lib.memif_ct_rx_burst_ex

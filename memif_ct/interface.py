@@ -249,9 +249,13 @@ class Interface:
     # ---- queues -------------------------------------------------------------------------
 
     def _queue(self, direction: str, queue: int) -> Queue | None:
+        link = self._state.link
+        if link is not None and type(queue) is int:  # the burst calls' path: as few steps as it takes
+            queues = link.tx if direction == "tx" else link.rx
+            if 0 <= queue < len(queues):
+                return queues[queue]
         if type(queue) is not int and (isinstance(queue, bool) or not isinstance(queue, int)):
             raise ArgumentTypeError(f"queue must be an int, not {type(queue).__name__}")
-        link = self._state.link
         if link is None:
             return None
         queues = link.tx if direction == "tx" else link.rx

@@ -46,6 +46,7 @@ _POLL_SLICE_S = 0.05  # longest sleep before re-checking that the queue is still
 _POLLING_SLEEP_S = 0.001  # polling mode: the peer never signals, so waits re-check this often
 
 _tx_burst = _native.tx_burst_raw
+_tx_burst_exact = _native.tx_burst_exact_raw
 _tx_alloc = _native.tx_alloc_raw
 _tx_buffers = _native.tx_buffers_raw
 _pool_write = _native.pool_write_raw
@@ -90,16 +91,12 @@ def check_packets(packets: object, name: str = "packets") -> Sequence[Packet]:
     return packets
 
 
-def _lengths_of(packets: Sequence[Packet], data_size: int) -> array.array[int]:
-    """u32 lengths of packets whose joined bytes are ``data_size`` long.
-
-    An empty packet is left for the C library to refuse (ERR_ARG, before anything is queued;
-    ``_empty_packet`` names it then): no per-packet scan here."""
-    sizes = list(map(len, packets))  # the cheapest per-packet step found (callgrind): ~225 Ir each
-    if sum(sizes) != data_size:  # a memoryview of wider items: len() counts items, not bytes
-        sizes = [_nbytes(p, i) for i, p in enumerate(packets)]
+def _lengths_of(packets: Sequence[Packet]) -> array.array[int]:
+    """u32 ``len()`` of each packet: its size in bytes for bytes, bytearray and byte views,
+    which the C call checks (memif_ct_tx_burst_exact: they must add up to the joined data).
+    An empty packet is left for the C library to refuse too: no per-packet scan here."""
     lengths = array.array("I")
-    lengths.fromlist(sizes)  # faster than array("I", iterable): no per-item append
+    lengths.fromlist(list(map(len, packets)))  # the cheapest per-packet step found (callgrind)
     return lengths
 
 
@@ -605,6 +602,8 @@ class Queue:
         self.is_tx = cqueue.is_tx
         self.ring_size = cqueue.ring_size
         self.buffer_size = cqueue.buffer_size  # client: bytes per buffer of its rings; server: 0 (the peer's)
+        # The largest size alloc_buffers takes without a closer look (0 for RX: it always looks).
+        self._alloc_most = (self.buffer_size or MAX_BUFFER_SIZE) if cqueue.is_tx else 0
         self.interrupt = False  # RX: clear MASK_INT so the peer signals (set_polling)
         self._lock = threading.Lock()
         self._alive = True
@@ -713,17 +712,25 @@ class Queue:
         if not packets:
             return 0
         data = b"".join(packets)
-        lengths = _lengths_of(packets, len(data))
+        lengths = _lengths_of(packets)
         # The lengths array is ours alone (no other thread can resize it): its address is
         # stable for the call without pinning.
         with self._lock:
             if not self._alive:
                 return 0
-            rc: int = _tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
+            rc: int = _tx_burst_exact(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
         if rc >= 0:
             return rc
         if rc == _ERR_ARG and 0 in lengths:  # C refused the burst before queuing anything
             raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
+        if rc == _ERR_ARG and sum(lengths) != len(data):  # a view of wider items: len() counts items
+            lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+            with self._lock:
+                if not self._alive:
+                    return 0
+                rc = _tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
+            if rc >= 0:
+                return rc
         return self._tx_refused(rc, lengths, "packets")
 
     def tx_packed(self, data: object, lengths: object, count: int | None = None) -> int:
@@ -803,7 +810,7 @@ class Queue:
         cannot be reading (see TxBuffers); none once detached or when none is free (see
         Interface.alloc_buffers)."""
         if (type(count) is not int or type(size) is not int or not 0 < count <= MAX_BURST
-                or not 0 < size <= (self.buffer_size or MAX_BUFFER_SIZE) or not self.is_tx):
+                or not 0 < size <= self._alloc_most):
             self._check_alloc(count, size)  # raises, unless an int subclass (IntEnum) was given
         with self._lock:
             if not self._alive or self._memory is None:
@@ -851,17 +858,17 @@ class Queue:
             given = lengths is not None
             sizes = self._buffer_lengths(views, lengths) if given else None
             with self._lock:
-                if sizes is None:  # under the lock: a write on another thread sets them
-                    sizes = handout.sizes_of(lo, hi)
                 if not self._alive:
                     return 0
                 if handout.queue is not self:
                     raise ArgumentError("bufs are not buffers alloc_buffers handed out on this queue "
                                         "(another queue's, or a link that went down)")
-                self._check_owned(handout, lo, hi)
+                if handout.retired:
+                    self._check_owned(handout, lo, hi)
                 if self._pool is not None:
-                    return self._tx_pool_handout(handout, lo, hi, sizes, given)
-                return self._tx_reserved([(handout, i) for i in range(lo, hi)], sizes)
+                    return self._tx_pool_handout(handout, lo, hi, sizes)
+                return self._tx_reserved([(handout, i) for i in range(lo, hi)],
+                                         handout.sizes_of(lo, hi) if sizes is None else sizes)
         check_packets(views, "bufs")
         if not views:
             return 0
@@ -961,9 +968,13 @@ class Queue:
         """TxBuffers.write: a client's in one C call (memif_ct_pool_write, which checks every
         length), a server's buffer by buffer through their views."""
         handout, lo, hi = bufs.span
-        if lengths is None:
+        if (type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4
+                and len(lengths) == hi - lo):
+            sizes = lengths[:]  # the usual: a private copy, nothing to convert
+        elif lengths is None:
             raise ArgumentTypeError("lengths must be given: one per buffer, how many bytes of data each takes")
-        sizes = _lengths_arg(lengths, hi - lo)
+        else:
+            sizes = _lengths_arg(lengths, hi - lo)
         if lo == hi:
             return
         anchor, address, size = _pin(data, writable=False)
@@ -971,7 +982,8 @@ class Queue:
             with self._lock:
                 if not self._alive or handout.queue is not self:
                     return
-                self._check_owned(handout, lo, hi)
+                if handout.retired:
+                    self._check_owned(handout, lo, hi)
                 if self._pool is not None:
                     rc = _pool_write(self._pool.address, handout.key_address + 4 * lo, hi - lo, address, size,
                                      sizes.buffer_info()[0], handout.size)
@@ -1022,12 +1034,16 @@ class Queue:
             i = next(i for i, n in enumerate(sizes) if n > limit)
             raise ArgumentError(f"lengths[{i}]={sizes[i]} is out of range: expected 1..{limit}, the buffer's size")
 
-    def _tx_pool_handout(self, handout: _Handout, lo: int, hi: int, sizes: array.array[int], given: bool) -> int:
-        """Client: send ``handout[lo:hi]`` by pool index, no view needed. Sizes not ``given``
-        are the handout's, checked when set."""
-        if given:
+    def _tx_pool_handout(self, handout: _Handout, lo: int, hi: int, sizes: array.array[int] | None) -> int:
+        """Client, under the lock: send ``handout[lo:hi]`` by pool index, no view needed, with
+        ``sizes`` (None: the handout's own, which write checked; the C call only reads them)."""
+        if sizes is not None:
             self._check_sizes(sizes, self.buffer_size)
-        sent: int = _tx_buffers(self._q, handout.key_address + 4 * lo, sizes.buffer_info()[0], hi - lo)
+            at = sizes.buffer_info()[0]
+        else:
+            own = handout.sizes if handout.sizes is not None else handout.all_limits()
+            at = own.buffer_info()[0] + 4 * lo
+        sent: int = _tx_buffers(self._q, handout.key_address + 4 * lo, at, hi - lo)
         if sent < 0:
             _check(sent, "memif_ct_tx_buffers")
         handout.retire_range(lo, lo + sent)

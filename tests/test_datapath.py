@@ -245,6 +245,18 @@ def test_bad_packets_from_caller(pair):
         small.close()
 
 
+def test_packets_whose_len_is_not_their_size_in_bytes(pair):
+    """len() of a memoryview counts items of its first dimension, not bytes. tx_burst's C call
+    refuses lengths that do not add up to the joined data, and every byte is sent all the same."""
+    tx, rx = pair.client_tx[0], pair.server_rx[0]
+    wide = memoryview(array.array("I", range(8)))  # len 8, 32 bytes
+    grid = memoryview(bytes(range(24))).cast("B", (4, 6))  # len 4, 24 bytes
+    assert len(wide) != wide.nbytes and len(grid) != grid.nbytes
+    assert tx.tx_burst([b"head", wide, grid, bytearray(b"tail")]) == 4
+    assert rx.rx_burst(8) == [b"head", wide.tobytes(), grid.tobytes(), b"tail"]
+    assert tx.stats()["bytes"] == 4 + 32 + 24 + 4
+
+
 def test_wrong_direction_is_refused_with_the_c_error_code(pair):
     with pytest.raises(NativeArgumentError, match="role and ring type") as err:
         pair.server_rx[0].tx_burst([b"x"])

@@ -874,8 +874,16 @@ static void test_tx_data_size(int dir)
     CHECK_INT(memif_ct_tx_burst(txq, data, 100, wraps, 2), MEMIF_CT_ERR_ARG);
     CHECK_EQ(head_of(ring), h);
     CHECK_EQ(tail_of(ring), t);
+    /* _exact: the lengths must use all of data_size, checked before anything is queued. */
+    CHECK_INT(memif_ct_tx_burst_exact(txq, data, 100, lens, 1), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_tx_burst_exact(txq, data, 101, lens, 2), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_tx_burst_exact(txq, data, 100, wraps, 2), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_tx_burst_exact(txq, data, 99, lens, 2), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_tx_burst_exact(txq, NULL, 0, NULL, 0), 0);
+    CHECK_EQ(head_of(ring), h);
     CHECK_INT(memif_ct_tx_burst(txq, data, 100, lens, 2), 2);
     CHECK_INT(memif_ct_tx_burst(txq, data, SIZE_MAX, lens, 1), 1); /* a larger size is fine */
+    CHECK_INT(memif_ct_tx_burst_exact(txq, data, 100, lens, 2), 2);
     free(data);
     fx_teardown(&f);
 }
