@@ -1007,15 +1007,23 @@ class PktArray:
 
 
 _PKT_LAYOUT: Final = struct.Struct("@PIHH")  # memif_ct_pkt_t, field for field
-assert _PKT_LAYOUT.size == ctypes.sizeof(Pkt)
 
 PKT_SIZE: Final = ctypes.sizeof(Pkt)
 PKT_LAYOUT: Final = _PKT_LAYOUT
-# Where a packet's length lies in an entry, in 32-bit words: lengths of a burst are one strided
-# slice of the entries, no Python object per packet.
+# Where a packet's address and length lie in an entry, in words of their own size: the
+# addresses and the lengths of a burst are strided slices of the entries, no Python object per
+# packet. PKT_ADDR_FORMAT is the struct/memoryview format of a pointer.
+PKT_ADDR_FORMAT: Final = {8: "Q", 4: "I"}.get(ctypes.sizeof(ctypes.c_void_p), "?")
+PKT_ADDR_WORDS: Final = PKT_SIZE // max(ctypes.sizeof(ctypes.c_void_p), 1)  # an entry, in pointer-sized words
 PKT_LENGTH_WORD: Final = Pkt.length.offset // 4
 PKT_SCRATCH_HALF: Final = Pkt.scratch.offset // 2  # the in-scratch flag, in 16-bit words
-assert Pkt.addr.offset == 0 and Pkt.length.offset % 4 == 0 and PKT_SIZE % 8 == 0 and Pkt.scratch.offset % 2 == 0
+if (_PKT_LAYOUT.size != PKT_SIZE or PKT_ADDR_FORMAT == "?" or Pkt.addr.offset != 0
+        or PKT_SIZE % ctypes.sizeof(ctypes.c_void_p) or Pkt.length.offset % 4 or Pkt.scratch.offset % 2):
+    # An explicit check, not an assert (python -O strips those): the burst API slices by these.
+    raise NativeLibraryError(
+        f"memif_ct_pkt_t has a layout this package does not know: {PKT_SIZE} bytes, "
+        f"{ctypes.sizeof(ctypes.c_void_p)}-byte pointers, length at {Pkt.length.offset}"
+    )
 
 
 def read_memory(address: int, length: int) -> bytes:

@@ -273,7 +273,8 @@ class RxBurst(Sequence[memoryview]):
         table = memoryview(self._entries)
         words, halves = table.cast("I"), table.cast("H")
         width = _native.PKT_SIZE // 4
-        addresses = table.cast("Q")[::_native.PKT_SIZE // 8]  # addr is the entry's first field
+        # addr is each entry's first field: every PKT_ADDR_WORDS-th pointer-sized word
+        addresses = table.cast(_native.PKT_ADDR_FORMAT)[::_native.PKT_ADDR_WORDS]  # type: ignore[call-overload]
         lengths = words[_native.PKT_LENGTH_WORD::width]
         if any(halves[_native.PKT_SCRATCH_HALF::2 * width]):
             return False
