@@ -33,20 +33,6 @@ static int check_tx_lengths(const memif_ct_queue_t *q, size_t data_size, const u
     return rc;
 }
 
-/* Client on S2M: the buffer for a slot about to be published, by slot math, or (with a pool) a
- * FREE pool buffer the slot now holds; the caller has checked that the pool has one. */
-static inline uint8_t *client_tx_buffer(memif_ct_queue_t *q, uint16_t slot, uint16_t *region, uint64_t *off)
-{
-    if (q->pool_state != MEMIF_CT_POOL_SET) {
-        *region = q->buffer_region;
-        *off = q->buffer_offset + (uint64_t)slot * q->buffer_size;
-        return q->regions[q->buffer_region].base + *off;
-    }
-    uint32_t b = memif_ct_pool_take(q->pool);
-    q->slot_buf[slot] = b;
-    return memif_ct_pool_locate(q->pool, b, region, off);
-}
-
 /* Client on S2M: the client owns every buffer of the ring, so descriptors are written from its
  * own slot arithmetic and nothing is read back from shared memory but the server's tail. */
 static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *lengths, uint32_t n_pkts)
@@ -74,23 +60,41 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
     uint32_t sent = 0;
     size_t pos = 0;
     uint64_t bytes = 0, chains = 0; /* counted here, stored once: the stores below may alias q */
+    /* What the loop reads of q and the pool, read once: memcpy may alias them. */
+    memif_ct_pool_cursor_t cur = {0}; /* (set below when there is a pool) */
+    if (pool)
+        memif_ct_pool_cursor_init(&cur, pool);
+    memif_ct_desc_t *desc = ring->desc;
+    uint32_t *slot_buf = q->slot_buf;
+    const uint16_t mask = q->mask, own_region = q->buffer_region;
+    const uint64_t own_offset = q->buffer_offset;
+    uint8_t *own_base = pool ? NULL : q->regions[own_region].base;
+    int no_space = 0;
     for (; sent < n_pkts; sent++) {
         uint32_t len = lengths[sent];
         uint32_t slots = len <= bsize ? 1 : (len + bsize - 1) / bsize; /* no division for most */
         /* Out of pool buffers is out of space too: never a partial chain. */
-        if (slots > free_slots || (pool && slots > pool->free_top)) {
-            q->stats.no_space++;
+        if (slots > free_slots || (pool && slots > cur.top)) {
+            no_space = 1;
             break;
         }
         uint32_t left = len;
         while (left) {
-            uint16_t slot = head & q->mask;
+            uint16_t slot = head & mask;
             uint32_t n = left < bsize ? left : bsize;
-            uint16_t region;
+            uint16_t region = own_region;
             uint64_t off;
-            uint8_t *buf = client_tx_buffer(q, slot, &region, &off);
+            uint8_t *buf;
+            if (pool) { /* a FREE pool buffer the slot now holds */
+                uint32_t b = memif_ct_pool_cursor_take(&cur);
+                slot_buf[slot] = b;
+                buf = memif_ct_pool_cursor_locate(&cur, b, &region, &off);
+            } else { /* slot arithmetic */
+                off = own_offset + (uint64_t)slot * bsize;
+                buf = own_base + off;
+            }
             memcpy(buf, data + pos, n);
-            memif_ct_desc_t *d = &ring->desc[slot];
+            memif_ct_desc_t *d = &desc[slot];
             d->region = region;
             d->offset = (uint32_t)off;
             d->length = n;
@@ -103,6 +107,9 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
         bytes += len;
         chains += slots > 1;
     }
+    if (pool)
+        memif_ct_pool_cursor_done(&cur);
+    q->stats.no_space += no_space;
     q->stats.packets += sent;
     q->stats.bytes += bytes;
     q->stats.chains += chains;

@@ -123,6 +123,65 @@ static inline int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx)
     pool->n_ring--;
     return 1;
 }
+/* A pool as one burst loop uses it, its fields read once into a local: the loops' byte stores
+ * (state[], memcpy) may alias the pool, so with the pool itself each iteration reloaded them and
+ * chained its free_top update through memory. A pool of one segment (a queue's own, the usual)
+ * needs no search per buffer. Take with pool_cursor_take(), then pool_cursor_done(). */
+typedef struct {
+    memif_ct_pool_t *pool;
+    uint32_t *stack;
+    uint8_t *state;
+    uint32_t top, taken;
+    int one_segment;
+    uint8_t *seg_base;
+    uint64_t seg_offset, bsize;
+    uint32_t seg_first;
+    uint16_t seg_region;
+} memif_ct_pool_cursor_t;
+
+static inline void memif_ct_pool_cursor_init(memif_ct_pool_cursor_t *c, memif_ct_pool_t *pool)
+{
+    c->pool = pool;
+    c->stack = pool->stack;
+    c->state = pool->state;
+    c->top = pool->free_top;
+    c->taken = 0;
+    c->one_segment = pool->nseg == 1;
+    c->seg_base = pool->segs[0].base;
+    c->seg_offset = pool->segs[0].offset;
+    c->bsize = pool->buffer_size;
+    c->seg_first = pool->seg_first[0];
+    c->seg_region = pool->segs[0].region;
+}
+
+/* memif_ct_pool_locate() through the cursor. */
+static inline uint8_t *memif_ct_pool_cursor_locate(const memif_ct_pool_cursor_t *c, uint32_t idx, uint16_t *region,
+                                                   uint64_t *offset)
+{
+    if (!c->one_segment)
+        return memif_ct_pool_locate(c->pool, idx, region, offset);
+    uint64_t rel = (uint64_t)(idx - c->seg_first) * c->bsize;
+    *region = c->seg_region;
+    *offset = c->seg_offset + rel;
+    return c->seg_base + rel;
+}
+
+/* FREE -> RING, as memif_ct_pool_take(); the caller has checked that c->top > 0. */
+static inline uint32_t memif_ct_pool_cursor_take(memif_ct_pool_cursor_t *c)
+{
+    uint32_t b = c->stack[--c->top];
+    c->state[b] = MEMIF_CT_BUF_RING;
+    c->taken++;
+    return b;
+}
+
+/* Store what the loop took back into the pool. */
+static inline void memif_ct_pool_cursor_done(memif_ct_pool_cursor_t *c)
+{
+    c->pool->free_top = c->top;
+    c->pool->n_ring += c->taken;
+}
+
 /* Client S2M with a pool: read the server's tail once and give back the buffers of the slots it
  * has passed (their count in *given, if not NULL). Returns the slots free for TX by that same
  * read, or -1 (counted in bad_ring) for a tail beyond our head or back before what was

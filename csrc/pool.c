@@ -209,11 +209,14 @@ int memif_ct_pool_write(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n, 
         total += lengths[i];
     }
     size_t pos = 0;
+    memif_ct_pool_cursor_t cur; /* the pool read once: memmove may alias it */
+    memif_ct_pool_cursor_init(&cur, pool);
     for (uint32_t i = 0; i < n; i++) {
         uint16_t region;
         uint64_t offset;
-        memmove(memif_ct_pool_locate(pool, idx[i], &region, &offset), data + pos, lengths[i]); /* data may be a buffer */
-        pos += lengths[i];
+        const uint32_t len = lengths[i];
+        memmove(memif_ct_pool_cursor_locate(&cur, idx[i], &region, &offset), data + pos, len); /* data may be a buffer */
+        pos += len;
     }
     return (int)n;
 }

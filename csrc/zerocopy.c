@@ -198,22 +198,19 @@ int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t
     uint32_t sent = n < free_slots ? n : free_slots;
     uint64_t bytes = 0; /* stored once, as tx_burst does */
     /* What the loop needs, read once: its stores (bytes to state[] above all) may alias q and
-     * the pool. A pool of one segment (a queue's own, the usual) needs no search per buffer. */
+     * the pool. */
+    memif_ct_pool_cursor_t cur;
+    memif_ct_pool_cursor_init(&cur, pool);
     memif_ct_desc_t *desc = ring->desc;
     uint32_t *slot_buf = q->slot_buf;
     uint8_t *state = pool->state;
     const uint16_t mask = q->mask;
-    const int one_segment = pool->nseg == 1;
-    const uint16_t seg_region = pool->segs[0].region;
-    const uint64_t seg_offset = pool->segs[0].offset, bsize = pool->buffer_size;
-    const uint32_t seg_first = pool->seg_first[0];
     for (uint32_t i = 0; i < sent; i++) {
         const uint32_t b = idx[i], len = lengths[i];
         uint16_t slot = head & mask;
-        uint16_t region = seg_region;
-        uint64_t offset = seg_offset + (uint64_t)(b - seg_first) * bsize;
-        if (!one_segment)
-            (void)memif_ct_pool_locate(pool, b, &region, &offset);
+        uint16_t region;
+        uint64_t offset;
+        (void)memif_ct_pool_cursor_locate(&cur, b, &region, &offset);
         memif_ct_desc_t *d = &desc[slot];
         d->region = region;
         d->offset = (uint32_t)offset;

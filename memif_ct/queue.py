@@ -1003,7 +1003,10 @@ class Queue:
                             target[:] = whole[pos:pos + n]
                             pos += n
                         _release_views([*targets, whole])
-                handout.set_sizes(lo, hi, sizes)
+                if lo == 0 and hi == handout.count:  # the whole handout: set_sizes, without its call
+                    handout.sizes = sizes
+                else:
+                    handout.set_sizes(lo, hi, sizes)
         finally:
             _unpin(anchor)
             del anchor
@@ -1047,7 +1050,10 @@ class Queue:
         sent: int = _tx_buffers(self._q, handout.key_address + 4 * lo, at, hi - lo)
         if sent < 0:
             _check(sent, "memif_ct_tx_buffers")
-        handout.retire_range(lo, lo + sent)
+        if sent == handout.count and handout.views is None:  # all of it, no view made: retire_range's fast case
+            handout.retired = sent
+        else:
+            handout.retire_range(lo, lo + sent)
         if handout.retired == handout.count:
             self._live.discard(handout)
         return sent
