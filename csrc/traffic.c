@@ -450,6 +450,17 @@ int memif_ct_check_pkts(memif_ct_checker_t *chk, uint32_t queue, const memif_ct_
 
 /* ---- reflecting ---- */
 
+/* Swap an Ethernet frame's destination and source MACs; a frame shorter than both is left. */
+static inline void swap_macs(uint8_t *frame, uint32_t length)
+{
+    if (length < 12)
+        return;
+    uint8_t mac[6];
+    memcpy(mac, frame, 6);
+    memmove(frame, frame + 6, 6);
+    memcpy(frame + 6, mac, 6);
+}
+
 int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint32_t *lengths, uint32_t count)
 {
     if (count && (!data || !lengths))
@@ -460,13 +471,7 @@ int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint32_t *lengths,
     for (uint32_t i = 0; i < count; i++) {
         if (lengths[i] > size - off)
             return MEMIF_CT_ERR_RANGE;
-        uint8_t *f = data + off;
-        if (lengths[i] >= 12) {
-            uint8_t mac[6];
-            memcpy(mac, f, 6);
-            memmove(f, f + 6, 6);
-            memcpy(f + 6, mac, 6);
-        }
+        swap_macs(data + off, lengths[i]);
         off += lengths[i];
     }
     return (int)count;
@@ -498,12 +503,8 @@ static void fill_one(const tx_fill_t *f, uint32_t index, uint8_t *buf)
     }
     const memif_ct_pkt_t *p = &f->pkts[index];
     memcpy(buf, p->addr, p->length);
-    if (f->macswap && p->length >= 12) {
-        uint8_t mac[6];
-        memcpy(mac, buf, 6);
-        memmove(buf, buf + 6, 6);
-        memcpy(buf + 6, mac, 6);
-    }
+    if (f->macswap)
+        swap_macs(buf, p->length);
 }
 
 /* Client with a pool: take buffers, fill them, publish them by index. */
