@@ -642,7 +642,10 @@ def run_loopback(
                     return 0
             lengths = bounce.lengths if not first else bounce.lengths[first:first + n]
             sent = server.tx_burst_packed(bounce.view[offset:], lengths, 0, n)
-            pending[:] = [offset + sum(lengths[:sent]), first + sent, n - sent]
+            if sent == n:  # the usual: all of it went, nothing to add up (an int per packet)
+                pending[:] = [0, 0, 0]
+            else:
+                pending[:] = [offset + sum(lengths[:sent]), first + sent, n - sent]
             return sent
 
         return run_pktgen(client, count=count, size=size, burst=burst, verify=True, reflector=reflect,
