@@ -517,10 +517,11 @@ class TxBuffers(Sequence[memoryview]):
                 return TxBuffers(self._h, self._lo + start, self._lo + max(start, stop))
             return [self[i] for i in range(start, stop, step)]
         i = range(self._lo, self._hi)[index]  # IndexError, TypeError as for a list
-        view = self._h.slots()[i]
+        views = self._h.views  # read only: the list is made under the queue's lock (make), never here
+        view = views[i] if views is not None else None
         if view is None:
             self._h.make(i, i + 1)
-            view = self._h.slots()[i]
+            view = self._h.slots()[i]  # made by now
         return view  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[memoryview]:
@@ -726,6 +727,8 @@ class Queue:
             raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
         if rc == _ERR_ARG and sum(lengths) != len(data):  # a view of wider items: len() counts items
             lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+            if 0 in lengths:
+                raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
             with self._lock:
                 if not self._alive:
                     return 0

@@ -255,6 +255,9 @@ def test_packets_whose_len_is_not_their_size_in_bytes(pair):
     assert tx.tx_burst([b"head", wide, grid, bytearray(b"tail")]) == 4
     assert rx.rx_burst(8) == [b"head", wide.tobytes(), grid.tobytes(), b"tail"]
     assert tx.stats()["bytes"] == 4 + 32 + 24 + 4
+    empty = memoryview(array.array("I"))  # a view of no item: len 0, the C call refuses it first
+    with pytest.raises(ArgumentError, match=r"packets\[1\] is empty"):
+        tx.tx_burst([b"x", empty])
 
 
 def test_wrong_direction_is_refused_with_the_c_error_code(pair):
