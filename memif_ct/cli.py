@@ -113,7 +113,10 @@ class _Stop:
         self.started = False
 
     def handler(self, signum: int, frame: object) -> None:
-        self.event.set()
+        # Not event.set() here: the handler runs in the main thread, which may be inside
+        # event.wait() holding the event's (non-reentrant) lock, and set() would wait for it
+        # forever (seen as a ping that ignored SIGINT). A thread sets it once that lock is free.
+        threading.Thread(target=self.event.set, name="memif-ct-stop", daemon=True).start()
         if not self.running:
             raise KeyboardInterrupt
 
