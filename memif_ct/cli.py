@@ -116,7 +116,10 @@ class _Stop:
         # Not event.set() here: the handler runs in the main thread, which may be inside
         # event.wait() holding the event's (non-reentrant) lock, and set() would wait for it
         # forever (seen as a ping that ignored SIGINT). A thread sets it once that lock is free.
-        threading.Thread(target=self.event.set, name="memif-ct-stop", daemon=True).start()
+        if self.running:
+            threading.Thread(target=self.event.set, name="memif-ct-stop", daemon=True).start()
+            return
+        self.event.set()  # no run yet, so no wait on it: set at once, as before
         if not self.running:
             raise KeyboardInterrupt
 
