@@ -347,7 +347,8 @@ MEMIF_CT_API int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd);
 MEMIF_CT_API int memif_ct_tx_burst(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
                                    const uint32_t *lengths, uint32_t n_pkts);
 /* memif_ct_tx_burst(), but the lengths must add up to exactly data_size (else MEMIF_CT_ERR_ARG,
- * nothing queued): a caller that joined the packets it measured needs no sum of its own. */
+ * nothing queued, also for n_pkts 0 with data_size > 0): a caller that joined the packets it
+ * measured needs no sum of its own. Only the sum is checked, not each packet's own size. */
 MEMIF_CT_API int memif_ct_tx_burst_exact(memif_ct_queue_t *q, const uint8_t *data, size_t data_size,
                                          const uint32_t *lengths, uint32_t n_pkts);
 /* Receive up to max_pkts packets into out (capacity out_size bytes) back to back, storing each
@@ -477,8 +478,9 @@ MEMIF_CT_API int memif_ct_queue_set_pool(memif_ct_queue_t *q, memif_ct_pool_t *p
 /* Client S2M with a pool: give back (RING -> FREE) the buffers of slots the server released.
  * Every TX call does it first. Returns the count, ERR_STATE without a pool, ERR_DIRECTION. */
 MEMIF_CT_API int memif_ct_queue_reclaim(memif_ct_queue_t *q);
-/* Client S2M with a pool: reclaim as memif_ct_queue_reclaim(), then take up to n FREE buffers for
- * the application (-> APP) into idx[], in one call. Returns how many, or reclaim's errors. */
+/* Client S2M with a pool: reclaim as memif_ct_queue_reclaim(), then take up to n (at most
+ * INT32_MAX) FREE buffers for the application (-> APP) into idx[], in one call. Returns how many,
+ * reclaim's errors, or MEMIF_CT_ERR_NULL for idx NULL with n > 0 (after the reclaim). */
 MEMIF_CT_API int memif_ct_tx_alloc(memif_ct_queue_t *q, uint32_t *idx, uint32_t n);
 /* Teardown, once the peer is gone: every buffer the queue's slots hold goes back to the pool
  * (RING -> FREE). Returns the count; every later burst on the queue is MEMIF_CT_ERR_STATE. */

@@ -297,6 +297,20 @@ static memif_ct_desc_t *next_reserved(const memif_ct_queue_t *q, uint16_t *k)
     return NULL;
 }
 
+/* n reserved buffers committed or given up, reserved_slots already moved: the count is never
+ * above the slots (the client may have zeroed reserved slots under us). Nothing reserved means
+ * no slot is: bad slots kept for a commit that cannot come now would stay counted while
+ * tx_burst (which checks reserved) moves the tail past them, and the next reserve would start a
+ * slot too far. Unmarked, they are simply found bad again by whoever takes them next. */
+static void drop_reserved(memif_ct_queue_t *q, uint32_t n)
+{
+    q->reserved = (uint16_t)(q->reserved - n);
+    if (q->reserved > q->reserved_slots)
+        q->reserved = q->reserved_slots;
+    if (!q->reserved)
+        q->reserved_slots = 0;
+}
+
 int memif_ct_tx_commit(memif_ct_queue_t *q, const uint32_t *lengths, uint32_t n)
 {
     if (!q || !q->ring || (n && !lengths))
@@ -335,11 +349,7 @@ int memif_ct_tx_commit(memif_ct_queue_t *q, const uint32_t *lengths, uint32_t n)
     while (k < q->reserved_slots && !desc_read(&q->ring->desc[(uint16_t)(q->last_tail + k) & q->mask]).length)
         k++;
     q->reserved_slots = (uint16_t)(q->reserved_slots - k);
-    q->reserved = (uint16_t)(q->reserved - n);
-    if (q->reserved > q->reserved_slots)
-        q->reserved = q->reserved_slots; /* the client zeroed reserved slots under us */
-    if (!q->reserved)
-        q->reserved_slots = 0; /* left only if the client un-marked a bad slot: see unreserve */
+    drop_reserved(q, n); /* (slots left with none reserved: the client un-marked a bad one) */
     if (k) {
         q->last_tail = (uint16_t)(q->last_tail + k);
         store_release(&q->ring->tail, q->last_tail);
@@ -367,14 +377,6 @@ int memif_ct_tx_unreserve(memif_ct_queue_t *q, uint32_t n)
             dropped++;
     }
     q->reserved_slots = k;
-    q->reserved = (uint16_t)(q->reserved - n);
-    if (q->reserved > q->reserved_slots)
-        q->reserved = q->reserved_slots; /* the client zeroed reserved slots under us */
-    /* Nothing reserved: no slot is. Bad slots kept for a commit that cannot come now would stay
-     * counted in reserved_slots while tx_burst (which checks reserved) moves the tail past them,
-     * and the next reserve would then start a slot too far. Unmarked, they are simply found bad
-     * again by whoever takes them next. */
-    if (!q->reserved)
-        q->reserved_slots = 0;
+    drop_reserved(q, n);
     return MEMIF_CT_OK;
 }

@@ -394,6 +394,8 @@ static void test_pool_write(void)
     uint32_t capped[3] = {10, 11, 10};
     CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data), capped, 10), MEMIF_CT_ERR_ARG);
     CHECK_INT(memif_ct_pool_write(p, who, 3, data, sizeof(data), too_big, 1000), MEMIF_CT_ERR_ARG); /* never past the buffer */
+    /* A count past the int return is refused before any index or length is read. */
+    CHECK_INT(memif_ct_pool_write(p, who, 0x80000000u, data, sizeof(data), len, 0), MEMIF_CT_ERR_ARG);
     CHECK(memcmp(before, mem, sizeof(mem)) == 0);
     CHECK_INT(memif_ct_pool_write(p, NULL, 0, NULL, 0, NULL, 0), 0);
     CHECK_INT(memif_ct_pool_write(p, who, 1, NULL, 64, len, 0), MEMIF_CT_ERR_NULL);
@@ -652,6 +654,63 @@ static void test_tx_buffers(void)
     CHECK_INT(memif_ct_pool_free(z.ptx, a + 4, 2), MEMIF_CT_OK);
     CHECK_INT(memif_ct_pool_free(z.ptx, b8, 6), MEMIF_CT_OK);
     check_counts(z.ptx, 8, 0, 0);
+    zc_teardown(&z);
+}
+
+/* A client TX pool of two segments, the second below the first in the region (so an index is no
+ * offset / size): tx_burst (chains too) and tx_buffers, through the pool cursor's search branch,
+ * put every buffer where pool_buffer says, and the server reads every byte back. */
+static void test_pool_two_segments(void)
+{
+    zc_t z;
+    ZC(&z, 4, 128, 256, 8);
+    memif_ct_segment_t s[2] = {{z.arena + 4 * 256, 4 * 256, 4 * 256, 1, {0}}, {z.arena, 4 * 256, 0, 1, {0}}};
+    memif_ct_pool_t *p = pool_new(s, 2, 256);
+    REQUIRE(p != NULL);
+    REQUIRE(memif_ct_queue_set_pool(&z.ctx, p, z.tab_tx) == MEMIF_CT_OK);
+    uint8_t data[2048], out[4096];
+    uint32_t lens[8] = {100, 300, 50, 128, 1}, olens[8];
+    fill(data, 579, 3);
+    CHECK_INT(memif_ct_tx_burst(&z.ctx, data, 579, lens, 5), 5); /* 1 + 3 + 1 + 1 + 1 slots */
+    CHECK_EQ(head_of(z.s2m), 7);
+    uint32_t low = 0, high = 0;
+    for (uint16_t slot = 0; slot < 7; slot++) {
+        memif_ct_buf_t b;
+        REQUIRE(memif_ct_pool_buffer(p, z.tab_tx[slot], &b) == MEMIF_CT_OK);
+        CHECK_EQ(z.s2m->desc[slot].region, 1);
+        CHECK_EQ(z.s2m->desc[slot].offset, b.offset);
+        CHECK(b.addr == z.arena + b.offset);
+        low += b.offset < 1024;
+        high += b.offset >= 1024;
+    }
+    CHECK(low > 0 && high > 0); /* both segments were used */
+    CHECK_INT(memif_ct_rx_burst(&z.srx, out, sizeof(out), olens, 8), 5);
+    CHECK_MEM(out, data, 579);
+    /* tx_alloc takes all 8 back; each is filled through pool_buffer and sent by index. */
+    uint32_t idx[8];
+    CHECK_INT(memif_ct_tx_alloc(&z.ctx, idx, 8), 8);
+    for (uint32_t i = 0; i < 8; i++) {
+        memif_ct_buf_t b;
+        REQUIRE(memif_ct_pool_buffer(p, idx[i], &b) == MEMIF_CT_OK);
+        lens[i] = 20 + i;
+        fill(b.addr, lens[i], 40 + i);
+    }
+    CHECK_INT(memif_ct_tx_buffers(&z.ctx, idx, lens, 8), 8);
+    for (uint16_t i = 0; i < 8; i++) {
+        memif_ct_buf_t b;
+        REQUIRE(memif_ct_pool_buffer(p, idx[i], &b) == MEMIF_CT_OK);
+        CHECK_EQ(z.s2m->desc[(7 + i) & 15].offset, b.offset);
+    }
+    CHECK_INT(memif_ct_rx_burst(&z.srx, out, sizeof(out), olens, 8), 8);
+    size_t pos = 0;
+    for (uint32_t i = 0; i < 8; i++) {
+        CHECK_EQ(olens[i], 20 + i);
+        CHECK(filled(out + pos, olens[i], 40 + i));
+        pos += olens[i];
+    }
+    CHECK_INT(memif_ct_queue_reclaim(&z.ctx), 8);
+    check_counts(p, 8, 0, 0);
+    free(p);
     zc_teardown(&z);
 }
 
@@ -1227,6 +1286,7 @@ int main(void)
     RUN("set_pool", test_set_pool());
     RUN("tx_burst on a pool client", test_pool_tx_burst());
     RUN("tx_buffers", test_tx_buffers());
+    RUN("a two-segment pool: tx_burst and tx_buffers", test_pool_two_segments());
     RUN("drop_pool mid-traffic", test_drop_pool());
     RUN("hostile server on a pool client's RX", test_pool_client_rx_hostile());
     RUN("server tx_reserve/commit", test_reserve_commit());
