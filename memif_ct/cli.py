@@ -120,8 +120,7 @@ class _Stop:
             threading.Thread(target=self.event.set, name="memif-ct-stop", daemon=True).start()
             return
         self.event.set()  # no run yet, so no wait on it: set at once, as before
-        if not self.running:
-            raise KeyboardInterrupt
+        raise KeyboardInterrupt
 
     def __enter__(self) -> threading.Event:
         self.running = self.started = True
