@@ -609,7 +609,7 @@ class Pinned:
 
 
 _ADDRESS_OF = ctypes.addressof
-_U32_ZERO = array.array("I", [0])  # times n: n zeroed uint32s, the cheapest way to make them
+U32_ZERO: Final = array.array("I", [0])  # times n: n zeroed uint32s, the cheapest way to make them
 
 
 def pin(obj: object, *, writable: bool = True) -> tuple[object, int, int]:
@@ -918,7 +918,7 @@ class CQueue:
         (-> APP), in one C call (memif_ct_tx_alloc): their pool indexes."""
         if type(n) is not int or not 0 <= n <= 0xFFFF:
             _require_int("n", n, 0, 0xFFFF)
-        out = _U32_ZERO * n
+        out = U32_ZERO * n
         got = _lib.memif_ct_tx_alloc(self.address, out.buffer_info()[0], n)
         if got < n:
             del out[max(got, 0):]

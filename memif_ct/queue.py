@@ -51,7 +51,7 @@ _tx_alloc = _native.tx_alloc_raw
 _tx_buffers = _native.tx_buffers_raw
 _pool_write = _native.pool_write_raw
 _pool_free = _native.pool_free_raw
-_U32_ZERO = array.array("I", [0])  # times n: n zeroed uint32s, the cheapest way to make them
+_U32_ZERO = _native.U32_ZERO
 _pin = _native.pin
 _unpin = _native.unpin
 _rx_burst = _native.rx_burst_raw
@@ -92,9 +92,12 @@ def check_packets(packets: object, name: str = "packets") -> Sequence[Packet]:
 
 
 def _lengths_of(packets: Sequence[Packet]) -> array.array[int]:
-    """u32 ``len()`` of each packet: its size in bytes for bytes, bytearray and byte views,
-    which the C call checks (memif_ct_tx_burst_exact: they must add up to the joined data).
-    An empty packet is left for the C library to refuse too: no per-packet scan here."""
+    """u32 ``len()`` of each packet: its size in bytes for bytes, bytearray and byte views.
+    The C call checks only their sum (memif_ct_tx_burst_exact: it must be the joined data's).
+    That is enough: ``len()`` is never below a packet's byte size, and above it only for wider
+    items (the sum then exceeds) or an array with a zero dimension (0 bytes, ``len()`` > 0: the
+    one packet whose excess another's can cancel). An empty packet is left for C to refuse too:
+    no per-packet scan here."""
     lengths = array.array("I")
     lengths.fromlist(list(map(len, packets)))  # the cheapest per-packet step found (callgrind)
     return lengths
@@ -465,8 +468,9 @@ class _Handout:
                 _release_views((view,))
 
     def retire_range(self, lo: int, hi: int) -> None:
-        if self.views is None and lo == 0 and hi == self.count:  # the whole burst, no view made
-            self.retired = self.count
+        """Buffers ``[lo, hi)`` sent or freed, as retire()."""
+        if self.views is None and (lo == hi or (lo == 0 and hi == self.count)):  # no view list needed
+            self.retired += hi - lo
             return
         views = self.slots()
         if self.made:  # (comparing a view with None costs more than the scan spares)
@@ -723,18 +727,18 @@ class Queue:
             rc: int = _tx_burst_exact(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
         if rc >= 0:
             return rc
+        if rc == _ERR_ARG and 0 not in lengths and sum(lengths) != len(data):
+            # a view of wider items: len() counts items; send again with byte sizes
+            lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+            if 0 not in lengths:  # (an empty one is named below)
+                with self._lock:
+                    if not self._alive:
+                        return 0
+                    rc = _tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
+                if rc >= 0:
+                    return rc
         if rc == _ERR_ARG and 0 in lengths:  # C refused the burst before queuing anything
             raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
-        if rc == _ERR_ARG and sum(lengths) != len(data):  # a view of wider items: len() counts items
-            lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
-            if 0 in lengths:
-                raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
-            with self._lock:
-                if not self._alive:
-                    return 0
-                rc = _tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
-            if rc >= 0:
-                return rc
         return self._tx_refused(rc, lengths, "packets")
 
     def tx_packed(self, data: object, lengths: object, count: int | None = None) -> int:
@@ -943,9 +947,12 @@ class Queue:
                                         "(another queue's, or a link that went down)")
                 self._check_owned(handout, lo, hi)
                 if self._pool is not None:  # a client's, by index in one C call: no view needed
-                    _check(_pool_free(self._pool.address, handout.key_address + 4 * lo, hi - lo), "memif_ct_pool_free")
+                    rc = _pool_free(self._pool.address, handout.key_address + 4 * lo, hi - lo)
+                    # Retired whatever C says: it frees every APP buffer even when it refuses one
+                    # (not all-or-nothing), and a refused one is not the application's either.
                     handout.retire_range(lo, hi)
                     self._forget((handout,))
+                    _check(rc, "memif_ct_pool_free")
                     return
                 located = [(handout, i) for i in range(lo, hi)]
             else:
@@ -972,13 +979,9 @@ class Queue:
         """TxBuffers.write: a client's in one C call (memif_ct_pool_write, which checks every
         length), a server's buffer by buffer through their views."""
         handout, lo, hi = bufs.span
-        if (type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4
-                and len(lengths) == hi - lo):
-            sizes = lengths[:]  # the usual: a private copy, nothing to convert
-        elif lengths is None:
+        if lengths is None:
             raise ArgumentTypeError("lengths must be given: one per buffer, how many bytes of data each takes")
-        else:
-            sizes = _lengths_arg(lengths, hi - lo)
+        sizes = _lengths_arg(lengths, hi - lo)
         if lo == hi:
             return
         anchor, address, size = _pin(data, writable=False)
@@ -1006,10 +1009,7 @@ class Queue:
                             target[:] = whole[pos:pos + n]
                             pos += n
                         _release_views([*targets, whole])
-                if lo == 0 and hi == handout.count:  # the whole handout: set_sizes, without its call
-                    handout.sizes = sizes
-                else:
-                    handout.set_sizes(lo, hi, sizes)
+                handout.set_sizes(lo, hi, sizes)
         finally:
             _unpin(anchor)
             del anchor
@@ -1053,10 +1053,7 @@ class Queue:
         sent: int = _tx_buffers(self._q, handout.key_address + 4 * lo, at, hi - lo)
         if sent < 0:
             _check(sent, "memif_ct_tx_buffers")
-        if sent == handout.count and handout.views is None:  # all of it, no view made: retire_range's fast case
-            handout.retired = sent
-        else:
-            handout.retire_range(lo, lo + sent)
+        handout.retire_range(lo, lo + sent)
         if handout.retired == handout.count:
             self._live.discard(handout)
         return sent

@@ -260,6 +260,18 @@ def test_packets_whose_len_is_not_their_size_in_bytes(pair):
         tx.tx_burst([b"x", empty])
 
 
+def test_a_packet_of_no_bytes_whose_len_is_positive(pair):
+    """numpy's zeros((3, 0)): len() 3, 0 bytes. The sum C checks is off; the byte sizes taken
+    then name the empty packet, and nothing is queued."""
+    np = pytest.importorskip("numpy")
+    tx = pair.client_tx[0]
+    hollow = np.zeros((3, 0), dtype=np.uint8)
+    assert len(hollow) == 3 and hollow.nbytes == 0
+    with pytest.raises(ArgumentError, match=r"packets\[1\] is empty"):
+        tx.tx_burst([b"abcd", hollow, b"efgh"])
+    assert tx.stats()["packets"] == 0
+
+
 def test_wrong_direction_is_refused_with_the_c_error_code(pair):
     with pytest.raises(NativeArgumentError, match="role and ring type") as err:
         pair.server_rx[0].tx_burst([b"x"])
