@@ -94,10 +94,11 @@ def check_packets(packets: object, name: str = "packets") -> Sequence[Packet]:
 def _lengths_of(packets: Sequence[Packet]) -> array.array[int]:
     """u32 ``len()`` of each packet: its size in bytes for bytes, bytearray and byte views.
     The C call checks only their sum (memif_ct_tx_burst_exact: it must be the joined data's).
-    That is enough: ``len()`` is never below a packet's byte size, and above it only for wider
-    items (the sum then exceeds) or an array with a zero dimension (0 bytes, ``len()`` > 0: the
-    one packet whose excess another's can cancel). An empty packet is left for C to refuse too:
-    no per-packet scan here."""
+    Wider items or more dimensions make ``len()`` smaller than the byte size, and the sum falls
+    short; only an array with a zero dimension (0 bytes, ``len()`` > 0) makes it larger. So the
+    sum is wrong whenever one packet's is, unless such an array's excess cancels another's
+    shortfall exactly: that mix of shapes gets its packets split wrongly (known, not checked
+    per packet). An empty packet is left for C to refuse too: no per-packet scan here."""
     lengths = array.array("I")
     lengths.fromlist(list(map(len, packets)))  # the cheapest per-packet step found (callgrind)
     return lengths
@@ -683,8 +684,11 @@ class Queue:
             if pool_view is not None:
                 _release_views((pool_view,))
             if self._pool is not None and was_alive:
-                self._cq.drop_pool()  # ring slots' buffers back to the pool
-                self._pool.free(app)  # and the app's
+                try:
+                    self._cq.drop_pool()  # ring slots' buffers back to the pool
+                    self._pool.free(app)  # and the app's (every valid one, even if one is refused)
+                except MemifError as exc:  # our bookkeeping and the pool's disagree: finish the teardown
+                    log.warning("%r: buffers not all given back to the pool at teardown: %s", self, exc)
             self._live.clear()
             self._reserved.clear()
         if burst is not None:
@@ -957,9 +961,13 @@ class Queue:
                 located = [(handout, i) for i in range(lo, hi)]
             else:
                 located = self._locate(views)
+            refused: MemifError | None = None
             if self._pool is not None:
                 keys = [h.keys[i] for h, i in located]  # type: ignore[index]
-                self._pool.free(keys)
+                try:
+                    self._pool.free(keys)
+                except MemifError as exc:  # retired all the same, as for a TxBuffers above
+                    refused = exc
             else:
                 n = len(located)
                 tail = [(address, h) for address, _capacity, h in self._reserved[len(self._reserved) - n:]]
@@ -974,6 +982,8 @@ class Queue:
             self._forget({h for h, _i in located})
             if type(views) is not TxBuffers:
                 _release_views(views)
+            if refused is not None:
+                raise refused
 
     def write_buffers(self, bufs: TxBuffers, data: object, lengths: object) -> None:
         """TxBuffers.write: a client's in one C call (memif_ct_pool_write, which checks every
