@@ -126,12 +126,13 @@ static inline int memif_ct_pool_give(memif_ct_pool_t *pool, uint32_t idx)
 /* A pool as one burst loop uses it, its fields read once into a local: the loops' byte stores
  * (state[], memcpy) may alias the pool, so with the pool itself each iteration reloaded them and
  * chained its free_top update through memory. A pool of one segment (a queue's own, the usual)
- * needs no search per buffer. Take with pool_cursor_take(), then pool_cursor_done(). */
+ * needs no search per buffer. Take or give with pool_cursor_take()/_give(), then
+ * pool_cursor_done(). */
 typedef struct {
     memif_ct_pool_t *pool;
     uint32_t *stack;
     uint8_t *state;
-    uint32_t top, taken;
+    uint32_t top, taken, given, count;
     int one_segment;
     uint8_t *seg_base;
     uint64_t seg_offset, bsize;
@@ -145,7 +146,8 @@ static inline void memif_ct_pool_cursor_init(memif_ct_pool_cursor_t *c, memif_ct
     c->stack = pool->stack;
     c->state = pool->state;
     c->top = pool->free_top;
-    c->taken = 0;
+    c->taken = c->given = 0;
+    c->count = pool->count;
     c->one_segment = pool->nseg == 1;
     c->seg_base = pool->segs[0].base;
     c->seg_offset = pool->segs[0].offset;
@@ -175,11 +177,22 @@ static inline uint32_t memif_ct_pool_cursor_take(memif_ct_pool_cursor_t *c)
     return b;
 }
 
-/* Store what the loop took back into the pool. */
+/* RING -> FREE, as memif_ct_pool_give(): 1 if given, 0 for an index out of range or not RING. */
+static inline int memif_ct_pool_cursor_give(memif_ct_pool_cursor_t *c, uint32_t idx)
+{
+    if (idx >= c->count || c->state[idx] != MEMIF_CT_BUF_RING)
+        return 0;
+    c->state[idx] = MEMIF_CT_BUF_FREE;
+    c->stack[c->top++] = idx;
+    c->given++;
+    return 1;
+}
+
+/* Store what the loop took and gave back into the pool. */
 static inline void memif_ct_pool_cursor_done(memif_ct_pool_cursor_t *c)
 {
     c->pool->free_top = c->top;
-    c->pool->n_ring += c->taken;
+    c->pool->n_ring = c->pool->n_ring + c->taken - c->given;
 }
 
 /* Client S2M with a pool: read the server's tail once and give back the buffers of the slots it

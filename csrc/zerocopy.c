@@ -85,26 +85,19 @@ int32_t memif_ct_reclaim_released(memif_ct_queue_t *q, uint32_t *given)
         q->stats.bad_ring++;
         return -1;
     }
-    /* memif_ct_pool_give per slot, with the pool's counters in registers: its byte store to
-     * state[] may alias them, which made each iteration reload and store them. */
-    memif_ct_pool_t *pool = q->pool;
-    uint32_t *slot_buf = q->slot_buf, *stack = pool->stack;
-    uint8_t *state = pool->state;
-    const uint32_t count = pool->count;
+    /* Through a pool cursor: the byte store to state[] may alias the pool's counters, which
+     * memif_ct_pool_give() per slot reloaded and stored each time. */
+    memif_ct_pool_cursor_t cur;
+    memif_ct_pool_cursor_init(&cur, q->pool);
+    uint32_t *slot_buf = q->slot_buf;
     const uint16_t mask = q->mask, first = q->reclaimed;
-    uint32_t n = 0, top = pool->free_top;
     for (uint16_t i = 0; i < done; i++) {
         uint16_t slot = (uint16_t)(first + i) & mask;
-        uint32_t b = slot_buf[slot];
+        (void)memif_ct_pool_cursor_give(&cur, slot_buf[slot]);
         slot_buf[slot] = MEMIF_CT_NO_BUFFER;
-        if (b < count && state[b] == MEMIF_CT_BUF_RING) {
-            state[b] = MEMIF_CT_BUF_FREE;
-            stack[top++] = b;
-            n++;
-        }
     }
-    pool->free_top = top;
-    pool->n_ring -= n;
+    memif_ct_pool_cursor_done(&cur);
+    const uint32_t n = cur.given;
     q->reclaimed = tail;
     if (given)
         *given = n;
@@ -203,7 +196,6 @@ int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t
     memif_ct_pool_cursor_init(&cur, pool);
     memif_ct_desc_t *desc = ring->desc;
     uint32_t *slot_buf = q->slot_buf;
-    uint8_t *state = pool->state;
     const uint16_t mask = q->mask;
     for (uint32_t i = 0; i < sent; i++) {
         const uint32_t b = idx[i], len = lengths[i];
@@ -217,7 +209,7 @@ int memif_ct_tx_buffers(memif_ct_queue_t *q, const uint32_t *idx, const uint32_t
         d->length = len;
         d->flags = 0;
         slot_buf[slot] = b;
-        state[b] = MEMIF_CT_BUF_RING;
+        cur.state[b] = MEMIF_CT_BUF_RING;
         bytes += len;
         head++;
     }
