@@ -1014,7 +1014,7 @@ PKT_LAYOUT: Final = _PKT_LAYOUT
 # addresses and the lengths of a burst are strided slices of the entries, no Python object per
 # packet. PKT_ADDR_FORMAT is the struct/memoryview format of a pointer.
 PKT_ADDR_FORMAT: Final = {8: "Q", 4: "I"}.get(ctypes.sizeof(ctypes.c_void_p), "?")
-PKT_ADDR_WORDS: Final = PKT_SIZE // max(ctypes.sizeof(ctypes.c_void_p), 1)  # an entry, in pointer-sized words
+PKT_ADDR_WORDS: Final = PKT_SIZE // ctypes.sizeof(ctypes.c_void_p)  # an entry, in pointer-sized words
 PKT_LENGTH_WORD: Final = Pkt.length.offset // 4
 PKT_SCRATCH_HALF: Final = Pkt.scratch.offset // 2  # the in-scratch flag, in 16-bit words
 if (_PKT_LAYOUT.size != PKT_SIZE or PKT_ADDR_FORMAT == "?" or Pkt.addr.offset != 0

@@ -961,13 +961,10 @@ class Queue:
                 located = [(handout, i) for i in range(lo, hi)]
             else:
                 located = self._locate(views)
-            refused: MemifError | None = None
-            if self._pool is not None:
-                keys = [h.keys[i] for h, i in located]  # type: ignore[index]
-                try:
-                    self._pool.free(keys)
-                except MemifError as exc:  # retired all the same, as for a TxBuffers above
-                    refused = exc
+            rc = 0
+            if self._pool is not None:  # checked once retired, as for a TxBuffers above
+                keys = array.array("I", [h.keys[i] for h, i in located])  # type: ignore[index]
+                rc = _pool_free(self._pool.address, keys.buffer_info()[0], len(keys))
             else:
                 n = len(located)
                 tail = [(address, h) for address, _capacity, h in self._reserved[len(self._reserved) - n:]]
@@ -982,8 +979,7 @@ class Queue:
             self._forget({h for h, _i in located})
             if type(views) is not TxBuffers:
                 _release_views(views)
-            if refused is not None:
-                raise refused
+            _check(rc, "memif_ct_pool_free")
 
     def write_buffers(self, bufs: TxBuffers, data: object, lengths: object) -> None:
         """TxBuffers.write: a client's in one C call (memif_ct_pool_write, which checks every
