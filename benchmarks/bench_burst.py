@@ -43,10 +43,14 @@ def _c_queue(intf: memif_ct.Interface, direction: str) -> int:
     return int(getattr(link, direction)[0].native._q)
 
 
-def _c_functions() -> tuple[Callable[..., int], Callable[..., int]]:
+def _c_functions() -> tuple[Callable[..., int], Callable[..., int], Callable[[int], object], Callable[[int], object]]:
+    """The bare burst functions and how they take a pointer and a size: bound without argtypes
+    (ctypes objects) since the bare calling convention, with argtypes (ints) before it."""
+    if hasattr(_native, "BARE_PARAMETERS"):
+        return _native.tx_burst_raw, _native.rx_burst_raw, ctypes.c_void_p, ctypes.c_size_t
     if hasattr(_native, "tx_burst_raw"):
-        return _native.tx_burst_raw, _native.rx_burst_raw
-    return _native._lib.memif_ct_tx_burst, _native._lib.memif_ct_rx_burst
+        return _native.tx_burst_raw, _native.rx_burst_raw, int, int
+    return _native._lib.memif_ct_tx_burst, _native._lib.memif_ct_rx_burst, int, int
 
 
 def measure(rounds: int, repeat: int) -> dict[str, float]:
@@ -77,19 +81,22 @@ def measure(rounds: int, repeat: int) -> dict[str, float]:
 
             paths["Queue"] = queue_round
 
-        tx, rx = _c_functions()
-        qs = [_c_queue(client, "tx"), _c_queue(server, "rx"), _c_queue(server, "tx"), _c_queue(client, "rx")]
+        tx, rx, pointer, size = _c_functions()
+        qs = [pointer(_c_queue(client, "tx")), pointer(_c_queue(server, "rx")), pointer(_c_queue(server, "tx")),
+              pointer(_c_queue(client, "rx"))]
         data = b"".join(packets)
         lengths = array.array("I", [SIZE] * BURST)
         out = ctypes.create_string_buffer(BURST * 2048)
         out_lengths = array.array("I", bytes(4 * BURST))
-        la, oa, ola = lengths.buffer_info()[0], ctypes.addressof(out), out_lengths.buffer_info()[0]
+        la, oa, ola = (pointer(lengths.buffer_info()[0]), pointer(ctypes.addressof(out)),
+                       pointer(out_lengths.buffer_info()[0]))
+        data_size, out_size = size(len(data)), size(len(out))
 
         def c_round() -> None:
-            assert tx(qs[0], data, len(data), la, BURST) == BURST
-            assert rx(qs[1], oa, len(out), ola, BURST) == BURST
-            assert tx(qs[2], data, len(data), la, BURST) == BURST
-            assert rx(qs[3], oa, len(out), ola, BURST) == BURST
+            assert tx(qs[0], data, data_size, la, BURST) == BURST
+            assert rx(qs[1], oa, out_size, ola, BURST) == BURST
+            assert tx(qs[2], data, data_size, la, BURST) == BURST
+            assert rx(qs[3], oa, out_size, ola, BURST) == BURST
 
         paths = {"C call": c_round, **paths}
         results: dict[str, list[float]] = {k: [] for k in paths}

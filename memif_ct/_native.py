@@ -10,8 +10,10 @@ What this layer gives the layers above (``queue.py``, ``region.py``, ``wire.py``
 * ``check(rc, function)``, which turns a negative ``memif_ct_error_t`` into a
   ``NativeArgumentError`` carrying the code (compare ``.code`` with ``ERR_*``, never the text);
 * ``CQueue``, one C ``memif_ct_queue_t``, and ``STATS_FIELDS``, read off the C stats struct;
-* the burst entry points ``tx_burst_raw``/``rx_burst_raw``/``rx_burst_ex_raw``: the bare ctypes
-  functions, so that a burst is one call with nothing in between (their callers own every check);
+* the burst entry points ``tx_burst_raw``/``rx_burst_raw``/``rx_burst_ex_raw``: the C functions
+  bound a second time without argtypes, so that a burst is one call with nothing in between (their
+  callers own every check and pass ctypes objects, never an int, for a pointer: see "the burst
+  path" below, ``Arg`` and each object's ``arg``);
 * zero-copy (ABI 5): ``Segment``/``SegmentTable`` and ``memseg_to_desc``/``memseg_to_addr``, a
   ``Pool`` of fixed-size buffers owning its C memory, ``CQueue.set_pool``/``reclaim``/``drop_pool``,
   and the bare ``tx_buffers_raw``, ``tx_reserve_raw``/``tx_commit_raw`` and ``rx_peek_raw`` with
@@ -29,6 +31,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Final
 
 from . import constants as _c
@@ -313,41 +316,121 @@ def _load() -> ctypes.CDLL:
 
 _lib: Final = _load()
 
-# ---- the burst path: bare ctypes functions, argtypes bound above ---------------------------
-# No checks in between: the caller passes a live CQueue.address, pinned buffers with their true
-# sizes, and a count within its lengths array ('I', 32-bit), and hands a negative result to check().
+# ---- the burst path: bare C functions, called without argtypes ----------------------------
+# With argtypes, ctypes converts each argument through a from_param call that makes a new object:
+# about 150 ns an argument on these machines, over 1 us for pool_write's seven, as much as the C
+# work of a small burst. The burst path's functions are therefore a second binding of the same
+# symbols, without argtypes, and their callers pass only what ctypes hands to C as it is:
+#
+#   pointer  a c_void_p (see Arg; each object here has one as ``arg``), a ctypes array or bytes
+#            (read-only data), or None. Never an int: ctypes would pass it as a 32-bit C int.
+#   u32      an int in 0..2**31-1 (ctypes passes a C int: the C parameter is 32 bits wide)
+#   int      an int in -2**31..2**31-1
+#   size_t   a c_size_t (Arg.size)
+#   u64      a c_uint64 (Arg.u64)
+#
+# MEMIF_CT_CHECK_CALLS=1 (the test suite sets it) wraps each function in a check of exactly this,
+# so a caller that passes an int for a pointer fails its tests instead of truncating an address.
+# Each returns the C int; no checks in between: the caller passes a live queue, pinned buffers with
+# their true sizes, a count within its lengths array ('I', 32-bit), and hands a negative result
+# to check().
 
-tx_burst_raw: Final = _lib.memif_ct_tx_burst
-"""tx_burst_raw(q_address, data: bytes | int, data_size, lengths_address, count) -> int (memif_ct_tx_burst)."""
-tx_burst_exact_raw: Final = _lib.memif_ct_tx_burst_exact
-"""tx_burst_exact_raw(q_address, data, data_size, lengths_address, count) -> int (memif_ct_tx_burst_exact:
-ERR_ARG unless the lengths add up to data_size)."""
-rx_burst_raw: Final = _lib.memif_ct_rx_burst
-"""rx_burst_raw(q_address, out_address, out_size, lengths_address, max_pkts) -> int (memif_ct_rx_burst)."""
-rx_burst_ex_raw: Final = _lib.memif_ct_rx_burst_ex
-"""rx_burst_ex_raw(q_address, out_address, out_size, lengths_address, max_pkts, flags) -> int
-(memif_ct_rx_burst_ex; with RX_KEEP_TOO_BIG, ERR_TOO_BIG and the packet's size in lengths[0])."""
-tx_buffers_raw: Final = _lib.memif_ct_tx_buffers
-"""tx_buffers_raw(q_address, idx_address, lengths_address, count) -> int (memif_ct_tx_buffers: client S2M
-with a pool publishes APP buffers by index, one packet each)."""
-tx_alloc_raw: Final = _lib.memif_ct_tx_alloc
-"""tx_alloc_raw(q_address, idx_address, n) -> int (memif_ct_tx_alloc: client S2M with a pool reclaims, then
-hands up to n FREE buffers to the application, their indexes into idx)."""
-pool_write_raw: Final = _lib.memif_ct_pool_write
-"""pool_write_raw(pool_address, idx_address, n, data_address, data_size, lengths_address, max_length) -> int
-(memif_ct_pool_write: all or nothing)."""
-pool_free_raw: Final = _lib.memif_ct_pool_free
-"""pool_free_raw(pool_address, idx_address, n) -> int (memif_ct_pool_free: APP -> FREE)."""
-tx_reserve_raw: Final = _lib.memif_ct_tx_reserve
-"""tx_reserve_raw(q_address, bufs_address (Buf array), max) -> int (memif_ct_tx_reserve: server M2S)."""
-tx_commit_raw: Final = _lib.memif_ct_tx_commit
-"""tx_commit_raw(q_address, lengths_address, count) -> int (memif_ct_tx_commit: the first count reserved)."""
-rx_peek_raw: Final = _lib.memif_ct_rx_peek
-"""rx_peek_raw(q_address, pkts_address (Pkt array), max_pkts, scratch_address, scratch_size) -> int
-(memif_ct_rx_peek; the packets stay valid until CQueue.rx_release())."""
-eventfd_signal_raw: Final = _lib.memif_ct_eventfd_signal
+CHECK_CALLS: Final = os.environ.get("MEMIF_CT_CHECK_CALLS", "") == "1"
+_POINTER, _U32, _INT, _SIZE, _U64 = "pointer", "u32", "int", "size_t", "u64"
+_POINTER_TYPES: Final = (ctypes.c_void_p, ctypes.Array, bytes, type(ctypes.byref(ctypes.c_int())))
+BARE_PARAMETERS: dict[str, tuple[str, ...]] = {}  # each bare function's parameter kinds, by C name
+
+
+def _argument_problem(kind: str, arg: object) -> str | None:
+    if kind == _POINTER:
+        ok = arg is None or isinstance(arg, _POINTER_TYPES)
+    elif kind == _SIZE:
+        ok = type(arg) is ctypes.c_size_t
+    elif kind == _U64:
+        ok = type(arg) is ctypes.c_uint64
+    else:
+        lo = 0 if kind == _U32 else -(1 << 31)
+        ok = type(arg) is int and lo <= arg < (1 << 31)
+    return None if ok else f"a {kind} parameter takes no {type(arg).__name__} {arg!r}"
+
+
+def _checked(fn: Callable[..., int], name: str, params: tuple[str, ...]) -> Callable[..., int]:
+    def call(*args: object) -> int:
+        if len(args) != len(params):
+            raise ArgumentTypeError(f"{name} takes {len(params)} arguments, not {len(args)}")
+        for i, (kind, arg) in enumerate(zip(params, args, strict=True)):
+            problem = _argument_problem(kind, arg)
+            if problem is not None:
+                raise ArgumentTypeError(f"{name} argument {i}: {problem}")
+        return fn(*args)
+    call.__name__ = name
+    return call
+
+
+def _bare(name: str, *params: str, restype: type = ctypes.c_int) -> Callable[..., int]:
+    """``name`` bound without argtypes (see above)."""
+    fn = _lib[name]  # a new function object: the argtypes bound by _load stay on _lib.<name>
+    fn.restype = restype
+    BARE_PARAMETERS[name] = params
+    return _checked(fn, name, params) if CHECK_CALLS else fn
+
+
+class Arg:
+    """Reusable arguments for the bare functions: set ``.value`` and pass the object. Setting one
+    costs a fifth of making one. The owner uses them under one lock: ctypes reads the value
+    when the call starts, so only a concurrent setter could race."""
+
+    __slots__ = ("p1", "p2", "p3", "size", "u64")
+
+    def __init__(self) -> None:
+        self.p1 = ctypes.c_void_p()
+        self.p2 = ctypes.c_void_p()
+        self.p3 = ctypes.c_void_p()
+        self.size = ctypes.c_size_t()
+        self.u64 = ctypes.c_uint64()
+
+
+def pointer_arg(address: int) -> ctypes.c_void_p:
+    """``address`` as a bare function's pointer argument."""
+    return ctypes.c_void_p(address or None)
+
+
+def size_arg(size: int) -> ctypes.c_size_t:
+    """``size`` as a bare function's size_t argument."""
+    return ctypes.c_size_t(size)
+
+
+tx_burst_raw: Final = _bare("memif_ct_tx_burst", _POINTER, _POINTER, _SIZE, _POINTER, _U32)
+"""tx_burst_raw(q, data, data_size, lengths, count) -> int (memif_ct_tx_burst)."""
+tx_burst_exact_raw: Final = _bare("memif_ct_tx_burst_exact", _POINTER, _POINTER, _SIZE, _POINTER, _U32)
+"""tx_burst_exact_raw(q, data, data_size, lengths, count) -> int (memif_ct_tx_burst_exact: ERR_ARG unless
+the lengths add up to data_size)."""
+rx_burst_raw: Final = _bare("memif_ct_rx_burst", _POINTER, _POINTER, _SIZE, _POINTER, _U32)
+"""rx_burst_raw(q, out, out_size, lengths, max_pkts) -> int (memif_ct_rx_burst)."""
+rx_burst_ex_raw: Final = _bare("memif_ct_rx_burst_ex", _POINTER, _POINTER, _SIZE, _POINTER, _U32, _U32)
+"""rx_burst_ex_raw(q, out, out_size, lengths, max_pkts, flags) -> int (memif_ct_rx_burst_ex; with
+RX_KEEP_TOO_BIG, ERR_TOO_BIG and the packet's size in lengths[0])."""
+tx_buffers_raw: Final = _bare("memif_ct_tx_buffers", _POINTER, _POINTER, _POINTER, _U32)
+"""tx_buffers_raw(q, idx, lengths, count) -> int (memif_ct_tx_buffers: client S2M with a pool publishes APP
+buffers by index, one packet each)."""
+tx_alloc_raw: Final = _bare("memif_ct_tx_alloc", _POINTER, _POINTER, _U32)
+"""tx_alloc_raw(q, idx, n) -> int (memif_ct_tx_alloc: client S2M with a pool reclaims, then hands up to n
+FREE buffers to the application, their indexes into idx)."""
+pool_write_raw: Final = _bare("memif_ct_pool_write", _POINTER, _POINTER, _U32, _POINTER, _SIZE, _POINTER, _U32)
+"""pool_write_raw(pool, idx, n, data, data_size, lengths, max_length) -> int (memif_ct_pool_write: all or
+nothing)."""
+pool_free_raw: Final = _bare("memif_ct_pool_free", _POINTER, _POINTER, _U32)
+"""pool_free_raw(pool, idx, n) -> int (memif_ct_pool_free: APP -> FREE)."""
+tx_reserve_raw: Final = _bare("memif_ct_tx_reserve", _POINTER, _POINTER, _U32)
+"""tx_reserve_raw(q, bufs (Buf array), max) -> int (memif_ct_tx_reserve: server M2S)."""
+tx_commit_raw: Final = _bare("memif_ct_tx_commit", _POINTER, _POINTER, _U32)
+"""tx_commit_raw(q, lengths, count) -> int (memif_ct_tx_commit: the first count reserved)."""
+rx_peek_raw: Final = _bare("memif_ct_rx_peek", _POINTER, _POINTER, _U32, _POINTER, _SIZE)
+"""rx_peek_raw(q, pkts (Pkt array), max_pkts, scratch, scratch_size) -> int (memif_ct_rx_peek; the packets
+stay valid until CQueue.rx_release())."""
+eventfd_signal_raw: Final = _bare("memif_ct_eventfd_signal", _INT)
 """eventfd_signal_raw(fd) -> 0 or -errno; never blocks past a 5 ms bound (memif_ct_eventfd_signal)."""
-eventfd_clear_raw: Final = _lib.memif_ct_eventfd_clear
+eventfd_clear_raw: Final = _bare("memif_ct_eventfd_clear", _INT, restype=ctypes.c_int64)
 """eventfd_clear_raw(fd) -> counter read, 0 if none, or -errno; never blocks (memif_ct_eventfd_clear)."""
 
 
@@ -742,7 +825,7 @@ class Pool:
     the caller's and must outlive the pool and every queue using it.
     """
 
-    __slots__ = ("_mem", "_segments", "address", "buffer_size", "count")
+    __slots__ = ("_mem", "_segments", "address", "arg", "buffer_size", "count")
 
     def __init__(self, segments: list[tuple[int, int, int, int]], buffer_size: int) -> None:
         _require_int("buffer_size", buffer_size, _c.MIN_BUFFER_SIZE, _c.MAX_BUFFER_SIZE)
@@ -755,6 +838,7 @@ class Pool:
             )
         self._mem = (ctypes.c_uint64 * ((size + 7) // 8))()
         self.address: int = ctypes.addressof(self._mem)
+        self.arg = ctypes.c_void_p(self.address)  # the address as a bare function's argument
         check(
             _lib.memif_ct_pool_init(self.address, size, self._segments.c_array, self._segments.count, buffer_size),
             "memif_ct_pool_init",
@@ -824,7 +908,7 @@ class CQueue:
     """
 
     __slots__ = (
-        "_mem", "_pool", "_regions", "_slot_table", "address", "buffer_size", "is_tx", "log2_ring_size",
+        "_mem", "_pool", "_regions", "_slot_table", "address", "arg", "buffer_size", "is_tx", "log2_ring_size",
         "ring_size", "ring_type", "role",
     )
 
@@ -855,6 +939,7 @@ class CQueue:
         self._pool: Pool | None = None
         self._slot_table: ctypes.Array[ctypes.c_uint32] | None = None
         self.address: int = ctypes.addressof(self._mem)
+        self.arg = ctypes.c_void_p(self.address)  # the address as a bare function's argument
         rc = _lib.memif_ct_queue_init(
             self.address, ring_address, log2_ring_size, role, ring_type,
             regions.c_array, regions.count, buffer_region, buffer_offset, buffer_size,
@@ -981,12 +1066,13 @@ class CQueue:
 class PktArray:
     """An array of ``memif_ct_pkt_t`` for rx_peek_raw to fill, owned and kept still by this object."""
 
-    __slots__ = ("_array", "address")
+    __slots__ = ("_array", "address", "arg")
 
     def __init__(self, count: int) -> None:
         _require_int("count", count, 1, 0xFFFFFFFF)
         self._array = (Pkt * count)()
         self.address: int = ctypes.addressof(self._array)
+        self.arg = ctypes.c_void_p(self.address)  # the address as a bare function's argument
 
     def __len__(self) -> int:
         return len(self._array)
@@ -1151,16 +1237,16 @@ def _declare_traffic() -> None:
 
 _declare_traffic()
 
-macswap_packed_raw: Final = _lib.memif_ct_macswap_packed
-"""macswap_packed_raw(data_address, size, lengths_address, count) -> int (memif_ct_macswap_packed)."""
-check_pkts_raw: Final = _lib.memif_ct_check_pkts
-"""check_pkts_raw(checker_address, queue, pkts_address (Pkt array), count, verdicts, seqs) -> int."""
-tx_frames_raw: Final = _lib.memif_ct_tx_frames
-"""tx_frames_raw(q_address, stamper_address, first_seq, count) -> int (memif_ct_tx_frames: stamped
-straight into TX buffers)."""
-tx_pkts_raw: Final = _lib.memif_ct_tx_pkts
-"""tx_pkts_raw(q_address, pkts_address (Pkt array), count, macswap) -> int (memif_ct_tx_pkts: each
-packet copied into a TX buffer)."""
+macswap_packed_raw: Final = _bare("memif_ct_macswap_packed", _POINTER, _SIZE, _POINTER, _U32)
+"""macswap_packed_raw(data, size, lengths, count) -> int (memif_ct_macswap_packed; bare, see above)."""
+check_pkts_raw: Final = _bare("memif_ct_check_pkts", _POINTER, _U32, _POINTER, _U32, _POINTER, _POINTER)
+"""check_pkts_raw(checker, queue, pkts (Pkt array), count, verdicts, seqs) -> int (bare, see above)."""
+tx_frames_raw: Final = _bare("memif_ct_tx_frames", _POINTER, _POINTER, _U64, _U32)
+"""tx_frames_raw(q, stamper, first_seq, count) -> int (memif_ct_tx_frames: stamped straight into TX buffers;
+bare, see above)."""
+tx_pkts_raw: Final = _bare("memif_ct_tx_pkts", _POINTER, _POINTER, _U32, _INT)
+"""tx_pkts_raw(q, pkts (Pkt array), count, macswap) -> int (memif_ct_tx_pkts: each packet copied into a TX
+buffer; bare, see above)."""
 
 
 def crc32(data: object, crc: int = 0) -> int:
@@ -1188,13 +1274,14 @@ class FrameStamper:
     """Stamps test frames of one size from a template (memif_ct_framegen_t): per frame the seq,
     its payload window and the crc. Owns copies of the template and the pattern table."""
 
-    __slots__ = ("_gen", "_pattern", "_template", "address", "size")
+    __slots__ = ("_gen", "_pattern", "_template", "address", "arg", "size")
 
     def __init__(self, template: bytes, pattern: bytes) -> None:
         self._template = ctypes.create_string_buffer(bytes(template), len(template))
         self._pattern = ctypes.create_string_buffer(bytes(pattern), len(pattern))
         self._gen = _FrameGen()
         self.address: int = ctypes.addressof(self._gen)
+        self.arg = ctypes.c_void_p(self.address)  # the address as a bare function's argument
         rc = int(_lib.memif_ct_framegen_init(self.address, self._template, len(template), self._pattern,
                                              len(pattern)))
         if rc < 0:
@@ -1241,6 +1328,7 @@ class FrameChecker:
         _require_int("num_queues", num_queues, 1, 0xFFFF)
         self._c = _Checker()
         self.address: int = ctypes.addressof(self._c)
+        self.arg = ctypes.c_void_p(self.address)  # the address as a bare function's argument
         self._queues = (ctypes.c_uint64 * num_queues)()
         self.far = 0  # intact frames too far from the window to track (counted in not_ours)
         self._far_bytes = 0
@@ -1338,18 +1426,18 @@ class FrameChecker:
                     offset += lengths[done]
                     done += 1
 
-    def check_pkts(self, queue: int, pkts_address: int, count: int) -> None:
-        """Check ``count`` packets where they lie (a PktArray filled by rx_peek_raw), received on
-        RX ``queue``; as check_packed, the window grows as needed."""
+    def check_pkts(self, queue: int, pkts: PktArray, count: int) -> None:
+        """Check the first ``count`` packets of ``pkts`` where they lie (rx_peek_raw filled it),
+        received on RX ``queue``; as check_packed, the window grows as needed."""
         done = 0
         step = ctypes.sizeof(Pkt)
         while done < count:
-            n = check(int(_lib.memif_ct_check_pkts(self.address, queue, pkts_address + step * done, count - done,
-                                                   None, None)), "memif_ct_check_pkts")
+            at = pkts.arg if not done else ctypes.c_void_p(pkts.address + step * done)
+            n = check(check_pkts_raw(self.arg, queue, at, count - done, None, None), "memif_ct_check_pkts")
             done += n
             if done < count and not self._grow(int(self._c.need_seq)):  # stopped at a seq outside the window
                 self.far += 1
-                self._far_bytes += int(Pkt.from_address(pkts_address + step * done).length)
+                self._far_bytes += int(Pkt.from_address(pkts.address + step * done).length)
                 done += 1
 
     def _grow(self, seq: int) -> bool:

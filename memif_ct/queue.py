@@ -604,6 +604,8 @@ class Queue:
     def __init__(self, cqueue: _native.CQueue, eventfd: int, *, index: int) -> None:
         self._cq = cqueue
         self._q = cqueue.address
+        self._qp = cqueue.arg  # the same, as the bare functions' argument
+        self._args = _native.Arg()  # their per-call arguments, set under self._lock
         self._eventfd = eventfd
         self.index = index
         self.is_tx = cqueue.is_tx
@@ -728,7 +730,10 @@ class Queue:
         with self._lock:
             if not self._alive:
                 return 0
-            rc: int = _tx_burst_exact(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
+            args = self._args
+            args.size.value = len(data)
+            args.p1.value = lengths.buffer_info()[0]
+            rc: int = _tx_burst_exact(self._qp, data, args.size, args.p1, len(lengths))
         if rc >= 0:
             return rc
         if rc == _ERR_ARG and 0 not in lengths and sum(lengths) != len(data):
@@ -738,7 +743,10 @@ class Queue:
                 with self._lock:
                     if not self._alive:
                         return 0
-                    rc = _tx_burst(self._q, data, len(data), lengths.buffer_info()[0], len(lengths))
+                    args = self._args
+                    args.size.value = len(data)
+                    args.p1.value = lengths.buffer_info()[0]
+                    rc = _tx_burst(self._qp, data, args.size, args.p1, len(lengths))
                 if rc >= 0:
                     return rc
         if rc == _ERR_ARG and 0 in lengths:  # C refused the burst before queuing anything
@@ -766,14 +774,21 @@ class Queue:
             with self._lock:
                 if not self._alive:
                     return 0
-                rc = _tx_burst(self._q, data, len(data), own.buffer_info()[0], count)
+                args = self._args
+                args.size.value = len(data)
+                args.p1.value = own.buffer_info()[0]
+                rc = _tx_burst(self._qp, data, args.size, args.p1, count)
         else:
             anchor, address, size = _pin(data, writable=False)
             try:
                 with self._lock:
                     if not self._alive:
                         return 0
-                    rc = _tx_burst(self._q, address, size, own.buffer_info()[0], count)
+                    args = self._args
+                    args.p2.value = address
+                    args.size.value = size
+                    args.p1.value = own.buffer_info()[0]
+                    rc = _tx_burst(self._qp, args.p2, args.size, args.p1, count)
             finally:
                 _unpin(anchor)
                 del anchor  # the export goes now, not with a traceback that keeps this frame
@@ -829,7 +844,8 @@ class Queue:
                 return no_buffers()
             if self._pool is not None:  # client: any free buffer of our pool (reclaimed first)
                 keys = _U32_ZERO * count
-                got = _tx_alloc(self._q, keys.buffer_info()[0], count)
+                self._args.p1.value = keys.buffer_info()[0]
+                got = _tx_alloc(self._qp, self._args.p1, count)
                 if got < count:
                     if got <= 0:
                         _check(got, "memif_ct_tx_alloc")
@@ -839,13 +855,13 @@ class Queue:
                                    self._pool.buffer_size, self._memory)
                 self._live.add(handout)
             else:  # server: the next buffers the client posted, in ring order
-                got = self._cq.tx_reserve(count)
-                if not got:
+                posted = self._cq.tx_reserve(count)
+                if not posted:
                     return no_buffers()
-                limits = array.array("I", [min(size, capacity) for _address, capacity in got])
-                handout = _Handout(self, len(got), size, limits, None, [address for address, _capacity in got],
+                limits = array.array("I", [min(size, capacity) for _address, capacity in posted])
+                handout = _Handout(self, len(posted), size, limits, None, [address for address, _capacity in posted],
                                    None, 0, self._memory)
-                self._reserved.extend((address, capacity, handout) for address, capacity in got)
+                self._reserved.extend((address, capacity, handout) for address, capacity in posted)
             return TxBuffers(handout, 0, handout.count)
 
     def _check_alloc(self, count: object, size: object) -> None:
@@ -951,7 +967,8 @@ class Queue:
                                         "(another queue's, or a link that went down)")
                 self._check_owned(handout, lo, hi)
                 if self._pool is not None:  # a client's, by index in one C call: no view needed
-                    rc = _pool_free(self._pool.address, handout.key_address + 4 * lo, hi - lo)
+                    self._args.p1.value = handout.key_address + 4 * lo
+                    rc = _pool_free(self._pool.arg, self._args.p1, hi - lo)
                     # Retired whatever C says: it frees every APP buffer even when it refuses one
                     # (not all-or-nothing), and a refused one is not the application's either.
                     handout.retire_range(lo, hi)
@@ -964,7 +981,8 @@ class Queue:
             rc = 0
             if self._pool is not None:  # checked once retired, as for a TxBuffers above
                 keys = array.array("I", [h.keys[i] for h, i in located])  # type: ignore[index]
-                rc = _pool_free(self._pool.address, keys.buffer_info()[0], len(keys))
+                self._args.p1.value = keys.buffer_info()[0]
+                rc = _pool_free(self._pool.arg, self._args.p1, len(keys))
             else:
                 n = len(located)
                 tail = [(address, h) for address, _capacity, h in self._reserved[len(self._reserved) - n:]]
@@ -998,8 +1016,12 @@ class Queue:
                 if handout.retired:
                     self._check_owned(handout, lo, hi)
                 if self._pool is not None:
-                    rc = _pool_write(self._pool.address, handout.key_address + 4 * lo, hi - lo, address, size,
-                                     sizes.buffer_info()[0], handout.size)
+                    args = self._args
+                    args.p1.value = handout.key_address + 4 * lo
+                    args.p2.value = address
+                    args.size.value = size
+                    args.p3.value = sizes.buffer_info()[0]
+                    rc = _pool_write(self._pool.arg, args.p1, hi - lo, args.p2, args.size, args.p3, handout.size)
                     if rc < 0:
                         _check_write(sizes, handout.all_limits()[lo:hi], size)
                         _check(rc, "memif_ct_pool_write")
@@ -1056,7 +1078,10 @@ class Queue:
         else:
             own = handout.sizes if handout.sizes is not None else handout.all_limits()
             at = own.buffer_info()[0] + 4 * lo
-        sent: int = _tx_buffers(self._q, handout.key_address + 4 * lo, at, hi - lo)
+        args = self._args
+        args.p1.value = handout.key_address + 4 * lo
+        args.p2.value = at
+        sent: int = _tx_buffers(self._qp, args.p1, args.p2, hi - lo)
         if sent < 0:
             _check(sent, "memif_ct_tx_buffers")
         handout.retire_range(lo, lo + sent)
@@ -1114,7 +1139,8 @@ class Queue:
         with self._lock:
             if not self._alive:
                 return 0
-            rc = _native.tx_frames_raw(self._q, stamper.address, first_seq, count)
+            self._args.u64.value = first_seq
+            rc = _native.tx_frames_raw(self._qp, stamper.arg, self._args.u64, count)
         return _check(rc, "memif_ct_tx_frames")
 
     def rx_check(self, max_packets: int, checker: _native.FrameChecker | None = None,
@@ -1126,7 +1152,7 @@ class Queue:
             if not n:
                 return 0, 0
             if checker is not None:
-                checker.check_pkts(checker_queue, pkts.address, n)
+                checker.check_pkts(checker_queue, pkts, n)
             return n, pkts.total_length(n)
 
     def reflect(self, tx: Queue, max_packets: int, *, macswap: bool = False,
@@ -1171,8 +1197,8 @@ class Queue:
         if self._peek_pkts is None or len(self._peek_pkts) < max_packets:
             self._grow_peek(max_packets)
         assert self._peek_pkts is not None and self._peek_scratch is not None
-        n = _check(_native.rx_peek_raw(self._q, self._peek_pkts.address, max_packets, self._peek_scratch_address,
-                                       len(self._peek_scratch)), "memif_ct_rx_peek")
+        n = _check(_native.rx_peek_raw(self._qp, self._peek_pkts.arg, max_packets, self._peek_scratch_arg,
+                                       self._peek_scratch_size), "memif_ct_rx_peek")
         return self._peek_pkts, n
 
     def send_pkts(self, pkts: _native.PktArray, count: int, macswap: bool, deadline_s: float) -> int:
@@ -1181,15 +1207,18 @@ class Queue:
         end = None
         with self._lock:
             while sent < count and self._alive:
-                rc = _native.tx_pkts_raw(self._q, pkts.address + _native.PKT_SIZE * sent, count - sent,
-                                         1 if macswap else 0)
+                args = self._args
+                args.p1.value = pkts.address + _native.PKT_SIZE * sent
+                rc = _native.tx_pkts_raw(self._qp, args.p1, count - sent, 1 if macswap else 0)
                 if rc == _ERR_TOO_BIG:  # larger than a buffer: the copy API chains it
                     address, length, _slots, _scratch = pkts.entry(sent)
                     data = _native.read_memory(address, length)
                     if macswap and length >= 12:
                         data = data[6:12] + data[0:6] + data[12:]
                     lengths = array.array("I", [length])
-                    rc = _tx_burst(self._q, data, length, lengths.buffer_info()[0], 1)
+                    args.size.value = length
+                    args.p1.value = lengths.buffer_info()[0]
+                    rc = _tx_burst(self._qp, data, args.size, args.p1, 1)
                 k = _check(rc, "memif_ct_tx_pkts")
                 sent += k
                 if not k:
@@ -1209,9 +1238,9 @@ class Queue:
         self._rx_pin = _native.Pinned(self._rx_data)
         self._rx_lengths = array.array("I", bytes(4 * max_packets))
         self._rx_lengths_bytes = memoryview(self._rx_lengths).cast("B")
-        self._rx_addr = self._rx_pin.address
-        self._rx_size = size
-        self._rx_lengths_addr = self._rx_lengths.buffer_info()[0]
+        self._rx_arg = _native.pointer_arg(self._rx_pin.address)
+        self._rx_size_arg = _native.size_arg(size)
+        self._rx_lengths_arg = _native.pointer_arg(self._rx_lengths.buffer_info()[0])
 
     def rx_burst(self, max_packets: int) -> list[bytes]:
         """Up to ``max_packets`` packets as bytes, chains reassembled; [] once detached."""
@@ -1224,7 +1253,7 @@ class Queue:
                 return []
             if max_packets > len(self._rx_lengths):
                 self._grow_rx(max_packets)
-            n = _rx_burst(self._q, self._rx_addr, self._rx_size, self._rx_lengths_addr, max_packets)
+            n = _rx_burst(self._qp, self._rx_arg, self._rx_size_arg, self._rx_lengths_arg, max_packets)
             if n <= 0:
                 _check(n, "memif_ct_rx_burst")
                 return []
@@ -1259,8 +1288,11 @@ class Queue:
                 with self._lock:
                     if not self._alive:
                         return 0
-                    rc: int = _rx_burst_ex(self._q, out_address, out_size, len_address, max_packets,
-                                           _RX_KEEP_TOO_BIG)
+                    args = self._args
+                    args.p1.value = out_address
+                    args.size.value = out_size
+                    args.p2.value = len_address
+                    rc: int = _rx_burst_ex(self._qp, args.p1, args.size, args.p2, max_packets, _RX_KEEP_TOO_BIG)
             finally:
                 _unpin(len_anchor)
                 del len_anchor  # the export goes now, not with a traceback that keeps this frame
@@ -1305,6 +1337,8 @@ class Queue:
         self._peek_scratch = bytearray(max(RX_SCRATCH_MIN_BYTES, max_packets * _RX_SCRATCH_PER_PACKET))
         self._peek_pin = _native.Pinned(self._peek_scratch)
         self._peek_scratch_address = self._peek_pin.address
+        self._peek_scratch_arg = _native.pointer_arg(self._peek_scratch_address)
+        self._peek_scratch_size = _native.size_arg(len(self._peek_scratch))
         self._peek_scratch_ro = memoryview(self._peek_scratch).toreadonly()
 
     def release_burst(self, burst: RxBurst) -> None:

@@ -18,6 +18,11 @@ import pytest
 # Test helpers (ringpair, testpmd, peers) live beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
 
+# The burst path's C functions take their arguments without ctypes' conversions (_native, "the
+# burst path"): checked here, in this process and the children, so that an address passed as an
+# int fails a test instead of being cut to 32 bits. test_native_loading runs one child unchecked.
+os.environ.setdefault("MEMIF_CT_CHECK_CALLS", "1")
+
 import memif_ct
 
 _PACKAGE_PARENT = str(Path(memif_ct.__file__).resolve().parent.parent)

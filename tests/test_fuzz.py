@@ -237,7 +237,7 @@ def our_tx(w: World, lengths: list[int], zero_last: bool, short_data: bool) -> N
     too_long = w.role == C.ROLE_CLIENT and any(-(-n // w.bsize) > w.ring_size for n in lengths)
     arr = (ctypes.c_uint32 * max(1, len(lengths)))(*lengths)
     before, was = w.snapshot(), w.stats(t)
-    rc = _native.tx_burst_raw(q.address, data, len(data), ctypes.addressof(arr), len(lengths))
+    rc = _native.tx_burst_raw(q.arg, data, ctypes.c_size_t(len(data)), arr, len(lengths))
     allowed = {r: bytearray(len(m)) for r, m in w.mem.items()}
     if bad_args or too_long:  # a wrong call is reported before a packet too big, and changes nothing
         assert rc == (_native.ERR_ARG if bad_args else _native.ERR_TOO_BIG), rc
@@ -344,8 +344,7 @@ def our_rx(w: World, max_pkts: int, out_size: int, keep: bool) -> None:
     lengths = (ctypes.c_uint32 * max(1, max_pkts))()
     flags = _native.RX_KEEP_TOO_BIG if keep else 0
     before, was = w.snapshot(), w.stats(t)
-    rc = _native.rx_burst_ex_raw(q.address, ctypes.addressof(out), out_size, ctypes.addressof(lengths), max_pkts,
-                                 flags)
+    rc = _native.rx_burst_ex_raw(q.arg, out, ctypes.c_size_t(out_size), lengths, max_pkts, flags)
     kept = rc == _native.ERR_TOO_BIG
     n = 0 if kept else _native.check(rc, "memif_ct_rx_burst_ex")
     assert n <= max_pkts and (not kept or (keep and max_pkts and lengths[0] > out_size)), (rc, max_pkts)

@@ -154,22 +154,22 @@ def test_cqueue_burst_signals_the_eventfd_in_one_call(region):
         data = b"first" + b"second packet"
         lengths = (ctypes.c_uint32 * 2)(5, 13)
         assert tx.needs_signal() and tx.free() == 8
-        assert _native.tx_burst_raw(tx.address, data, len(data), ctypes.addressof(lengths), 2) == 2
+        assert _native.tx_burst_raw(tx.arg, data, ctypes.c_size_t(len(data)), lengths, 2) == 2
         assert _native.eventfd_clear(efd) == 1  # once per burst, not per packet
         assert rx.pending() == 2
         out = bytearray(64)
         out_lengths = (ctypes.c_uint32 * 4)()
         with _native.Pinned(out) as pin:
-            n = _native.rx_burst_raw(rx.address, pin.address, pin.size, ctypes.addressof(out_lengths), 4)
+            n = _native.rx_burst_raw(rx.arg, ctypes.c_void_p(pin.address), ctypes.c_size_t(pin.size), out_lengths, 4)
         assert n == 2 and list(out_lengths[:2]) == [5, 13] and bytes(out[:18]) == data
         assert _native.eventfd_clear_raw(efd) == 0  # RX never signals
         rx.set_polling(True)  # MASK_INT: the receiver polls, so no signal
         assert not tx.needs_signal()
-        assert _native.tx_burst_raw(tx.address, data, len(data), ctypes.addressof(lengths), 2) == 2
+        assert _native.tx_burst_raw(tx.arg, data, ctypes.c_size_t(len(data)), lengths, 2) == 2
         assert _native.eventfd_clear(efd) == 0
         tx.set_eventfd(-1)
         rx.set_polling(False)
-        assert _native.tx_burst_raw(tx.address, data, len(data), ctypes.addressof(lengths), 2) == 2
+        assert _native.tx_burst_raw(tx.arg, data, ctypes.c_size_t(len(data)), lengths, 2) == 2
         assert _native.eventfd_clear(efd) == 0
         _native.eventfd_signal(efd)
         assert _native.eventfd_signal_raw(efd) == 0 and _native.eventfd_clear(efd) == 2
@@ -181,7 +181,7 @@ def test_cqueue_burst_signals_the_eventfd_in_one_call(region):
     tx.stats_reset()
     assert set(tx.stats().values()) == {0}
     with pytest.raises(errors.NativeArgumentError) as info:
-        _native.check(_native.tx_burst_raw(rx.address, data, len(data), ctypes.addressof(lengths), 2),
+        _native.check(_native.tx_burst_raw(rx.arg, data, ctypes.c_size_t(len(data)), lengths, 2),
                       "memif_ct_tx_burst")
     assert info.value.code == _native.ERR_DIRECTION
     with pytest.raises(errors.NativeArgumentError) as info:
@@ -189,6 +189,59 @@ def test_cqueue_burst_signals_the_eventfd_in_one_call(region):
     assert info.value.code == _native.ERR_DIRECTION
     with pytest.raises(errors.ArgumentError, match="fd=-2"):
         tx.set_eventfd(-2)
+
+
+_KIND_OF_ARGTYPE = {
+    ctypes.c_void_p: "pointer", ctypes.c_uint32: "u32", ctypes.c_int: "int", ctypes.c_size_t: "size_t",
+    ctypes.c_uint64: "u64",
+}
+
+
+def test_bare_functions_take_the_kinds_their_c_prototypes_declare():
+    """Each burst-path function bound without argtypes is declared with the same parameters as
+    its argtypes binding (the C prototype), kind for kind: a pointer never becomes an int."""
+    assert len(_native.BARE_PARAMETERS) >= 15
+    for name, kinds in _native.BARE_PARAMETERS.items():
+        declared = getattr(_native._lib, name).argtypes
+        assert len(kinds) == len(declared), name
+        for kind, argtype in zip(kinds, declared, strict=True):
+            if argtype in (ctypes.c_size_t, ctypes.c_uint64) and ctypes.c_size_t is ctypes.c_uint64:
+                assert kind in ("size_t", "u64"), name  # one type on LP64: either object fits
+            else:
+                assert kind == _KIND_OF_ARGTYPE[argtype], name
+
+
+def test_the_test_run_checks_every_bare_call_and_the_check_refuses_an_int_address(region):
+    assert _native.CHECK_CALLS  # conftest: the whole suite runs the checked calls
+    address, _ = region.ring(constants.RING_TYPE_S2M)
+    tx = _native.CQueue(address, region.layout.log2_ring_size, role=constants.ROLE_CLIENT,
+                        ring_type=constants.RING_TYPE_S2M, regions=region.table, buffer_size=region.layout.buffer_size)
+    lengths = (ctypes.c_uint32 * 1)(4)
+    size = ctypes.c_size_t(4)
+    with pytest.raises(errors.ArgumentTypeError, match=r"tx_burst argument 0: a pointer parameter takes no int"):
+        _native.tx_burst_raw(tx.address, b"abcd", size, lengths, 1)
+    with pytest.raises(errors.ArgumentTypeError, match=r"argument 2: a size_t parameter takes no int"):
+        _native.tx_burst_raw(tx.arg, b"abcd", 4, lengths, 1)
+    with pytest.raises(errors.ArgumentTypeError, match=r"argument 4: a u32 parameter takes no int -1"):
+        _native.tx_burst_raw(tx.arg, b"abcd", size, lengths, -1)
+    with pytest.raises(errors.ArgumentTypeError, match=r"argument 1: a pointer parameter takes no c_char"):
+        _native.tx_burst_raw(tx.arg, ctypes.c_char(b"a"), size, lengths, 1)  # a simple type passes its value
+    with pytest.raises(errors.ArgumentTypeError, match=r"takes 5 arguments, not 4"):
+        _native.tx_burst_raw(tx.arg, b"abcd", size, lengths)
+    assert tx.stats()["packets"] == 0  # none of them reached C
+    assert _native.tx_burst_raw(tx.arg, b"abcd", size, lengths, 1) == 1
+
+
+def test_unchecked_bare_calls_move_traffic(tmp_path):
+    """What users run: the bare functions without the check, through every burst path the
+    loopback tool takes (stamp and send in C, peek, check, reflect), each frame verified."""
+    env = dict(os.environ, MEMIF_CT_CHECK_CALLS="0")
+    code = ("from memif_ct import _native; assert not _native.CHECK_CALLS; "
+            "from memif_ct.cli import main; raise SystemExit(main(['loopback', '--count', '20000', '--json']))")
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert '"verified": 20000' in r.stdout and '"lost": 0' in r.stdout and '"corrupted": 0' in r.stdout, r.stdout
 
 
 def test_client_m2s_refill(region):

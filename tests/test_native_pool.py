@@ -146,11 +146,11 @@ def test_pool_client_round_trip_both_ways(zc: ZeroCopy) -> None:
         ctypes.memset(zc.ptx.buffer(b)[0], 0x41 + i, 100)
     idx_arr = (ctypes.c_uint32 * 3)(*idx)
     lens = (ctypes.c_uint32 * 3)(100, 50, 1)
-    assert _native.tx_buffers_raw(zc.ctx.address, idx_arr, lens, 3) == 3
+    assert _native.tx_buffers_raw(zc.ctx.arg, idx_arr, lens, 3) == 3
     assert zc.ptx.counts() == (N - 3, 0, 3)
     pkts = (_native.Pkt * 8)()
     scratch = _buffer(4096)
-    assert _native.rx_peek_raw(zc.srx.address, pkts, 8, ctypes.addressof(scratch), 4096) == 3
+    assert _native.rx_peek_raw(zc.srx.arg, pkts, 8, scratch, ctypes.c_size_t(4096)) == 3
     assert zc.srx.rx_peeked() == 3
     assert [p.length for p in pkts[:3]] == [100, 50, 1]
     assert ctypes.string_at(pkts[0].addr, 100) == b"A" * 100
@@ -169,8 +169,9 @@ def test_pool_client_round_trip_both_ways(zc: ZeroCopy) -> None:
     assert zc.ptx.write(got, pinned.address, len(data), lens2) == 2
     pinned.release()
     assert ctypes.string_at(zc.ptx.buffer(got[1])[0], 9) == b"y" * 9
-    assert _native.tx_buffers_raw(zc.ctx.address, got.buffer_info()[0], lens2.buffer_info()[0], 2) == 2
-    assert _native.rx_peek_raw(zc.srx.address, pkts, 8, ctypes.addressof(scratch), 4096) == 2
+    assert _native.tx_buffers_raw(zc.ctx.arg, ctypes.c_void_p(got.buffer_info()[0]),
+                                  ctypes.c_void_p(lens2.buffer_info()[0]), 2) == 2
+    assert _native.rx_peek_raw(zc.srx.arg, pkts, 8, scratch, ctypes.c_size_t(4096)) == 2
     assert zc.srx.rx_release() == 2
     assert len(zc.ctx.alloc(N + 5)) == N  # the 2 released come back first: all N, no more
     assert zc.ptx.counts() == (0, N, 0)
@@ -185,21 +186,21 @@ def test_pool_client_round_trip_both_ways(zc: ZeroCopy) -> None:
 
     # Server M2S into reserved posted buffers.
     bufs = (_native.Buf * 4)()
-    assert _native.tx_reserve_raw(zc.stx.address, bufs, 4) == 4
+    assert _native.tx_reserve_raw(zc.stx.arg, bufs, 4) == 4
     assert zc.stx.tx_reserved() == 4
     assert all(b.capacity == BSIZE and b.region == 1 for b in bufs)
     for i, b in enumerate(bufs):
         ctypes.memset(b.addr, 0x61 + i, 10 + i)
     commit = (ctypes.c_uint32 * 4)(10, 11, 12, 13)
-    assert _native.tx_commit_raw(zc.stx.address, commit, 2) == 2
+    assert _native.tx_commit_raw(zc.stx.arg, commit, 2) == 2
     assert zc.stx.tx_reserved() == 2
-    assert _native.tx_commit_raw(zc.stx.address, ctypes.byref(commit, 8), 2) == 2
-    assert _native.rx_peek_raw(zc.crx.address, pkts, 8, None, 0) == 4
+    assert _native.tx_commit_raw(zc.stx.arg, ctypes.byref(commit, 8), 2) == 2
+    assert _native.rx_peek_raw(zc.crx.arg, pkts, 8, None, ctypes.c_size_t(0)) == 4
     assert [ctypes.string_at(p.addr, p.length) for p in pkts[:4]] == [
         bytes([0x61 + i]) * (10 + i) for i in range(4)
     ]
     out, out_lens = _buffer(4096), (ctypes.c_uint32 * 8)()
-    assert _native.rx_burst_raw(zc.crx.address, out, 4096, out_lens, 8) == _native.ERR_STATE
+    assert _native.rx_burst_raw(zc.crx.arg, out, ctypes.c_size_t(4096), out_lens, 8) == _native.ERR_STATE
     assert zc.crx.rx_release() == 4
     assert zc.crx.stats()["packets"] == 4
 

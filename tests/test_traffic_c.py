@@ -210,7 +210,8 @@ def test_macswap_packed_equals_frames_macswap() -> None:
     data = bytearray(b"".join(burst))
     lengths = array.array("I", map(len, burst))
     with _native.Pinned(data) as pin:
-        assert _native.macswap_packed_raw(pin.address, pin.size, lengths.buffer_info()[0], len(burst)) == 50
+        assert _native.macswap_packed_raw(_native.pointer_arg(pin.address), _native.size_arg(pin.size),
+                                          _native.pointer_arg(lengths.buffer_info()[0]), len(burst)) == 50
     assert bytes(data) == b"".join(frames.macswap(p) if len(p) >= 12 else p for p in burst)
 
 
