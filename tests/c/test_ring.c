@@ -1864,9 +1864,10 @@ static double now_s(void)
 
 /* The bound the header promises (one timer period, 5 ms, plus scheduling) holds for a typical
  * call; a single call on a loaded machine is only held to the looser bound, which still tells a
- * bounded call from one that never returns. */
+ * bounded call from one that never returns (alarm() ends that at 30 s). 50 ms was once exceeded
+ * (69 ms, the median 5.1 ms) with meson running the six C tests at once on two cores. */
 #define BOUND_S 0.010
-#define BOUND_LOADED_S 0.050
+#define BOUND_LOADED_S 0.250
 
 static int cmp_double(const void *a, const void *b)
 {
