@@ -697,25 +697,31 @@ U32_ZERO: Final = array.array("I", [0])  # times n: n zeroed uint32s, the cheape
 
 def pin(obj: object, *, writable: bool = True) -> tuple[object, int, int]:
     """``(anchor, address, size)`` of a buffer, pinned while ``anchor`` lives; hand the anchor to
-    ``unpin`` when done. A burst call's fast path: a bytearray or array.array costs one ctypes
-    call (a Pinned object and its ``with`` cost three times that); anything else is a Pinned."""
+    ``unpin`` when done. A burst call's fast path: an array.array costs a memoryview, a bytearray
+    one ctypes call (a Pinned object and its ``with`` cost three times that); anything else
+    (an empty one too) is a Pinned."""
     kind = type(obj)
-    if kind is bytearray or kind is array.array:
+    if kind is array.array and len(obj):  # type: ignore[arg-type]
+        # A memoryview holds the export (no resize while it lives) and buffer_info() gives the
+        # address: 40% less than a ctypes export.
+        view = memoryview(obj)  # type: ignore[arg-type]
+        return view, obj.buffer_info()[0], view.nbytes  # type: ignore[attr-defined]
+    if kind is bytearray:
         try:
             anchor = _PIN_BYTE.from_buffer(obj)  # type: ignore[arg-type]
         except (TypeError, ValueError, BufferError):  # empty: Pinned names the problem
             pass
         else:
-            size = len(obj) if kind is bytearray else len(obj) * obj.itemsize  # type: ignore[arg-type,attr-defined]
-            return anchor, _ADDRESS_OF(anchor), size
+            return anchor, _ADDRESS_OF(anchor), len(obj)  # type: ignore[arg-type]
     pinned = Pinned(obj, writable=writable)
     return pinned, pinned.address, pinned.size
 
 
 def unpin(anchor: object) -> None:
     """Release what ``pin`` returned (a ctypes export goes with its last reference)."""
-    if type(anchor) is Pinned:
-        anchor.release()
+    kind = type(anchor)
+    if kind is memoryview or kind is Pinned:
+        anchor.release()  # type: ignore[attr-defined]
 
 
 def pin_readonly(obj: object) -> Pinned:
