@@ -322,8 +322,9 @@ _lib: Final = _load()
 # work of a small burst. The burst path's functions are therefore a second binding of the same
 # symbols, without argtypes, and their callers pass only what ctypes hands to C as it is:
 #
-#   pointer  a c_void_p (see Arg; each object here has one as ``arg``), a ctypes array or bytes
-#            (read-only data), or None. Never an int: ctypes would pass it as a 32-bit C int.
+#   pointer  a c_void_p (see Arg; each object here has one as ``arg``), a ctypes array, byref(),
+#            bytes (what C only reads: a const pointer), or None. Never an int: ctypes would
+#            pass it as a 32-bit C int. ``out``: a pointer C writes through, never bytes.
 #   u32      an int in 0..2**31-1 (ctypes passes a C int: the C parameter is 32 bits wide)
 #   int      an int in -2**31..2**31-1
 #   size_t   a c_size_t (Arg.size)
@@ -336,22 +337,25 @@ _lib: Final = _load()
 # to check().
 
 CHECK_CALLS: Final = os.environ.get("MEMIF_CT_CHECK_CALLS", "") == "1"
-_POINTER, _U32, _INT, _SIZE, _U64 = "pointer", "u32", "int", "size_t", "u64"
-_POINTER_TYPES: Final = (ctypes.c_void_p, ctypes.Array, bytes, type(ctypes.byref(ctypes.c_int())))
+_POINTER, _OUT, _U32, _INT, _SIZE, _U64 = "pointer", "out", "u32", "int", "size_t", "u64"
+_CARG: Final = type(ctypes.byref(ctypes.c_int()))  # byref()'s type, which from_param() results share
 BARE_PARAMETERS: dict[str, tuple[str, ...]] = {}  # each bare function's parameter kinds, by C name
+BARE_RESTYPES: dict[str, type] = {}  # and its result's ctypes type
 
 
 def _argument_problem(kind: str, arg: object) -> str | None:
-    if kind == _POINTER:
-        ok = arg is None or isinstance(arg, _POINTER_TYPES)
+    if kind in (_POINTER, _OUT):
+        ok = (arg is None or isinstance(arg, (ctypes.c_void_p, ctypes.Array))
+              or (type(arg) is _CARG and repr(arg).startswith("<cparam 'P'"))  # byref(), not a value
+              or (kind == _POINTER and type(arg) is bytes))
     elif kind == _SIZE:
         ok = type(arg) is ctypes.c_size_t
     elif kind == _U64:
         ok = type(arg) is ctypes.c_uint64
     else:
         lo = 0 if kind == _U32 else -(1 << 31)
-        ok = type(arg) is int and lo <= arg < (1 << 31)
-    return None if ok else f"a {kind} parameter takes no {type(arg).__name__} {arg!r}"
+        ok = isinstance(arg, int) and lo <= arg < (1 << 31)
+    return None if ok else f"its {kind} parameter takes no {type(arg).__name__} {arg!r}"
 
 
 def _checked(fn: Callable[..., int], name: str, params: tuple[str, ...]) -> Callable[..., int]:
@@ -372,6 +376,7 @@ def _bare(name: str, *params: str, restype: type = ctypes.c_int) -> Callable[...
     fn = _lib[name]  # a new function object: the argtypes bound by _load stay on _lib.<name>
     fn.restype = restype
     BARE_PARAMETERS[name] = params
+    BARE_RESTYPES[name] = restype
     return _checked(fn, name, params) if CHECK_CALLS else fn
 
 
@@ -400,32 +405,32 @@ def size_arg(size: int) -> ctypes.c_size_t:
     return ctypes.c_size_t(size)
 
 
-tx_burst_raw: Final = _bare("memif_ct_tx_burst", _POINTER, _POINTER, _SIZE, _POINTER, _U32)
+tx_burst_raw: Final = _bare("memif_ct_tx_burst", _OUT, _POINTER, _SIZE, _POINTER, _U32)
 """tx_burst_raw(q, data, data_size, lengths, count) -> int (memif_ct_tx_burst)."""
-tx_burst_exact_raw: Final = _bare("memif_ct_tx_burst_exact", _POINTER, _POINTER, _SIZE, _POINTER, _U32)
+tx_burst_exact_raw: Final = _bare("memif_ct_tx_burst_exact", _OUT, _POINTER, _SIZE, _POINTER, _U32)
 """tx_burst_exact_raw(q, data, data_size, lengths, count) -> int (memif_ct_tx_burst_exact: ERR_ARG unless
 the lengths add up to data_size)."""
-rx_burst_raw: Final = _bare("memif_ct_rx_burst", _POINTER, _POINTER, _SIZE, _POINTER, _U32)
+rx_burst_raw: Final = _bare("memif_ct_rx_burst", _OUT, _OUT, _SIZE, _OUT, _U32)
 """rx_burst_raw(q, out, out_size, lengths, max_pkts) -> int (memif_ct_rx_burst)."""
-rx_burst_ex_raw: Final = _bare("memif_ct_rx_burst_ex", _POINTER, _POINTER, _SIZE, _POINTER, _U32, _U32)
+rx_burst_ex_raw: Final = _bare("memif_ct_rx_burst_ex", _OUT, _OUT, _SIZE, _OUT, _U32, _U32)
 """rx_burst_ex_raw(q, out, out_size, lengths, max_pkts, flags) -> int (memif_ct_rx_burst_ex; with
 RX_KEEP_TOO_BIG, ERR_TOO_BIG and the packet's size in lengths[0])."""
-tx_buffers_raw: Final = _bare("memif_ct_tx_buffers", _POINTER, _POINTER, _POINTER, _U32)
+tx_buffers_raw: Final = _bare("memif_ct_tx_buffers", _OUT, _POINTER, _POINTER, _U32)
 """tx_buffers_raw(q, idx, lengths, count) -> int (memif_ct_tx_buffers: client S2M with a pool publishes APP
 buffers by index, one packet each)."""
-tx_alloc_raw: Final = _bare("memif_ct_tx_alloc", _POINTER, _POINTER, _U32)
+tx_alloc_raw: Final = _bare("memif_ct_tx_alloc", _OUT, _OUT, _U32)
 """tx_alloc_raw(q, idx, n) -> int (memif_ct_tx_alloc: client S2M with a pool reclaims, then hands up to n
 FREE buffers to the application, their indexes into idx)."""
-pool_write_raw: Final = _bare("memif_ct_pool_write", _POINTER, _POINTER, _U32, _POINTER, _SIZE, _POINTER, _U32)
+pool_write_raw: Final = _bare("memif_ct_pool_write", _OUT, _POINTER, _U32, _POINTER, _SIZE, _POINTER, _U32)
 """pool_write_raw(pool, idx, n, data, data_size, lengths, max_length) -> int (memif_ct_pool_write: all or
 nothing)."""
-pool_free_raw: Final = _bare("memif_ct_pool_free", _POINTER, _POINTER, _U32)
+pool_free_raw: Final = _bare("memif_ct_pool_free", _OUT, _POINTER, _U32)
 """pool_free_raw(pool, idx, n) -> int (memif_ct_pool_free: APP -> FREE)."""
-tx_reserve_raw: Final = _bare("memif_ct_tx_reserve", _POINTER, _POINTER, _U32)
+tx_reserve_raw: Final = _bare("memif_ct_tx_reserve", _OUT, _OUT, _U32)
 """tx_reserve_raw(q, bufs (Buf array), max) -> int (memif_ct_tx_reserve: server M2S)."""
-tx_commit_raw: Final = _bare("memif_ct_tx_commit", _POINTER, _POINTER, _U32)
+tx_commit_raw: Final = _bare("memif_ct_tx_commit", _OUT, _POINTER, _U32)
 """tx_commit_raw(q, lengths, count) -> int (memif_ct_tx_commit: the first count reserved)."""
-rx_peek_raw: Final = _bare("memif_ct_rx_peek", _POINTER, _POINTER, _U32, _POINTER, _SIZE)
+rx_peek_raw: Final = _bare("memif_ct_rx_peek", _OUT, _OUT, _U32, _OUT, _SIZE)
 """rx_peek_raw(q, pkts (Pkt array), max_pkts, scratch, scratch_size) -> int (memif_ct_rx_peek; the packets
 stay valid until CQueue.rx_release())."""
 eventfd_signal_raw: Final = _bare("memif_ct_eventfd_signal", _INT)
@@ -1137,7 +1142,7 @@ def buffer_address(view: memoryview) -> int:
 
 def eventfd_signal(fd: int) -> None:
     """Write 1 to an eventfd without ever blocking; SocketError (an OSError) on failure."""
-    rc = int(eventfd_signal_raw(fd))
+    rc = int(eventfd_signal_raw(_require_int("fd", fd, -(1 << 31), _FD_MAX)))
     if rc < 0:
         raise SocketError(-rc, f"signalling eventfd {fd} failed: {os.strerror(-rc)}")
 
@@ -1145,7 +1150,7 @@ def eventfd_signal(fd: int) -> None:
 def eventfd_clear(fd: int) -> int:
     """Read an eventfd's counter (clearing it) without ever blocking; 0 if nothing was pending.
     SocketError (an OSError) on failure."""
-    rc = int(eventfd_clear_raw(fd))
+    rc = int(eventfd_clear_raw(_require_int("fd", fd, -(1 << 31), _FD_MAX)))
     if rc < 0:
         raise SocketError(-rc, f"reading eventfd {fd} failed: {os.strerror(-rc)}")
     return rc
@@ -1163,7 +1168,7 @@ def eventfd_guard() -> int:
 def fd_fs_magic(fd: int) -> int:
     """The f_type of the file system fd's file lives on (fstatfs; compare HUGETLBFS_MAGIC).
     SocketError (an OSError) if fd cannot be asked."""
-    _require_int("fd", fd, 0, _FD_MAX)
+    _require_int("fd", fd, -(1 << 31), _FD_MAX)
     rc = int(_lib.memif_ct_fd_fs_magic(fd))
     if rc < 0:
         raise SocketError(-rc, f"fstatfs of fd {fd} failed: {os.strerror(-rc)}")
@@ -1243,14 +1248,14 @@ def _declare_traffic() -> None:
 
 _declare_traffic()
 
-macswap_packed_raw: Final = _bare("memif_ct_macswap_packed", _POINTER, _SIZE, _POINTER, _U32)
+macswap_packed_raw: Final = _bare("memif_ct_macswap_packed", _OUT, _SIZE, _POINTER, _U32)
 """macswap_packed_raw(data, size, lengths, count) -> int (memif_ct_macswap_packed; bare, see above)."""
-check_pkts_raw: Final = _bare("memif_ct_check_pkts", _POINTER, _U32, _POINTER, _U32, _POINTER, _POINTER)
+check_pkts_raw: Final = _bare("memif_ct_check_pkts", _OUT, _U32, _POINTER, _U32, _OUT, _OUT)
 """check_pkts_raw(checker, queue, pkts (Pkt array), count, verdicts, seqs) -> int (bare, see above)."""
-tx_frames_raw: Final = _bare("memif_ct_tx_frames", _POINTER, _POINTER, _U64, _U32)
+tx_frames_raw: Final = _bare("memif_ct_tx_frames", _OUT, _POINTER, _U64, _U32)
 """tx_frames_raw(q, stamper, first_seq, count) -> int (memif_ct_tx_frames: stamped straight into TX buffers;
 bare, see above)."""
-tx_pkts_raw: Final = _bare("memif_ct_tx_pkts", _POINTER, _POINTER, _U32, _INT)
+tx_pkts_raw: Final = _bare("memif_ct_tx_pkts", _OUT, _POINTER, _U32, _INT)
 """tx_pkts_raw(q, pkts (Pkt array), count, macswap) -> int (memif_ct_tx_pkts: each packet copied into a TX
 buffer; bare, see above)."""
 
@@ -1435,6 +1440,8 @@ class FrameChecker:
     def check_pkts(self, queue: int, pkts: PktArray, count: int) -> None:
         """Check the first ``count`` packets of ``pkts`` where they lie (rx_peek_raw filled it),
         received on RX ``queue``; as check_packed, the window grows as needed."""
+        if type(queue) is not int or not 0 <= queue <= 0xFFFF:  # (the bare call would cut it to 32 bits)
+            _require_int("queue", queue, 0, 0xFFFF)
         done = 0
         step = ctypes.sizeof(Pkt)
         while done < count:

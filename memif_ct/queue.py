@@ -1136,6 +1136,8 @@ class Queue:
         """Stamp ``count`` test frames from ``first_seq`` straight into TX buffers and send them
         (memif_ct_tx_frames: no copy, no Python object per frame); how many went, 0 once detached.
         NativeArgumentError with code ERR_TOO_BIG when a frame is larger than a buffer."""
+        if type(count) is not int or not 0 < count <= MAX_BURST:
+            check_burst_size("count", count)  # raises, unless an int subclass (IntEnum) was given
         with self._lock:
             if not self._alive:
                 return 0

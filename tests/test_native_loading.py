@@ -191,24 +191,27 @@ def test_cqueue_burst_signals_the_eventfd_in_one_call(region):
         tx.set_eventfd(-2)
 
 
-_KIND_OF_ARGTYPE = {
-    ctypes.c_void_p: "pointer", ctypes.c_uint32: "u32", ctypes.c_int: "int", ctypes.c_size_t: "size_t",
-    ctypes.c_uint64: "u64",
-}
+_KIND_OF_C_TYPE = {"uint32_t": "u32", "int": "int", "size_t": "size_t", "uint64_t": "u64"}
+_CTYPE_OF_C_RESULT = {"int": ctypes.c_int, "int64_t": ctypes.c_int64}
+
+
+def _header_prototype(name: str) -> tuple[str, list[str]]:
+    found = re.search(r"MEMIF_CT_API\s+([\w ]+?)\s+" + name + r"\s*\(([^)]*)\)\s*;", HEADER.read_text())
+    assert found, name
+    return found.group(1).strip(), [" ".join(p.split()) for p in found.group(2).split(",")]
 
 
 def test_bare_functions_take_the_kinds_their_c_prototypes_declare():
-    """Each burst-path function bound without argtypes is declared with the same parameters as
-    its argtypes binding (the C prototype), kind for kind: a pointer never becomes an int."""
+    """Each burst-path function bound without argtypes takes, parameter for parameter, what its
+    prototype in memif_ct.h declares: a pointer is never an int, bytes only where C promises
+    const, a size_t a c_size_t; and its result is read as the C type it is."""
     assert len(_native.BARE_PARAMETERS) >= 15
     for name, kinds in _native.BARE_PARAMETERS.items():
-        declared = getattr(_native._lib, name).argtypes
-        assert len(kinds) == len(declared), name
-        for kind, argtype in zip(kinds, declared, strict=True):
-            if argtype in (ctypes.c_size_t, ctypes.c_uint64) and ctypes.c_size_t is ctypes.c_uint64:
-                assert kind in ("size_t", "u64"), name  # one type on LP64: either object fits
-            else:
-                assert kind == _KIND_OF_ARGTYPE[argtype], name
+        result, params = _header_prototype(name)
+        expected = tuple(("pointer" if p.startswith("const ") else "out") if "*" in p
+                         else _KIND_OF_C_TYPE[p.rsplit(" ", 1)[0]] for p in params)
+        assert kinds == expected, name
+        assert _native.BARE_RESTYPES[name] is _CTYPE_OF_C_RESULT[result], name
 
 
 def test_the_test_run_checks_every_bare_call_and_the_check_refuses_an_int_address(region):
@@ -218,23 +221,29 @@ def test_the_test_run_checks_every_bare_call_and_the_check_refuses_an_int_addres
                         ring_type=constants.RING_TYPE_S2M, regions=region.table, buffer_size=region.layout.buffer_size)
     lengths = (ctypes.c_uint32 * 1)(4)
     size = ctypes.c_size_t(4)
-    with pytest.raises(errors.ArgumentTypeError, match=r"tx_burst argument 0: a pointer parameter takes no int"):
+    with pytest.raises(errors.ArgumentTypeError, match=r"tx_burst argument 0: its out parameter takes no int"):
         _native.tx_burst_raw(tx.address, b"abcd", size, lengths, 1)
-    with pytest.raises(errors.ArgumentTypeError, match=r"argument 2: a size_t parameter takes no int"):
+    with pytest.raises(errors.ArgumentTypeError, match=r"argument 2: its size_t parameter takes no int"):
         _native.tx_burst_raw(tx.arg, b"abcd", 4, lengths, 1)
-    with pytest.raises(errors.ArgumentTypeError, match=r"argument 4: a u32 parameter takes no int -1"):
+    with pytest.raises(errors.ArgumentTypeError, match=r"argument 4: its u32 parameter takes no int -1"):
         _native.tx_burst_raw(tx.arg, b"abcd", size, lengths, -1)
-    with pytest.raises(errors.ArgumentTypeError, match=r"argument 1: a pointer parameter takes no c_char"):
+    with pytest.raises(errors.ArgumentTypeError, match=r"argument 1: its pointer parameter takes no c_char"):
         _native.tx_burst_raw(tx.arg, ctypes.c_char(b"a"), size, lengths, 1)  # a simple type passes its value
     with pytest.raises(errors.ArgumentTypeError, match=r"takes 5 arguments, not 4"):
         _native.tx_burst_raw(tx.arg, b"abcd", size, lengths)
+    with pytest.raises(errors.ArgumentTypeError, match=r"argument 1: its pointer parameter takes no CArgObject"):
+        _native.tx_burst_raw(tx.arg, ctypes.c_int.from_param(5), size, lengths, 1)  # a value, not byref()
+    out = bytes(64)
+    with pytest.raises(errors.ArgumentTypeError, match=r"rx_burst argument 1: its out parameter takes no bytes"):
+        _native.rx_burst_raw(tx.arg, out, ctypes.c_size_t(64), lengths, 1)  # C would write into it
     assert tx.stats()["packets"] == 0  # none of them reached C
-    assert _native.tx_burst_raw(tx.arg, b"abcd", size, lengths, 1) == 1
+    assert _native.tx_burst_raw(tx.arg, b"abcd", size, ctypes.byref(lengths), True) == 1  # an int subclass
 
 
 def test_unchecked_bare_calls_move_traffic(tmp_path):
-    """What users run: the bare functions without the check, through every burst path the
-    loopback tool takes (stamp and send in C, peek, check, reflect), each frame verified."""
+    """What users run: the bare functions without the check, on the paths the loopback tool
+    takes (stamp and send in C, peek and check in place, receive into a buffer and send it
+    packed), each frame verified. The other bare calls differ from these only by the check."""
     env = dict(os.environ, MEMIF_CT_CHECK_CALLS="0")
     code = ("from memif_ct import _native; assert not _native.CHECK_CALLS; "
             "from memif_ct.cli import main; raise SystemExit(main(['loopback', '--count', '20000', '--json']))")
