@@ -522,10 +522,12 @@ static int tx_fill_client(memif_ct_queue_t *q, const tx_fill_t *f, uint32_t coun
         uint32_t idx[TX_CHUNK], lens[TX_CHUNK];
         uint32_t want = count - sent < TX_CHUNK ? count - sent : TX_CHUNK;
         uint32_t got = memif_ct_pool_alloc(q->pool, idx, want);
+        memif_ct_pool_cursor_t cur; /* where each buffer lies, the pool read once: only located */
+        memif_ct_pool_cursor_init(&cur, q->pool);
         for (uint32_t i = 0; i < got; i++) {
-            memif_ct_buf_t b;
-            memif_ct_pool_buffer(q->pool, idx[i], &b);
-            fill_one(f, sent + i, b.addr);
+            uint16_t region;
+            uint64_t offset;
+            fill_one(f, sent + i, memif_ct_pool_cursor_locate(&cur, idx[i], &region, &offset));
             lens[i] = fill_length(f, sent + i);
         }
         int rc = got ? memif_ct_tx_buffers(q, idx, lens, got) : 0;
