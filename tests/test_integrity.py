@@ -379,6 +379,34 @@ def test_a_chain_published_in_parts_is_counted_once(s2m):
     assert rx.stats()["bad_chain"] == 1
 
 
+@pytest.mark.parametrize("peek", [False, True], ids=["rx_burst", "rx_peek"])
+def test_a_chain_start_rewritten_as_one_slot_is_delivered_and_counted(s2m, peek):
+    """A chain seen unfinished whose first slot the sender then rewrites as a whole one-slot
+    packet: delivered, and counted in bad_chain, by the copying and the in-place receive alike.
+    The single-slot loop (rx_singles) must leave that remembered start to the chain walk."""
+    rx, shm = s2m
+
+    def receive() -> list[bytes]:
+        if not peek:
+            return rx.rx_burst(64)
+        n, nbytes = rx.rx_check(64)  # rx_peek, then the slots go back (this ring has no views)
+        return [b"?" * nbytes] if n == 1 else [b""] * n
+
+    tx = Dpdk2211Tx(shm)
+    shm.set_desc(0, flags=NEXT)  # stale, from an earlier chain in this slot
+    first = pkt(1, 600)
+    assert tx.burst([first]) == 1
+    assert receive() == []  # unfinished: its start is remembered
+    shm.set_desc(0, flags=0)  # now a whole one-slot packet
+    assert receive() == ([first] if not peek else [b"?" * len(first)])
+    s = rx.stats()
+    assert (s["bad_chain"], s["packets"], s["drops"]) == (1, 1, 0)
+    second = pkt(2, 64)
+    assert tx.burst([second]) == 1  # and the next one is an ordinary packet again
+    assert receive() == ([second] if not peek else [b"?" * len(second)])
+    assert rx.stats()["bad_chain"] == 1
+
+
 def test_dpdk_stale_next_merges_inside_one_burst_and_the_ring_stays_in_step(s2m):
     """D2 inside one publication: a one-slot packet in a slot whose NEXT is left over from an
     earlier chain is merged with the next packet. The descriptors say so and nothing in them
