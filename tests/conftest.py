@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("MEMIF_CT_CHECK_CALLS", "1")
 
 import memif_ct
+from testpmd_retry import pytest_runtest_protocol, pytest_terminal_summary  # noqa: F401  (hooks)
 
 _PACKAGE_PARENT = str(Path(memif_ct.__file__).resolve().parent.parent)
 os.environ["PYTHONSAFEPATH"] = "1"
