@@ -29,9 +29,9 @@ import ctypes
 import os
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Final
 
 from . import constants as _c
@@ -703,21 +703,22 @@ U32_ZERO: Final = array.array("I", [0])  # times n: n zeroed uint32s, the cheape
 def pin(obj: object, *, writable: bool = True) -> tuple[object, int, int]:
     """``(anchor, address, size)`` of a buffer, pinned while ``anchor`` lives; hand the anchor to
     ``unpin`` when done. A burst call's fast path: an array.array costs a memoryview, a bytearray
-    one ctypes call (a Pinned object and its ``with`` cost three times that); anything else
-    (an empty one too) is a Pinned."""
+    or a writable memoryview one ctypes call (a Pinned object and its ``with`` cost three times
+    that); anything else (an empty one too) is a Pinned."""
     kind = type(obj)
     if kind is array.array and len(obj):  # type: ignore[arg-type]
         # A memoryview holds the export (no resize while it lives) and buffer_info() gives the
         # address: 40% less than a ctypes export.
         view = memoryview(obj)  # type: ignore[arg-type]
         return view, obj.buffer_info()[0], view.nbytes  # type: ignore[attr-defined]
-    if kind is bytearray:
+    if kind is bytearray or kind is memoryview:
         try:
             anchor = _PIN_BYTE.from_buffer(obj)  # type: ignore[arg-type]
-        except (TypeError, ValueError, BufferError):  # empty: Pinned names the problem
+        except (TypeError, ValueError, BufferError):  # empty, read-only, strided: Pinned names it
             pass
         else:
-            return anchor, _ADDRESS_OF(anchor), len(obj)  # type: ignore[arg-type]
+            size = len(obj) if kind is bytearray else obj.nbytes  # type: ignore[arg-type,attr-defined]
+            return anchor, _ADDRESS_OF(anchor), size
     pinned = Pinned(obj, writable=writable)
     return pinned, pinned.address, pinned.size
 
@@ -1168,7 +1169,7 @@ def eventfd_guard() -> int:
 def fd_fs_magic(fd: int) -> int:
     """The f_type of the file system fd's file lives on (fstatfs; compare HUGETLBFS_MAGIC).
     SocketError (an OSError) if fd cannot be asked."""
-    _require_int("fd", fd, -(1 << 31), _FD_MAX)
+    _require_int("fd", fd, 0, _FD_MAX)
     rc = int(_lib.memif_ct_fd_fs_magic(fd))
     if rc < 0:
         raise SocketError(-rc, f"fstatfs of fd {fd} failed: {os.strerror(-rc)}")

@@ -641,9 +641,7 @@ def run_loopback(
                     pending[:] = [0, 0, 0]
                     return 0
             lengths = bounce.lengths if not first else bounce.lengths[first:first + n]
-            # The bytearray itself when the burst starts at 0 (the usual): a view would be pinned
-            # the slow way.
-            sent = server.tx_burst_packed(bounce.view[offset:] if offset else bounce.data, lengths, 0, n)
+            sent = server.tx_burst_packed(bounce.view[offset:], lengths, 0, n)
             if sent == n:  # the usual: all of it went, nothing to add up (an int per packet)
                 pending[:] = [0, 0, 0]
             else:

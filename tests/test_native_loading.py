@@ -293,20 +293,26 @@ def test_pinned_gives_the_buffers_own_address_and_whole_size_and_blocks_resizing
 
 
 @pytest.mark.parametrize("make", [lambda: bytearray(b"0123456789ab"), lambda: array.array("I", [1, 2, 3]),
-                                  lambda: b"0123456789ab", lambda: bytearray()])
+                                  lambda: b"0123456789ab", lambda: bytearray(),
+                                  lambda: memoryview(bytearray(b"0123456789ab"))[2:],
+                                  lambda: memoryview(array.array("I", [1, 2, 3]))])
 def test_pin_fast_path_gives_the_address_and_blocks_resizing_until_unpinned(make):
     obj = make()
     anchor, address, size = _native.pin(obj, writable=False)
     assert size == len(obj) * getattr(obj, "itemsize", 1)
     if size:
         assert ctypes.string_at(address, size) == bytes(obj)  # its own bytes, no copy made
-    if isinstance(obj, (bytearray, array.array)):
+    owner = obj.obj if isinstance(obj, memoryview) else obj  # what holds the memory
+    if isinstance(obj, memoryview):
+        assert address == ctypes.addressof(ctypes.c_char.from_buffer(obj))  # where the view starts
+        obj.release()  # the caller lets go of its view: the pin still holds the memory
+    if isinstance(owner, (bytearray, array.array)):
         with pytest.raises(BufferError):
-            obj.extend(obj[:1] or b"x")  # the C code may hold the address: no reallocation
+            owner.extend(owner[:1] or b"x")  # the C code may hold the address: no reallocation
     _native.unpin(anchor)
     del anchor  # (a ctypes export goes with its last reference, as at every call site)
-    if isinstance(obj, (bytearray, array.array)):
-        obj.extend(obj[:1] or b"x")  # released: resizable again
+    if isinstance(owner, (bytearray, array.array)):
+        owner.extend(owner[:1] or b"x")  # released: resizable again
 
 
 def test_pinned_refuses_read_only_and_strided_buffers():
