@@ -159,6 +159,10 @@ OnBurst = Callable[[Interface, int, Sequence[bytes | memoryview]], None]  # view
 
 _MAX_BURST = 256
 _IDLE_WAIT_S = 0.01
+# After a turn that got packets, an empty turn polls again instead of sleeping for this long: a
+# gap between a peer's bursts is microseconds, and a nap of even 0.2 ms (a polling-mode peer's,
+# see _wait_rx) lets the ring fill and the peer stall behind it. Idle longer, the loop sleeps.
+_BUSY_POLL_S = 0.002
 _RX_PACKED_BYTES = 2 << 20  # a burst stops at the packet that would not fit; a larger one is dropped
 _MAX_RX_QUEUES = 256  # more than a link can have (255): the verifier's per-queue table
 
@@ -253,7 +257,8 @@ class TrafficLoop:
 
     Each turn takes one burst from every RX queue of every interface in ``intfs`` and hands each
     non-empty one to the tool's ``on_burst(intf, queue, packets)``. With nothing to read it
-    sleeps (on the queues in interrupt mode; while every link is down, until one is up again).
+    sleeps (on the queues in interrupt mode; while every link is down, until one is up again),
+    except within ``_BUSY_POLL_S`` of the last turn that got packets, where it polls again.
     It calls ``progress`` with ``status()`` about twice a second, and ends a run at ``stop``,
     Ctrl-C (either sets the report's ``interrupted``), ``count`` or ``duration_s``. ``count``
     is reached when ``counted()`` (by default: the packets received) gets to it; no burst reads
@@ -348,6 +353,11 @@ class TrafficLoop:
             report.dropped += n - sent
         return self._got(got)
 
+    def _busy_polling(self) -> bool:
+        """Whether packets came within the last ``_BUSY_POLL_S``: an empty turn then polls again."""
+        last = self.last_rx
+        return last is not None and time.monotonic() - last < _BUSY_POLL_S
+
     def _got(self, got: int) -> int:
         if got:
             self.last_rx = time.monotonic()
@@ -396,7 +406,7 @@ class TrafficLoop:
             while not self.done() and not (until is not None and until()):
                 if each_turn is not None:
                     each_turn()
-                if not receive():
+                if not receive() and not self._busy_polling():
                     _wait_rx(self.intfs, _IDLE_WAIT_S)
                 self.tick()
 

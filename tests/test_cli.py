@@ -1001,3 +1001,35 @@ def test_loopback_progress_line_says_loopback(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(KeyboardInterrupt):
         cli.cmd_loopback(args, out)
     assert drawn == ["loopback: tx 10/20 rx 9"]
+
+
+class _UpInterface:
+    """What TrafficLoop asks of an interface between bursts: whether its link is up."""
+
+    is_up = True
+    num_rx_queues = 1
+
+
+def test_traffic_loop_polls_through_a_short_gap_and_sleeps_once_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn that finds nothing within _BUSY_POLL_S of the last packets polls again (a nap there
+    lets the peer's ring fill and stall it: echo ran at a third of its speed); idle longer, the
+    loop sleeps, as before."""
+    naps: list[float] = []
+    monkeypatch.setattr(tools, "_wait_rx", lambda intfs, timeout_s: naps.append(time.monotonic()))
+    loop = tools.TrafficLoop([_UpInterface()], status=str)  # type: ignore[list-item]
+    turns = {"n": 0, "busy": 0}
+
+    def receiver() -> int:
+        turns["n"] += 1
+        if turns["n"] <= 3:  # packets on the first turns, then none (noted as the tools' receivers do)
+            return loop._got(5)
+        if not naps:
+            turns["busy"] += 1
+        return 0
+
+    started = time.monotonic()
+    loop.run(tools.EchoReport(), receiver=receiver, until=lambda: bool(naps) or time.monotonic() - started > 10)
+    assert naps, "the loop never slept once idle"
+    assert loop.last_rx is not None
+    assert naps[0] - loop.last_rx >= tools._BUSY_POLL_S  # no nap inside the window
+    assert turns["busy"] > 1  # the empty turns inside it polled again
