@@ -315,6 +315,17 @@ def test_pin_fast_path_gives_the_address_and_blocks_resizing_until_unpinned(make
         owner.extend(owner[:1] or b"x")  # released: resizable again
 
 
+def test_pin_of_bytes_is_its_own_storage_for_reading_only():
+    data = b"immutable payload"
+    anchor, address, size = _native.pin(data, writable=False)
+    assert anchor is data and size == len(data)  # immutable: nothing to hold but the object
+    assert address == _native.pin_readonly(data).address  # the bytes' own storage, as Pinned finds it
+    with pytest.raises(errors.ArgumentTypeError, match="writable"):
+        _native.pin(data)  # C must never write into a bytes object
+    with pytest.raises(errors.ArgumentTypeError, match="writable"):
+        _native.pin(b"")
+
+
 def test_pinned_refuses_read_only_and_strided_buffers():
     with pytest.raises(errors.ArgumentTypeError, match="writable"):
         _native.Pinned(b"data")
