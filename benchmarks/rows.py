@@ -1,8 +1,8 @@
 """What the suite measures: the baselines, and each row as a figure against one of them.
 
-A baseline is measured in every run, next to the rows that are divided by it, so a row's ratio
-compares two figures taken minutes apart on the same machine (these small shared machines vary
-by 2-3x from one run to the next, far more than any change we want to see).
+A row's baseline is measured anew right before the row, in every run (suite.run), so a ratio
+compares two figures taken seconds apart on the same machine (these small shared machines vary
+by 2-3x from one run to the next, and within a run, far more than any change we want to see).
 
 Issue 10's rows first (64-byte frames, one queue), then the frame sizes, the CPU cost and
 zero-copy. A row is either measured, or derived from another row's figure (CPU cost: the same

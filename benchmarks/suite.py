@@ -3,10 +3,10 @@
     python -m benchmarks [--repeat 5] [--seconds 2] [--rows ROW,...] [--json FILE] [--plot FILE.png]
     python -m benchmarks --smoke         # about a second per row, no targets judged
 
-Each row is a figure (memif-ct) and, for most, a baseline measured in the same run (testpmd
-against testpmd, or the copy path); the table shows the median over ``--repeat`` runs, the
-ratio of the two (the median of the per-run ratios), the target set in issue 10 and the spread
-(lowest-highest over the runs). The header names the machine and the exact command. Needs
+Each row is a figure (memif-ct) and, for most, a baseline measured in the same run right
+before the row (testpmd against testpmd, or the copy path); the table shows the median over
+``--repeat`` runs, the ratio of the two (the median of the per-run ratios), the target set in
+issue 10 and the spread (lowest-highest over the runs). The header names the machine and the exact command. Needs
 dpdk-testpmd with the memif PMD, as the interop tests do, and memif-ct installed (the suite
 measures the installed package, never the source tree). Not part of the test run; a smoke run
 of it is (tests/test_bench_smoke.py).
@@ -94,38 +94,49 @@ def baseline_value(row: Row, fig: lab.Figure) -> float:
 
 def run(selected: list[Row], repeat: int, seconds: float, prefix: str,
         log: Any = sys.stderr) -> dict[str, Result]:
-    """Measure every selected row ``repeat`` times, each run with its baselines taken first."""
+    """Measure every selected row ``repeat`` times, each right after its own baseline.
+
+    A row's baseline is measured anew just before it, in every run: on these shared machines
+    the speed of the whole host can change by 2-3x within minutes, so a baseline taken once
+    at the start of a run could be divided into a row measured in another phase. A row derived
+    from another (the CPU cost) shares that row's baseline."""
     wanted = {r.key for r in selected} | {r.derived_from for r in selected if r.derived_from}
     measured = [r for r in ROWS if r.key in wanted and r.measure]
-    bases = [b for b in BASELINES if b.key in {r.baseline for r in selected}]
+    bases = {b.key: b for b in BASELINES}
+    for r in selected:
+        source = next((m for m in ROWS if m.key == r.derived_from), None)
+        if source is not None and source.baseline != r.baseline:
+            raise SystemExit(f"row {r.key}: baseline {r.baseline} differs from {source.key}'s ({source.baseline})")
     settings = Settings(seconds, {})
     results = {r.key: Result() for r in selected}
     with lab.Bench(prefix) as bench:
         for n in range(repeat):
-            base_figs: dict[str, lab.Figure] = {}
-            for b in bases:
-                print(f"[run {n + 1}/{repeat}] baseline {b.key}", file=log, flush=True)
-                base_figs[b.key] = b.measure(bench, settings)
             figs: dict[str, lab.Figure] = {}
+            base_figs: dict[str, lab.Figure] = {}  # by row: the baseline measured just before it
             for r in measured:
-                print(f"[run {n + 1}/{repeat}] {r.key}", file=log, flush=True)
                 try:
+                    if r.baseline:
+                        print(f"[run {n + 1}/{repeat}] baseline {r.baseline} for {r.key}", file=log, flush=True)
+                        base_figs[r.key] = bases[r.baseline].measure(bench, settings)
+                    print(f"[run {n + 1}/{repeat}] {r.key}", file=log, flush=True)
                     figs[r.key] = r.measure(bench, settings)  # type: ignore[misc]
                 except Exception:  # one row failing must not cost the others' minutes
                     bench.quiesce()
+                    figs.pop(r.key, None)
                     print(f"[run {n + 1}/{repeat}] {r.key} FAILED:\n{traceback.format_exc()}", file=log, flush=True)
             for r in selected:
                 res = results[r.key]
-                if (r.derived_from or r.key) not in figs:
+                source = r.derived_from or r.key
+                if source not in figs:
                     res.failed += 1
                     continue
-                fig = figs[r.derived_from or r.key]
+                fig = figs[source]
                 if r.derived_from:
                     res.values.append(fig.mpps_per_cpu_s or 0.0)
                 else:
                     res.values.append(row_value(r, fig))
                 if r.baseline:
-                    res.baseline.append(baseline_value(r, base_figs[r.baseline]))
+                    res.baseline.append(baseline_value(r, base_figs[source]))
                 res.cpu.append(None if r.derived_from or r.unit == "us" else fig.mpps_per_cpu_s)
                 res.extra.append({k: v for k, v in fig.extra.items() if isinstance(v, (int, float, str))})
     return results

@@ -50,10 +50,16 @@ def test_smoke_run_produces_every_row_against_a_baseline_of_the_same_run(tmp_pat
         assert len(figures["values"]) == 1 and math.isfinite(figures["value"]) and figures["value"] > 0, row.key
         if row.baseline is not None:
             assert row.baseline in baselines
-            # one baseline per run: measured in this run, next to the figure it divides
+            # one baseline per run: measured in this run, right before the figure it divides
             assert len(figures["baselines"]) == 1 and figures["baselines"][0] > 0, row.key
             assert figures["ratio"] == pytest.approx(figures["value"] / figures["baseline"]), row.key
         assert row.key in r.stdout, f"{row.key} is not in the printed table"
+    # Each measured row's baseline is measured anew right before it, not once per run.
+    progress = [line for line in r.stderr.splitlines() if line.startswith("[run 1/1] ")]
+    for row in ROWS:
+        if row.baseline is not None and row.derived_from is None:
+            i = progress.index(f"[run 1/1] baseline {row.baseline} for {row.key}")
+            assert progress[i + 1] == f"[run 1/1] {row.key}", progress[i:i + 2]
     assert "SMOKE RUN" in r.stdout
 
 
