@@ -159,9 +159,10 @@ OnBurst = Callable[[Interface, int, Sequence[bytes | memoryview]], None]  # view
 
 _MAX_BURST = 256
 _IDLE_WAIT_S = 0.01
-# After a turn that got packets, an empty turn polls again instead of sleeping for this long: a
-# gap between a peer's bursts is microseconds, and a nap of even 0.2 ms (a polling-mode peer's,
-# see _wait_rx) lets the ring fill and the peer stall behind it. Idle longer, the loop sleeps.
+# Polling mode: after a turn that got packets, an empty turn polls again instead of napping for
+# this long. A gap between a peer's bursts is microseconds, and the nap (_wait_rx: 0.2 ms when an
+# interface polls) lets the ring fill and the peer stall behind it. Idle longer, the loop naps.
+# Interrupt mode always sleeps on the eventfd: that is what the user chose it for.
 _BUSY_POLL_S = 0.002
 _RX_PACKED_BYTES = 2 << 20  # a burst stops at the packet that would not fit; a larger one is dropped
 _MAX_RX_QUEUES = 256  # more than a link can have (255): the verifier's per-queue table
@@ -257,8 +258,9 @@ class TrafficLoop:
 
     Each turn takes one burst from every RX queue of every interface in ``intfs`` and hands each
     non-empty one to the tool's ``on_burst(intf, queue, packets)``. With nothing to read it
-    sleeps (on the queues in interrupt mode; while every link is down, until one is up again),
-    except within ``_BUSY_POLL_S`` of the last turn that got packets, where it polls again.
+    sleeps (on the queues in interrupt mode; while every link is down, until one is up again);
+    in polling mode it polls again instead within ``_BUSY_POLL_S`` of the last turn that got
+    packets.
     It calls ``progress`` with ``status()`` about twice a second, and ends a run at ``stop``,
     Ctrl-C (either sets the report's ``interrupted``), ``count`` or ``duration_s``. ``count``
     is reached when ``counted()`` (by default: the packets received) gets to it; no burst reads
@@ -272,6 +274,7 @@ class TrafficLoop:
         _check_positive("count", count)
         _check_positive("duration_s", duration_s)
         self.intfs = list(intfs)
+        self._polls = not all(intf.config.interrupt for intf in self.intfs)  # _wait_rx's test
         self.received = 0
         self.count = count
         self.counted = counted if counted is not None else lambda: self.received
@@ -354,9 +357,10 @@ class TrafficLoop:
         return self._got(got)
 
     def _busy_polling(self) -> bool:
-        """Whether packets came within the last ``_BUSY_POLL_S``: an empty turn then polls again."""
+        """Polling mode, and packets came within the last ``_BUSY_POLL_S``: an empty turn then
+        polls again instead of napping."""
         last = self.last_rx
-        return last is not None and time.monotonic() - last < _BUSY_POLL_S
+        return self._polls and last is not None and time.monotonic() - last < _BUSY_POLL_S
 
     def _got(self, got: int) -> int:
         if got:

@@ -1004,19 +1004,26 @@ def test_loopback_progress_line_says_loopback(monkeypatch: pytest.MonkeyPatch) -
 
 
 class _UpInterface:
-    """What TrafficLoop asks of an interface between bursts: whether its link is up."""
+    """What TrafficLoop asks of an interface between bursts: whether its link is up, its mode."""
 
     is_up = True
     num_rx_queues = 1
 
+    def __init__(self, interrupt: bool) -> None:
+        self.config = argparse.Namespace(interrupt=interrupt)
 
-def test_traffic_loop_polls_through_a_short_gap_and_sleeps_once_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A turn that finds nothing within _BUSY_POLL_S of the last packets polls again (a nap there
-    lets the peer's ring fill and stall it: echo ran at a third of its speed); idle longer, the
-    loop sleeps, as before."""
+
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_traffic_loop_polls_through_a_short_gap_and_sleeps_once_idle(monkeypatch: pytest.MonkeyPatch,
+                                                                      interrupt: bool) -> None:
+    """Polling mode: a turn that finds nothing within _BUSY_POLL_S of the last packets polls
+    again (a nap there lets the peer's ring fill and stalls it: echo ran at a third of its
+    speed); idle longer, the loop naps, as before. Interrupt mode sleeps on the eventfd at once."""
+    window = 0.3  # long enough that no scheduling hiccup ends it early
+    monkeypatch.setattr(tools, "_BUSY_POLL_S", window)
     naps: list[float] = []
     monkeypatch.setattr(tools, "_wait_rx", lambda intfs, timeout_s: naps.append(time.monotonic()))
-    loop = tools.TrafficLoop([_UpInterface()], status=str)  # type: ignore[list-item]
+    loop = tools.TrafficLoop([_UpInterface(interrupt)], status=str)  # type: ignore[list-item]
     turns = {"n": 0, "busy": 0}
 
     def receiver() -> int:
@@ -1031,5 +1038,8 @@ def test_traffic_loop_polls_through_a_short_gap_and_sleeps_once_idle(monkeypatch
     loop.run(tools.EchoReport(), receiver=receiver, until=lambda: bool(naps) or time.monotonic() - started > 10)
     assert naps, "the loop never slept once idle"
     assert loop.last_rx is not None
-    assert naps[0] - loop.last_rx >= tools._BUSY_POLL_S  # no nap inside the window
+    if interrupt:
+        assert turns["busy"] == 1  # the first empty turn slept
+        return
+    assert naps[0] - loop.last_rx >= window  # no nap inside the window
     assert turns["busy"] > 1  # the empty turns inside it polled again
