@@ -710,7 +710,7 @@ def pin(obj: object, *, writable: bool = True) -> tuple[object, int, int]:
     a Pinned took eight times that); anything else (an empty one too) is a Pinned."""
     kind = type(obj)
     if kind is bytes and not writable and obj:
-        return obj, _CAST(obj, _VOID_P).value, len(obj)  # type: ignore[arg-type,return-value]  # (never None: not empty)
+        return obj, _CAST(obj, _VOID_P).value, len(obj)  # type: ignore[arg-type,return-value]  # (not NULL)
     if kind is array.array and len(obj):  # type: ignore[arg-type]
         # A memoryview holds the export (no resize while it lives) and buffer_info() gives the
         # address: 40% less than a ctypes export.
