@@ -3,13 +3,13 @@
     python -m benchmarks [--repeat 5] [--seconds 2] [--rows ROW,...] [--json FILE] [--plot FILE.png]
     python -m benchmarks --smoke         # about a second per row, no targets judged
 
-Each row is a figure (memif-ct) and, for most, a baseline measured in the same run right
-before the row (testpmd against testpmd, or the copy path); the table shows the median over
+Each row is a figure (memif-ct) and, for most, a baseline measured in the same run right before
+the row (testpmd against testpmd, or the copy path); the table shows the median over
 ``--repeat`` runs, the ratio of the two (the median of the per-run ratios), the target set in
-issue 10 and the spread (lowest-highest over the runs). The header names the machine and the exact command. Needs
-dpdk-testpmd with the memif PMD, as the interop tests do, and memif-ct installed (the suite
-measures the installed package, never the source tree). Not part of the test run; a smoke run
-of it is (tests/test_bench_smoke.py).
+issue 10 and the spread (lowest-highest over the runs). The header names the machine and the
+exact command. Needs dpdk-testpmd with the memif PMD, as the interop tests do, and memif-ct
+installed (the suite measures the installed package, never the source tree). Not part of the
+test run; a smoke run of it is (tests/test_bench_smoke.py).
 """
 
 from __future__ import annotations

@@ -274,7 +274,8 @@ class TrafficLoop:
         _check_positive("count", count)
         _check_positive("duration_s", duration_s)
         self.intfs = list(intfs)
-        self._polls = not all(intf.config.interrupt for intf in self.intfs)  # _wait_rx's test
+        # Polling mode, as _wait_rx tells it (which asks only the interfaces that are up).
+        self._polls = not all(intf.config.interrupt for intf in self.intfs)
         self.received = 0
         self.count = count
         self.counted = counted if counted is not None else lambda: self.received
