@@ -69,6 +69,7 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
     const uint16_t mask = q->mask, own_region = q->buffer_region;
     const uint64_t own_offset = q->buffer_offset;
     uint8_t *own_base = pool ? NULL : q->regions[own_region].base;
+    const int movsb = shm_copy_movsb();
     int no_space = 0;
     for (; sent < n_pkts; sent++) {
         uint32_t len = lengths[sent];
@@ -93,7 +94,7 @@ static int client_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
                 off = own_offset + (uint64_t)slot * bsize;
                 buf = own_base + off;
             }
-            memcpy(buf, data + pos, n);
+            shm_copy(buf, data + pos, n, movsb);
             memif_ct_desc_t *d = &desc[slot];
             d->region = region;
             d->offset = (uint32_t)off;
@@ -136,6 +137,7 @@ static int server_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
     uint32_t sent = 0;
     size_t pos = 0;
     uint64_t bytes = 0, chains = 0; /* stored once, as in client_tx */
+    const int movsb = shm_copy_movsb();
     while (sent < n_pkts) {
         uint32_t len = lengths[sent];
         /* Plan: find how many posted slots carry len bytes, validating each. */
@@ -181,7 +183,7 @@ static int server_tx(memif_ct_queue_t *q, const uint8_t *data, const uint32_t *l
             uint32_t n = 0;
             if (buf && d.length) {
                 n = left < d.length ? left : d.length;
-                memcpy(buf, data + pos + (len - left), n);
+                shm_copy(buf, data + pos + (len - left), n, movsb);
             } else {
                 q->stats.bad_desc++;
             }

@@ -1,5 +1,10 @@
 /* Library identity, error strings and the exported constant table. */
 #include "memif_ct.h"
+#include "internal.h"
+
+#if MEMIF_CT_HAVE_MOVSB
+#include <cpuid.h>
+#endif
 
 #ifndef MEMIF_CT_BUILD_INFO
 #define MEMIF_CT_BUILD_INFO "unknown"
@@ -38,6 +43,36 @@ const char *memif_ct_strerror(int err)
 }
 
 size_t memif_ct_queue_sizeof(void) { return sizeof(memif_ct_queue_t); }
+
+/* ---- the copy method (internal.h, shm_copy) ---- */
+
+_Atomic int memif_ct_copy_movsb_;
+
+/* rep movsb copies fast (ERMS: CPUID leaf 7, EBX bit 9), and this build may use it. */
+static int movsb_available(void)
+{
+#if MEMIF_CT_HAVE_MOVSB
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 9) & 1u;
+#else
+    return 0;
+#endif
+}
+
+__attribute__((constructor)) static void copy_method_init(void)
+{
+    atomic_store_explicit(&memif_ct_copy_movsb_, movsb_available(), memory_order_relaxed);
+}
+
+int memif_ct_copy_method(int method)
+{
+    if (method == MEMIF_CT_COPY_MEMCPY || (method == MEMIF_CT_COPY_MOVSB && movsb_available()))
+        atomic_store_explicit(&memif_ct_copy_movsb_, method == MEMIF_CT_COPY_MOVSB, memory_order_relaxed);
+    else if (method != MEMIF_CT_COPY_QUERY)
+        return MEMIF_CT_ERR_ARG;
+    return atomic_load_explicit(&memif_ct_copy_movsb_, memory_order_relaxed) ? MEMIF_CT_COPY_MOVSB
+                                                                               : MEMIF_CT_COPY_MEMCPY;
+}
 
 #define C(name) { #name, (uint64_t)(MEMIF_CT_##name) }
 static const memif_ct_constant_t constants[] = {

@@ -289,6 +289,14 @@ MEMIF_CT_API const memif_ct_constant_t *memif_ct_constants(size_t *count);
 /* sizeof(memif_ct_queue_t), for FFI users that allocate queues themselves. */
 MEMIF_CT_API size_t memif_ct_queue_sizeof(void);
 
+/* How TX paths copy packets into shared memory, for every queue of the process. */
+#define MEMIF_CT_COPY_QUERY (-1) /* change nothing: only say which is in use */
+#define MEMIF_CT_COPY_MEMCPY 0   /* memcpy for every copy */
+#define MEMIF_CT_COPY_MOVSB 1    /* `rep movsb` for copies of 512 bytes or more (x86-64 with ERMS) */
+/* Set the copy method (default: MOVSB where the CPU has ERMS, else MEMCPY) and return the one in
+ * use; MEMIF_CT_ERR_ARG for MOVSB where unavailable (no ERMS, not x86-64, ASan) or another value. */
+MEMIF_CT_API int memif_ct_copy_method(int method);
+
 /* ---- layout math ---- */
 
 /* Bytes of one ring (header + descriptors) of 1 << log2_ring_size slots; 0 if out of range. */

@@ -209,13 +209,19 @@ int memif_ct_pool_write(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n, 
         total += lengths[i];
     }
     size_t pos = 0;
-    memif_ct_pool_cursor_t cur; /* the pool read once: memmove may alias it */
+    memif_ct_pool_cursor_t cur; /* the pool read once: the copies may alias it */
     memif_ct_pool_cursor_init(&cur, pool);
+    const int movsb = shm_copy_movsb();
     for (uint32_t i = 0; i < n; i++) {
         uint16_t region;
         uint64_t offset;
         const uint32_t len = lengths[i];
-        memmove(memif_ct_pool_cursor_locate(&cur, idx[i], &region, &offset), data + pos, len); /* data may be a buffer */
+        uint8_t *buf = memif_ct_pool_cursor_locate(&cur, idx[i], &region, &offset);
+        const uint8_t *src = data + pos;
+        if ((uintptr_t)buf < (uintptr_t)src + len && (uintptr_t)src < (uintptr_t)buf + len)
+            memmove(buf, src, len); /* data may be a buffer: overlapping */
+        else
+            shm_copy(buf, src, len, movsb);
         pos += len;
     }
     return (int)n;

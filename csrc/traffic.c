@@ -268,13 +268,14 @@ int memif_ct_framegen_init(memif_ct_framegen_t *gen, const uint8_t *tmpl, uint32
     return MEMIF_CT_OK;
 }
 
-static void stamp(const memif_ct_framegen_t *gen, uint8_t *f, uint64_t seq)
+/* movsb: shm_copy_movsb() for a frame in shared memory, 0 for the caller's own memory. */
+static void stamp(const memif_ct_framegen_t *gen, uint8_t *f, uint64_t seq, int movsb)
 {
     uint32_t payload = gen->size - MEMIF_CT_FRAME_PATTERN_OFFSET;
     const uint8_t *window = gen->pattern + seq % MEMIF_CT_FRAME_PATTERN_PERIOD;
     memcpy(f, gen->tmpl, MEMIF_CT_FRAME_SEQ_OFFSET);
     put_be64(f + MEMIF_CT_FRAME_SEQ_OFFSET, seq);
-    memcpy(f + MEMIF_CT_FRAME_PATTERN_OFFSET, window, payload);
+    shm_copy(f + MEMIF_CT_FRAME_PATTERN_OFFSET, window, payload, movsb);
     put_be32(f + MEMIF_CT_FRAME_CRC_OFFSET, frame_crc(f + MEMIF_CT_FRAME_SEQ_OFFSET, window, payload));
 }
 
@@ -304,7 +305,7 @@ int memif_ct_frames_stamp_packed(const memif_ct_framegen_t *gen, uint64_t first_
     if ((uint64_t)count * gen->size > out_size)
         return MEMIF_CT_ERR_TOO_BIG;
     for (uint32_t i = 0; i < count; i++)
-        stamp(gen, out + (size_t)i * gen->size, first_seq + i);
+        stamp(gen, out + (size_t)i * gen->size, first_seq + i, 0);
     return (int)count;
 }
 
@@ -319,8 +320,9 @@ int memif_ct_frames_stamp_addrs(const memif_ct_framegen_t *gen, uint64_t first_s
     for (uint32_t i = 0; i < count; i++)
         if (!addrs[i])
             return MEMIF_CT_ERR_NULL;
+    const int movsb = shm_copy_movsb(); /* (zero-copy TX buffers, as a rule) */
     for (uint32_t i = 0; i < count; i++)
-        stamp(gen, addrs[i], first_seq + i);
+        stamp(gen, addrs[i], first_seq + i, movsb);
     return (int)count;
 }
 
@@ -487,6 +489,7 @@ typedef struct {
     uint64_t first_seq;             /*   ... and the seq of the call's first frame */
     const memif_ct_pkt_t *pkts;     /* packets: where each lies, and ... */
     int macswap;                    /*   ... whether to swap its MACs on the way */
+    int movsb;                      /* shm_copy_movsb(), read once a call */
 } tx_fill_t;
 
 static uint32_t fill_length(const tx_fill_t *f, uint32_t i)
@@ -498,11 +501,11 @@ static uint32_t fill_length(const tx_fill_t *f, uint32_t i)
 static void fill_one(const tx_fill_t *f, uint32_t index, uint8_t *buf)
 {
     if (f->gen) {
-        stamp(f->gen, buf, f->first_seq + index);
+        stamp(f->gen, buf, f->first_seq + index, f->movsb);
         return;
     }
     const memif_ct_pkt_t *p = &f->pkts[index];
-    memcpy(buf, p->addr, p->length);
+    shm_copy(buf, p->addr, p->length, f->movsb);
     if (f->macswap)
         swap_macs(buf, p->length);
 }
@@ -600,7 +603,7 @@ int memif_ct_tx_frames(memif_ct_queue_t *q, const memif_ct_framegen_t *gen, uint
     int rc = stamp_check(gen, first_seq, count);
     if (rc < 0)
         return rc;
-    tx_fill_t f = {gen, first_seq, NULL, 0};
+    tx_fill_t f = {gen, first_seq, NULL, 0, shm_copy_movsb()};
     return tx_fill(q, &f, count);
 }
 
@@ -611,6 +614,6 @@ int memif_ct_tx_pkts(memif_ct_queue_t *q, const memif_ct_pkt_t *pkts, uint32_t c
     for (uint32_t i = 0; i < count; i++)
         if (!pkts[i].addr)
             return MEMIF_CT_ERR_NULL;
-    tx_fill_t f = {NULL, 0, pkts, macswap};
+    tx_fill_t f = {NULL, 0, pkts, macswap, shm_copy_movsb()};
     return tx_fill(q, &f, count);
 }

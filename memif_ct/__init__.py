@@ -51,7 +51,8 @@ __all__ = [
 
 
 def library_info() -> dict[str, object]:
-    """Facts about the loaded C library: path, versions, cache-line size, build flags."""
+    """Facts about the loaded C library: path, versions, cache-line size, build flags, and how
+    TX copies packets into shared memory (``copy_method``: ``movsb`` or ``memcpy``)."""
     return {
         "package_version": __version__,
         "library_version": _native.library_version(),
@@ -59,4 +60,5 @@ def library_info() -> dict[str, object]:
         "library_path": str(_native.LIBRARY_PATH),
         "cacheline_size": _native.cacheline_size(),
         "build_info": _native.build_info(),
+        "copy_method": _native.copy_method(),
     }

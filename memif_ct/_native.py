@@ -73,6 +73,8 @@ __all__ = [
     "abi_version",
     "build_info",
     "c_constants",
+    "COPY_METHODS",
+    "copy_method",
     "cacheline_size",
     "check",
     "eventfd_clear",
@@ -237,6 +239,7 @@ def _load() -> ctypes.CDLL:
         "memif_ct_strerror": (ctypes.c_char_p, [ctypes.c_int]),
         "memif_ct_constants": (p(_Constant), [p(ctypes.c_size_t)]),
         "memif_ct_queue_sizeof": (ctypes.c_size_t, []),
+        "memif_ct_copy_method": (ctypes.c_int, [ctypes.c_int]),
         "memif_ct_ring_bytes": (ctypes.c_uint64, [ctypes.c_uint32]),
         "memif_ct_layout_init": (
             ctypes.c_int,
@@ -488,6 +491,24 @@ def cacheline_size() -> int:
 def build_info() -> str:
     """Compiler and flags the library was built with."""
     return str(_lib.memif_ct_build_info().decode())
+
+
+COPY_METHODS: Final = ("memcpy", "movsb")  # MEMIF_CT_COPY_MEMCPY, MEMIF_CT_COPY_MOVSB
+
+
+def copy_method(method: str | None = None) -> str:
+    """How TX paths copy packets into shared memory, for every queue of the process:
+    ``"movsb"`` (``rep movsb`` for copies of 512 bytes or more; the default where the CPU has
+    ERMS) or ``"memcpy"``. Given a method, set it first: ArgumentError for one this CPU or
+    build cannot use."""
+    if method is None:
+        return COPY_METHODS[_lib.memif_ct_copy_method(-1)]
+    if method not in COPY_METHODS:
+        raise ArgumentError(f"copy method {method!r} is not one of {', '.join(COPY_METHODS)}")
+    if _lib.memif_ct_copy_method(COPY_METHODS.index(method)) < 0:
+        raise ArgumentError(f"copy method {method!r} is not available here: it needs x86-64 with ERMS "
+                            "(and a build without ASan)")
+    return method
 
 
 def c_constants() -> dict[str, int]:

@@ -29,8 +29,21 @@ def pair():
     p.close()
 
 
+@pytest.fixture(params=_native.COPY_METHODS)
+def copy_method(request):
+    """Each way TX can copy into shared memory (memif_ct_copy_method), restored after."""
+    before = _native.copy_method()
+    try:
+        _native.copy_method(request.param)
+    except ArgumentError:
+        pytest.skip(f"copy method {request.param} is not available on this CPU or in this build")
+    yield request.param
+    _native.copy_method(before)
+
+
 @pytest.mark.parametrize("direction", ["s2m", "m2s"])
-def test_every_size_1_to_9000_bytes_equal(pair, direction):
+def test_every_size_1_to_9000_bytes_equal(pair, direction, copy_method):
+    assert _native.copy_method() == copy_method
     packets = [payload(size, size) for size in range(1, 9001)]
     if direction == "s2m":
         tx, rx = pair.client_tx[0], pair.server_rx[0]

@@ -415,3 +415,29 @@ def test_build_without_a_compiler_says_so(tmp_path):
     )
     assert r.returncode != 0
     assert "no C compiler found" in r.stderr + r.stdout
+
+
+def _cpu_has_erms() -> bool:
+    with open("/proc/cpuinfo") as f:
+        return any(line.startswith("flags") and "erms" in line.split() for line in f)
+
+
+def test_copy_method_defaults_to_movsb_where_the_cpu_has_erms_and_switches():
+    before = _native.copy_method()
+    movsb = os.uname().machine == "x86_64" and _cpu_has_erms()
+    assert before == ("movsb" if movsb else "memcpy")  # a build without ASan, as installed
+    assert memif_ct.library_info()["copy_method"] == before
+    try:
+        assert _native.copy_method("memcpy") == "memcpy"
+        assert _native.copy_method() == "memcpy"
+        if movsb:
+            assert _native.copy_method("movsb") == "movsb"
+            assert _native.copy_method() == "movsb"
+        else:
+            with pytest.raises(errors.ArgumentError, match="not available here"):
+                _native.copy_method("movsb")
+        with pytest.raises(errors.ArgumentError, match="is not one of memcpy, movsb"):
+            _native.copy_method("avx")
+    finally:
+        _native.copy_method(before)
+    assert _native.copy_method() == before

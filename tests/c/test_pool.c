@@ -354,6 +354,63 @@ static void test_pool_accounting(void)
     free(p);
 }
 
+/* pool_write by either copy method (memif_ct_copy_method): lengths round the movsb threshold,
+ * nothing past a length written, and data that overlaps the buffer it goes into (either side)
+ * copied as memmove would. */
+static void test_pool_write_copy_methods(void)
+{
+    enum { BS = 2048, NB = 4 };
+    static uint8_t mem[NB * BS], ref[NB * BS];
+    memif_ct_segment_t s[1] = {{mem, sizeof(mem), 0, 0, {0}}};
+    memif_ct_pool_t *p = pool_new(s, 1, BS);
+    REQUIRE(p);
+    uint32_t idx[NB];
+    REQUIRE(memif_ct_pool_alloc(p, idx, NB) == NB);
+    memif_ct_buf_t b[NB];
+    for (int i = 0; i < NB; i++)
+        REQUIRE(memif_ct_pool_buffer(p, idx[i], &b[i]) == MEMIF_CT_OK);
+    const int before = memif_ct_copy_method(MEMIF_CT_COPY_QUERY);
+    const int methods[] = {MEMIF_CT_COPY_MEMCPY, MEMIF_CT_COPY_MOVSB};
+    for (int mi = 0; mi < 2; mi++) {
+        int rc = memif_ct_copy_method(methods[mi]);
+        if (rc == MEMIF_CT_ERR_ARG && methods[mi] == MEMIF_CT_COPY_MOVSB)
+            continue; /* not on this CPU or in this build (test_ring says which) */
+        CHECK_INT(rc, methods[mi]);
+        uint8_t data[512 + 513 + 1500 + 2048];
+        for (size_t i = 0; i < sizeof(data); i++)
+            data[i] = (uint8_t)(i * 7 + (size_t)mi);
+        memset(mem, 0xEE, sizeof(mem));
+        uint32_t len[NB] = {512, 513, 1500, 2048};
+        CHECK_INT(memif_ct_pool_write(p, idx, NB, data, sizeof(data), len, 0), NB);
+        size_t pos = 0;
+        for (int i = 0; i < NB; i++) {
+            CHECK_MEM(b[i].addr, data + pos, len[i]);
+            if (len[i] < BS)
+                CHECK_EQ(b[i].addr[len[i]], 0xEE);
+            pos += len[i];
+        }
+        /* Overlap: data starting inside the target (after it) and before it (in the buffer below). */
+        const long shifts[] = {100, -100, 1, -1};
+        for (size_t k = 0; k < sizeof(shifts) / sizeof(shifts[0]); k++) {
+            for (size_t i = 0; i < sizeof(mem); i++)
+                mem[i] = (uint8_t)(i * 13 + k);
+            int t = 0; /* the buffer at mem + 2 * BS: data either side of it lies in mem */
+            while (t < NB - 1 && b[t].addr != mem + 2 * BS)
+                t++;
+            REQUIRE(b[t].addr == mem + 2 * BS);
+            uint8_t *target = b[t].addr;
+            const uint8_t *src = target + shifts[k];
+            uint32_t n1 = 1500;
+            memcpy(ref, mem, sizeof(mem));
+            memmove(ref + (target - mem), ref + (src - mem), n1);
+            CHECK_INT(memif_ct_pool_write(p, &idx[t], 1, src, n1, &n1, 0), 1);
+            CHECK_MEM(mem, ref, sizeof(mem));
+        }
+    }
+    CHECK_INT(memif_ct_copy_method(before), before);
+    free(p);
+}
+
 /* pool_write: packed packets into APP buffers, across both segments; all or nothing. */
 static void test_pool_write(void)
 {
@@ -1283,6 +1340,7 @@ int main(void)
     RUN("pool_bytes and pool_init arguments", test_pool_bytes_args());
     RUN("pool alloc/free/accounting", test_pool_accounting());
     RUN("pool_write", test_pool_write());
+    RUN("pool_write by either copy method, overlapping data too", test_pool_write_copy_methods());
     RUN("pool buffer sizes", test_pool_buffer_sizes());
     RUN("set_pool", test_set_pool());
     RUN("tx_burst on a pool client", test_pool_tx_burst());

@@ -2313,6 +2313,70 @@ static void test_constants_and_strerror(void)
 
 /* ====================================================================================== */
 
+/* ------------------------------------------------------------------------------------ */
+/* the copy method (memif_ct_copy_method)                                                   */
+
+/* Set method m for the copies TX makes; 0 if this build or CPU cannot (only MOVSB may not). */
+static int use_copy_method(int m)
+{
+    int rc = memif_ct_copy_method(m);
+    if (rc == MEMIF_CT_ERR_ARG && m == MEMIF_CT_COPY_MOVSB)
+        return 0;
+    CHECK_INT(rc, m);
+    CHECK_INT(memif_ct_copy_method(MEMIF_CT_COPY_QUERY), m);
+    return rc == m;
+}
+
+/* Each method carries every length round the movsb threshold and the buffer size, single and
+ * chained, both directions, into guarded regions; no byte past a packet's length is written. */
+static void test_copy_methods(int dir)
+{
+    const int before = memif_ct_copy_method(MEMIF_CT_COPY_QUERY);
+    CHECK(before == MEMIF_CT_COPY_MEMCPY || before == MEMIF_CT_COPY_MOVSB);
+    CHECK_INT(memif_ct_copy_method(2), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_copy_method(-2), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_copy_method(MEMIF_CT_COPY_QUERY), before); /* refusals change nothing */
+    static const uint32_t lens[] = {1, 64, 511, 512, 513, 1500, 2047, 2048, 2049, 4097, 9000};
+    const uint32_t n = sizeof(lens) / sizeof(lens[0]), bs = 2048; /* 18 slots of 32 */
+    const int methods[] = {MEMIF_CT_COPY_MEMCPY, MEMIF_CT_COPY_MOVSB};
+    for (int mi = 0; mi < 2; mi++) {
+        if (!use_copy_method(methods[mi])) {
+            printf("  copy method movsb: unavailable in this build or on this CPU\n");
+            continue;
+        }
+        if (methods[mi] == MEMIF_CT_COPY_MOVSB)
+            printf("  copy method movsb: available, tested\n");
+        fx_t f;
+        FX(&f, 5, bs, 65533, 1);
+        memif_ct_queue_t *txq = dir ? &f.stx : &f.ctx, *rxq = dir ? &f.crx : &f.srx;
+        if (dir)
+            CHECK_INT(memif_ct_refill(&f.crx), 32);
+        burst_t b = {0};
+        burst_make(&b, n, lens);
+        CHECK_INT(tx(txq, &b), (int)n);
+        if (!dir) { /* client slot math: slot k's buffer; the byte after each packet's end untouched */
+            uint16_t slot = 65533;
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t slots = (lens[i] + bs - 1) / bs, tail_len = lens[i] - (slots - 1) * bs;
+                slot = (uint16_t)(slot + slots - 1);
+                const uint8_t *last = f.mem + f.s2m_buf + (uint64_t)(slot & 31) * bs;
+                if (tail_len < bs)
+                    CHECK_EQ(last[tail_len], 0xA5);
+                slot++;
+            }
+        }
+        uint8_t *out = malloc(32u * bs);
+        REQUIRE(out);
+        uint32_t ol[16];
+        CHECK_INT(memif_ct_rx_burst(rxq, out, 32u * bs, ol, 16), (int)n);
+        check_rx(&b, 0, n, out, ol);
+        free(out);
+        burst_free(&b);
+        fx_teardown(&f);
+    }
+    CHECK_INT(memif_ct_copy_method(before), before);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2353,6 +2417,8 @@ int main(void)
     RUN("tx data_size M2S", test_tx_data_size(1));
     RUN("tx packet larger than the ring S2M", test_tx_too_big(0));
     RUN("tx packet larger than the ring M2S", test_tx_too_big(1));
+    RUN("copy methods S2M client", test_copy_methods(0));
+    RUN("copy methods M2S server", test_copy_methods(1));
 
     for (size_t c = 0; c < N_BAD; c++) {
         for (int pos = 0; pos < POS_COUNT; pos++) {
