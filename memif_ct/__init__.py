@@ -46,8 +46,12 @@ __all__ = [
     "Socket",
     "SocketError",
     "__version__",
+    "copy_method",
     "library_info",
 ]
+
+
+copy_method = _native.copy_method
 
 
 def library_info() -> dict[str, object]:

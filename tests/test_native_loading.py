@@ -427,6 +427,7 @@ def test_copy_method_defaults_to_movsb_where_the_cpu_has_erms_and_switches():
     movsb = os.uname().machine == "x86_64" and _cpu_has_erms()
     assert before == ("movsb" if movsb else "memcpy")  # a build without ASan, as installed
     assert memif_ct.library_info()["copy_method"] == before
+    assert memif_ct.copy_method is _native.copy_method  # public as memif_ct.copy_method
     try:
         assert _native.copy_method("memcpy") == "memcpy"
         assert _native.copy_method() == "memcpy"
