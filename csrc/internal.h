@@ -38,13 +38,15 @@ static inline void store_release(_Atomic uint16_t *p, uint16_t v)
     atomic_store_explicit(p, v, memory_order_release);
 }
 
-/* Copies into shared memory the peer reads (every TX path), by the library's one process-wide
- * setting (memif_ct_copy_method()). With MEMIF_CT_COPY_MOVSB, a copy of MEMIF_CT_MOVSB_MIN
- * bytes or more is one `rep movsb`: with ERMS the CPU writes whole lines without reading them
- * first, so a line the peer's core last read is not fetched back before it is overwritten.
- * Measured on an AMD EPYC into testpmd rxonly: 1,500-byte frames 1.3x memcpy's rate, 1,024 and
- * 2,048 bytes 1.03-1.35x, 512 even, 128 bytes 0.8x (so: not below 512). Under ASan every copy is
- * memcpy, which ASan checks; the asm it cannot see into. */
+/* Copies of the caller's data into shared memory the peer reads (the TX paths), by the
+ * library's one process-wide setting (memif_ct_copy_method()). With MEMIF_CT_COPY_MOVSB, a copy
+ * of MEMIF_CT_MOVSB_MIN bytes or more is one `rep movsb`: with ERMS the CPU writes whole lines
+ * without reading them first, so a line the peer's core last read is not fetched back before it
+ * is overwritten. Measured on an AMD EPYC into testpmd rxonly: 1,500-byte frames 1.3x memcpy's
+ * rate, 1,024 and 2,048 bytes 1.03-1.35x, 512 even, 128 bytes 0.8x (so: not below 512). Only
+ * where the source is local: reading lines another core wrote, rep movsb was 0.3x memcpy (RX
+ * into the caller's buffer) and 0.6x (echo's copy from RX to TX buffers), so those use memcpy.
+ * Under ASan every copy is memcpy, which ASan checks; the asm it cannot see into. */
 #define MEMIF_CT_MOVSB_MIN 512u
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 #define MEMIF_CT_HAVE_MOVSB 1

@@ -289,7 +289,8 @@ MEMIF_CT_API const memif_ct_constant_t *memif_ct_constants(size_t *count);
 /* sizeof(memif_ct_queue_t), for FFI users that allocate queues themselves. */
 MEMIF_CT_API size_t memif_ct_queue_sizeof(void);
 
-/* How TX paths copy packets into shared memory, for every queue of the process. */
+/* How TX paths copy the caller's packets into shared memory, for every queue of the process
+ * (memif_ct_tx_pkts, whose packets the peer wrote as a rule, always uses memcpy). */
 #define MEMIF_CT_COPY_QUERY (-1) /* change nothing: only say which is in use */
 #define MEMIF_CT_COPY_MEMCPY 0   /* memcpy for every copy */
 #define MEMIF_CT_COPY_MOVSB 1    /* `rep movsb` for copies of 512 bytes or more (x86-64 with ERMS) */

@@ -496,7 +496,7 @@ typedef struct {
     uint64_t first_seq;             /*   ... and the seq of the call's first frame */
     const memif_ct_pkt_t *pkts;     /* packets: where each lies, and ... */
     int macswap;                    /*   ... whether to swap its MACs on the way */
-    int movsb;                      /* shm_copy_movsb(), read once a call */
+    int movsb;                      /* shm_copy's movsb for each copy (see memif_ct_tx_pkts) */
 } tx_fill_t;
 
 static uint32_t fill_length(const tx_fill_t *f, uint32_t i)
@@ -621,6 +621,8 @@ int memif_ct_tx_pkts(memif_ct_queue_t *q, const memif_ct_pkt_t *pkts, uint32_t c
     for (uint32_t i = 0; i < count; i++)
         if (!pkts[i].addr)
             return MEMIF_CT_ERR_NULL;
-    tx_fill_t f = {NULL, 0, pkts, macswap, shm_copy_movsb()};
+    /* memcpy: these packets are, as a rule, what the peer just wrote (rx_peek), and rep movsb
+     * reads lines in another core's cache far slower: echo of 1,500-byte frames ran at 0.6x. */
+    tx_fill_t f = {NULL, 0, pkts, macswap, 0};
     return tx_fill(q, &f, count);
 }

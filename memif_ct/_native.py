@@ -497,10 +497,11 @@ COPY_METHODS: Final = ("memcpy", "movsb")  # MEMIF_CT_COPY_MEMCPY, MEMIF_CT_COPY
 
 
 def copy_method(method: str | None = None) -> str:
-    """How TX paths copy packets into shared memory, for every queue of the process:
-    ``"movsb"`` (``rep movsb`` for copies of 512 bytes or more; the default where the CPU has
-    ERMS) or ``"memcpy"``. Given a method, set it first: ArgumentError for one this CPU or
-    build cannot use."""
+    """How TX calls copy the caller's packets into shared memory, for every queue of the
+    process: ``"movsb"`` (``rep movsb`` for copies of 512 bytes or more; the default where the
+    CPU has ERMS) or ``"memcpy"``. Reflecting (``Queue.reflect``) copies what the peer wrote and
+    always uses memcpy. Given a method, set it first: ArgumentError for one this CPU or build
+    cannot use."""
     if method is None:
         return COPY_METHODS[_lib.memif_ct_copy_method(-1)]
     if method not in COPY_METHODS:
