@@ -48,7 +48,14 @@ static inline void store_release(_Atomic uint16_t *p, uint16_t v)
  * into the caller's buffer) and 0.6x (echo's copy from RX to TX buffers), so those use memcpy.
  * Under ASan every copy is memcpy, which ASan checks; the asm it cannot see into. */
 #define MEMIF_CT_MOVSB_MIN 512u
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) /* gcc's ASan; clang's below */
+#define MEMIF_CT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEMIF_CT_ASAN 1
+#endif
+#endif
+#if defined(__x86_64__) && !defined(MEMIF_CT_ASAN)
 #define MEMIF_CT_HAVE_MOVSB 1
 #else
 #define MEMIF_CT_HAVE_MOVSB 0

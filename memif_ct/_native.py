@@ -504,6 +504,8 @@ def copy_method(method: str | None = None) -> str:
     cannot use."""
     if method is None:
         return COPY_METHODS[_lib.memif_ct_copy_method(-1)]
+    if not isinstance(method, str):
+        raise ArgumentTypeError(f"copy method must be a str ({', '.join(COPY_METHODS)}), not {type(method).__name__}")
     if method not in COPY_METHODS:
         raise ArgumentError(f"copy method {method!r} is not one of {', '.join(COPY_METHODS)}")
     if _lib.memif_ct_copy_method(COPY_METHODS.index(method)) < 0:

@@ -439,6 +439,8 @@ def test_copy_method_defaults_to_movsb_where_the_cpu_has_erms_and_switches():
                 _native.copy_method("movsb")
         with pytest.raises(errors.ArgumentError, match="is not one of memcpy, movsb"):
             _native.copy_method("avx")
+        with pytest.raises(errors.ArgumentTypeError, match="must be a str"):
+            _native.copy_method(1)  # type: ignore[arg-type]
     finally:
         _native.copy_method(before)
     assert _native.copy_method() == before
