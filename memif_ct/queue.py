@@ -723,8 +723,12 @@ class Queue:
         packets = check_packets(packets)
         if not packets:
             return 0
-        data = b"".join(packets)
-        lengths = _lengths_of(packets)
+        try:
+            data = b"".join(packets)
+            lengths = _lengths_of(packets)
+        except TypeError:  # a packet that is no buffer (named here), or one without len(): a 0-d array
+            lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+            data = b"".join(packets)
         # The lengths array is ours alone (no other thread can resize it): its address is
         # stable for the call without pinning.
         with self._lock:

@@ -174,6 +174,15 @@ def test_queue_out_of_range_and_empty_packet(loopback_factory, path):
         lb.client.tx_burst([b"a", b""])
 
 
+@pytest.mark.parametrize("bad", [5, "text", None, [1, 2]])
+def test_a_packet_that_is_no_buffer_is_named(loopback_factory, path, bad):
+    lb = loopback_factory(path)
+    with pytest.raises(memif_ct.ArgumentTypeError, match=rf"packets\[1\] must be bytes, .* not {type(bad).__name__}"):
+        lb.client.tx_burst([b"a", bad, b"c"])
+    assert lb.client.tx_burst([b"after"]) == 1  # nothing of the refused burst was queued
+    assert lb.server.rx_burst(8) == [b"after"]
+
+
 def test_negotiation_takes_the_smaller_side(path):
     """Client asks for 4/3 queues and rsize 8; the server can take 2/2: rings = min (section 4)."""
     with memif_ct.Interface(role="server", socket=path, id=0, rx_queues=2, tx_queues=2) as server, \

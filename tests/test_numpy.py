@@ -157,3 +157,14 @@ def test_buffer_api_lengths_of_any_int_dtype(pair: Loopback) -> None:
 def test_array_lengths_still_work(pair: Loopback) -> None:
     assert pair.client.tx_burst_packed(b"a" * 10 + b"b" * 20, array.array("I", [10, 20])) == 2
     assert pair.server.rx_burst(4) == [b"a" * 10, b"b" * 20]
+
+
+def test_a_zero_dimensional_array_is_a_packet_of_its_bytes(pair: Loopback) -> None:
+    """``len()`` of a 0-d array raises; tx_burst measures it in bytes instead (4 for a uint32)."""
+    scalar = np.array(0x01020304, dtype=np.uint32)
+    assert pair.client.tx_burst([b"ab", scalar, np.arange(3, dtype=np.uint16)]) == 3
+    deadline = time.monotonic() + 5
+    got: list[bytes] = []
+    while len(got) < 3 and time.monotonic() < deadline:
+        got += pair.server.rx_burst(8)
+    assert got == [b"ab", scalar.tobytes(), np.arange(3, dtype=np.uint16).tobytes()]
