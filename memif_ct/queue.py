@@ -74,6 +74,12 @@ def _nbytes(packet: object, index: int) -> int:
         ) from None
 
 
+def _byte_lengths(packets: Sequence[object]) -> array.array[int]:
+    """Each packet's size in bytes, measured one by one: the slow way, for what ``len()`` does
+    not measure in bytes; ArgumentTypeError naming the first that is no buffer."""
+    return array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+
+
 def check_packets(packets: object, name: str = "packets") -> Sequence[Packet]:
     """``packets`` as a burst: a list or tuple (or other sequence) of bytes-like packets.
 
@@ -727,7 +733,7 @@ class Queue:
             data = b"".join(packets)
             lengths = _lengths_of(packets)
         except TypeError:  # a packet that is no buffer (named here), or one without len(): a 0-d array
-            lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+            lengths = _byte_lengths(packets)
             data = b"".join(packets)
         # The lengths array is ours alone (no other thread can resize it): its address is
         # stable for the call without pinning.
@@ -742,7 +748,7 @@ class Queue:
             return rc
         if rc == _ERR_ARG and 0 not in lengths and sum(lengths) != len(data):
             # a view of wider items: len() counts items; send again with byte sizes
-            lengths = array.array("I", [_nbytes(p, i) for i, p in enumerate(packets)])
+            lengths = _byte_lengths(packets)
             if 0 not in lengths:  # (an empty one is named below)
                 with self._lock:
                     if not self._alive:
@@ -1061,7 +1067,7 @@ class Queue:
             try:
                 sizes = array.array("I", map(_MV_NBYTES, views))  # memoryviews: one C-level pass
             except (TypeError, ValueError):  # another buffer, or a released view: say which
-                sizes = array.array("I", [_nbytes(v, i) for i, v in enumerate(views)])
+                sizes = _byte_lengths(views)
         else:
             sizes = _lengths_arg(lengths, len(views))
         if 0 in sizes:
