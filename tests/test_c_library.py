@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from hostcpu import has_rep_movsb
+
 ROOT = Path(__file__).resolve().parents[1]
 CSRC = ROOT / "csrc"
 HEADER = CSRC / "memif_ct.h"
@@ -155,9 +157,7 @@ def test_c_ring_tests_pass(meson_builds: dict[str, MesonBuild]) -> None:
     proc = build.run("test_ring")
     _assert_summary_clean(proc, "tests/c/test_ring.c")
     # Both copy methods ran where the CPU has rep movsb (x86-64 with ERMS), not just memcpy.
-    with open("/proc/cpuinfo") as f:
-        erms = any(line.startswith("flags") and "erms" in line.split() for line in f)
-    if os.uname().machine == "x86_64" and erms:
+    if has_rep_movsb():
         assert proc.stdout.count("copy method movsb: available, tested") == 2, _tail(proc.stdout)
 
 

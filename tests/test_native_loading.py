@@ -20,6 +20,8 @@ import pytest
 import memif_ct
 from memif_ct import _native, constants, errors
 
+from hostcpu import has_rep_movsb
+
 REPO = Path(__file__).resolve().parent.parent
 HEADER = REPO / "csrc" / "memif_ct.h"
 
@@ -417,14 +419,9 @@ def test_build_without_a_compiler_says_so(tmp_path):
     assert "no C compiler found" in r.stderr + r.stdout
 
 
-def _cpu_has_erms() -> bool:
-    with open("/proc/cpuinfo") as f:
-        return any(line.startswith("flags") and "erms" in line.split() for line in f)
-
-
 def test_copy_method_defaults_to_movsb_where_the_cpu_has_erms_and_switches():
     before = _native.copy_method()
-    movsb = os.uname().machine == "x86_64" and _cpu_has_erms()
+    movsb = has_rep_movsb()
     assert before == ("movsb" if movsb else "memcpy")  # a build without ASan, as installed
     assert memif_ct.library_info()["copy_method"] == before
     assert memif_ct.copy_method is _native.copy_method  # public as memif_ct.copy_method
