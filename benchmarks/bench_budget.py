@@ -8,6 +8,9 @@ frames a burst. Measured in one run, each for ``--seconds``, median of ``--repea
   a busy wait of ``d`` microseconds before each call. ``C us/call`` is the time spent in the call
   for a full burst: the cost of the C TX path with the peer reading on the other core (lines
   written here must be fetched back from its cache), which no Python layer can lower;
+* ``buffer C``: the buffer path's three C calls (``memif_ct_tx_alloc``, ``memif_ct_pool_write``,
+  ``memif_ct_tx_buffers``) bare through ctypes, arguments made once: its floor, with no Python
+  bookkeeping around the calls;
 * ``packed`` and ``buffer``: ``tx_burst_packed``, and ``alloc_buffers`` + ``TxBuffers.write`` +
   ``tx_buffers``, as the suite's rows run them.
 
@@ -75,6 +78,25 @@ def measure(intf: memif_ct.Interface, seconds: float) -> dict[str, tuple[float, 
             return n, clock() - t
         return step
 
+    queue = intf.tx_queue(0)
+    pool = queue._pool  # the queue's own pool: what its buffer path takes from
+    keys = array.array("I", [0]) * BURST
+    keys_at = ctypes.c_void_p(keys.buffer_info()[0])
+
+    def buffer_bare() -> tuple[int, float]:
+        assert pool is not None
+        t = clock()
+        k = _native.tx_alloc_raw(q, keys_at, BURST)
+        n = 0
+        if k == BURST:
+            _native.check(_native.pool_write_raw(pool.arg, keys_at, k, at, size, lens_at, SIZE), "pool_write")
+            n = _native.tx_buffers_raw(q, keys_at, lens_at, k)
+        if k > 0 and n < k:
+            keys_left = array.array("I", keys[max(n, 0):k])
+            _native.check(_native.pool_free_raw(pool.arg, ctypes.c_void_p(keys_left.buffer_info()[0]),
+                                                len(keys_left)), "pool_free")
+        return max(n, 0), clock() - t
+
     def packed() -> tuple[int, float]:
         t = clock()
         n = intf.tx_burst_packed(data, lens)
@@ -94,6 +116,7 @@ def measure(intf: memif_ct.Interface, seconds: float) -> dict[str, tuple[float, 
     try:
         for d in DELAYS_US:
             out[f"C + {d} us"] = _rate(bare(d * 1e-6), seconds)
+        out["buffer C"] = _rate(buffer_bare, seconds)
         out["packed"] = _rate(packed, seconds)
         out["buffer"] = _rate(buffer, seconds)
     finally:
