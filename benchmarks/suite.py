@@ -142,17 +142,29 @@ def run(selected: list[Row], repeat: int, seconds: float, prefix: str,
     return results
 
 
-def judge(row: Row, ratio: float | None, value: float) -> str:
-    """'met' / 'not met' against the row's target; '' when it has none."""
+def _meets(row: Row, figure: float) -> bool:
     m = _TARGET_RE.match(row.target)
-    if not m:
+    assert m is not None
+    limit = float(m.group(2))
+    return figure >= limit if m.group(1) == ">=" else figure < limit
+
+
+def judge(row: Row, ratio: float | None, value: float) -> str:
+    """'met' / 'not met' against the row's target, by the median; '' when it has none."""
+    if not _TARGET_RE.match(row.target):
         return ""
     figure = ratio if row.target.endswith("x") else value
-    if figure is None:
-        return "not met"
-    limit = float(m.group(2))
-    ok = figure >= limit if m.group(1) == ">=" else figure < limit
-    return "met" if ok else "not met"
+    return "not met" if figure is None else ("met" if _meets(row, figure) else "not met")
+
+
+def runs_met(row: Row, res: Result) -> tuple[int, int] | None:
+    """In how many runs, of how many judged, the row's own figure (its ratio, for a ratio
+    target) met the target: a median can meet it while the runs straddle it. None when the
+    row has no target."""
+    if not _TARGET_RE.match(row.target):
+        return None
+    figures = res.ratios() if row.target.endswith("x") else res.values
+    return sum(_meets(row, f) for f in figures), len(figures)
 
 
 def summary(selected: list[Row], results: dict[str, Result]) -> list[dict[str, Any]]:
@@ -175,6 +187,7 @@ def summary(selected: list[Row], results: dict[str, Result]) -> list[dict[str, A
             "baselines": res.baseline,
             "ratio": ratio, "ratios": ratios, "ratio_spread": [min(ratios), max(ratios)] if ratios else None,
             "target": r.target or None, "verdict": judge(r, ratio, value) or None,
+            "runs_met": runs_met(r, res),  # [met, judged], or None
             "mpkt_per_cpu_s": statistics.median(cpus) if cpus else None, "extra": res.extra,
             "failed": res.failed,
         })
@@ -197,6 +210,8 @@ def table(summary_rows: list[dict[str, Any]], smoke: bool) -> str:
         rspread = "-" if s["ratio_spread"] is None else f"{s['ratio_spread'][0]:.2f}-{s['ratio_spread'][1]:.2f}"
         ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f}x"
         verdict = "(smoke)" if smoke and s["verdict"] else (s["verdict"] or "")
+        if s["verdict"] and not smoke:  # the median's verdict, and how many runs met the target
+            verdict += f", {s['runs_met'][0]} of {s['runs_met'][1]} runs"
         if s["failed"]:
             verdict += f" FAILED in {s['failed']} run(s)"
         lines.append(f"{s['key']:<14}{s['value']:>10.2f} {s['unit']:<11}{_fmt(s['baseline']):>10}{ratio:>8}  "
