@@ -211,7 +211,8 @@ def table(summary_rows: list[dict[str, Any]], smoke: bool) -> str:
         ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f}x"
         verdict = "(smoke)" if smoke and s["verdict"] else (s["verdict"] or "")
         if s["verdict"] and not smoke:  # the median's verdict, and how many runs met the target
-            verdict += f", {s['runs_met'][0]} of {s['runs_met'][1]} runs"
+            met, judged = s["runs_met"]
+            verdict += f", {met} of {judged} runs" if judged else ", no run judged"
         if s["failed"]:
             verdict += f" FAILED in {s['failed']} run(s)"
         lines.append(f"{s['key']:<14}{s['value']:>10.2f} {s['unit']:<11}{_fmt(s['baseline']):>10}{ratio:>8}  "

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from types import TracebackType
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 from . import _native
 from .constants import MAX_BUFFER_SIZE
@@ -502,13 +502,17 @@ class TxBuffers(Sequence[memoryview]):
     sent or freed buffer's view is released (using it raises ValueError).
     """
 
-    __slots__ = ("_h", "_hi", "_lo", "span")
+    __slots__ = ("_h", "_hi", "_lo")
 
     def __init__(self, handout: _Handout, lo: int, hi: int) -> None:
         self._h, self._lo, self._hi = handout, lo, hi
-        # For the queue: the handout these buffers are of, and which of its buffers they are
-        # (a plain attribute: a property would cost the burst calls a Python call each).
-        self.span: tuple[_Handout, int, int] = (handout, lo, hi)
+
+    if TYPE_CHECKING:
+        @property
+        def span(self) -> tuple[_Handout, int, int]:
+            """For the queue: the handout these buffers are of, and which of its buffers they are."""
+    else:  # read-only, and an attrgetter rather than a function: no Python frame on the burst calls
+        span = property(operator.attrgetter("_h", "_lo", "_hi"))
 
     def __len__(self) -> int:
         return self._hi - self._lo
@@ -1011,9 +1015,10 @@ class Queue:
         """TxBuffers.write: a client's in one C call (memif_ct_pool_write, which checks every
         length), a server's buffer by buffer through their views."""
         handout, lo, hi = bufs.span
-        if type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4 \
-                and len(lengths) == hi - lo:
-            sizes = lengths[:]  # the usual: one copy, nothing to convert or check here
+        if type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4:
+            sizes = lengths[:]  # the usual: one copy (another thread may resize the caller's)
+            if len(sizes) != hi - lo:
+                sizes = _lengths_arg(sizes, hi - lo)  # which names the mismatch
         else:
             if lengths is None:
                 raise ArgumentTypeError("lengths must be given: one per buffer, how many bytes of data each takes")

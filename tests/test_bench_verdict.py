@@ -41,3 +41,11 @@ def test_a_value_target_counts_values_and_a_row_without_one_counts_nothing() -> 
     [s] = suite.summary([views], {views.key: suite.Result(values=[5.0], baseline=[50.0])})
     assert s["verdict"] is None and s["runs_met"] is None
     assert suite.table([s], smoke=False).splitlines()[2].rstrip().endswith("-")
+
+
+def test_a_ratio_row_whose_baselines_all_failed_was_judged_in_no_run() -> None:
+    rows, suite = _suite()
+    row = next(r for r in rows.ROWS if r.key == "packed-tx")
+    [s] = suite.summary([row], {row.key: suite.Result(values=[40.0, 41.0])})
+    assert s["verdict"] == "not met" and s["runs_met"] == (0, 0)
+    assert suite.table([s], smoke=False).splitlines()[2].endswith("not met, no run judged")

@@ -380,6 +380,17 @@ def test_a_short_allocation_writes_and_sends_what_it_got(pair_factory, zero_copy
     assert _settle(txq) == {"free": total, "app": 0, "ring": 0, "total": total}
 
 
+def test_what_a_txbuffers_spans_cannot_be_changed(pair_factory):
+    """The queue trusts span for the index range it hands C: it is read-only."""
+    p = pair_factory(zero_copy=False)
+    bufs = p.client.alloc_buffers(2, size=64)
+    with pytest.raises(AttributeError):
+        bufs.span = (bufs.span[0], 0, 10**6)  # type: ignore[misc]
+    assert bufs.span[1:] == (0, 2) and bufs[1:].span[1:] == (1, 2)
+    p.client.free_buffers(bufs)
+    assert p.client.tx_queue(0).buffer_counts()["app"] == 0
+
+
 def test_buffers_sent_before_any_view_was_made_get_none(pair_factory):
     """Sent or freed without a view, a buffer stays gone when the rest are iterated later."""
     p = pair_factory(zero_copy=False)
