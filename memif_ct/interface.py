@@ -350,9 +350,6 @@ class Interface:
         handed out, and may be shorter than ``size`` if the client posted smaller ones.
         numpy: ``np.frombuffer(buf, np.uint8)`` writes straight into the buffer.
         """
-        link = self._state.link
-        if link is not None and type(queue) is int and 0 <= queue < len(link.tx):  # _queue's fast path, inline
-            return link.tx[queue].alloc_buffers(count, size)
         q = self._queue("tx", queue)
         if q is None:
             check_burst_size("count", count)
@@ -370,9 +367,6 @@ class Interface:
         ``alloc_buffers`` on this queue (or was sent already) or a length out of range; 0
         while the link is down.
         """
-        link = self._state.link
-        if link is not None and type(queue) is int and 0 <= queue < len(link.tx):  # _queue's fast path, inline
-            return link.tx[queue].tx_buffers(bufs, lengths)
         q = self._queue("tx", queue)
         if q is None:
             check_packets(bufs, "bufs")

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from types import TracebackType
-from typing import TYPE_CHECKING, overload
+from typing import overload
 
 from . import _native
 from .constants import MAX_BUFFER_SIZE
@@ -366,14 +366,14 @@ class _Handout:
 
     def __init__(self, queue: Queue | None, count: int, size: int, limits: array.array[int] | None,
                  keys: array.array[int] | None, starts: list[int] | None, root: memoryview | None, stride: int,
-                 memory: MemoryMap | None, key_address: int = 0) -> None:
+                 memory: MemoryMap | None) -> None:
         self.queue = queue
         self.count = count
         self.size = size  # the size asked for: a client's every buffer is that long
         self.limits = limits  # each view's length, as handed out (a client's: made when needed)
         self.sizes: array.array[int] | None = None  # what tx_buffers sends by default (write sets it)
-        self.keys = keys  # never resized: its buffer stays where key_address (the caller's) says
-        self.key_address = key_address
+        self.keys = keys  # never resized: its buffer stays where key_address says
+        self.key_address = keys.buffer_info()[0] if keys else 0
         self.starts = starts
         self.root = root  # client: all of the pool's segment, writable (None: through memory)
         self.stride = stride  # client: the pool's buffer size
@@ -507,15 +507,13 @@ class TxBuffers(Sequence[memoryview]):
     def __init__(self, handout: _Handout, lo: int, hi: int) -> None:
         self._h, self._lo, self._hi = handout, lo, hi
 
-    if TYPE_CHECKING:
-        @property
-        def span(self) -> tuple[_Handout, int, int]:
-            """For the queue: the handout these buffers are of, and which of its buffers they are."""
-    else:  # read-only, and an attrgetter rather than a function: no Python frame on the burst calls
-        span = property(operator.attrgetter("_h", "_lo", "_hi"))
-
     def __len__(self) -> int:
         return self._hi - self._lo
+
+    @property
+    def span(self) -> tuple[_Handout, int, int]:
+        """For the queue: the handout these buffers are of, and which of its buffers they are."""
+        return self._h, self._lo, self._hi
 
     @overload
     def __getitem__(self, index: int) -> memoryview: ...
@@ -856,16 +854,15 @@ class Queue:
                 return no_buffers()
             if self._pool is not None:  # client: any free buffer of our pool (reclaimed first)
                 keys = _U32_ZERO * count
-                key_address = self._args.p1.value = keys.buffer_info()[0]
+                self._args.p1.value = keys.buffer_info()[0]
                 got = _tx_alloc(self._qp, self._args.p1, count)
                 if got < count:
                     if got <= 0:
                         _check(got, "memif_ct_tx_alloc")
                         return no_buffers()
-                    del keys[got:]  # (which may move its buffer)
-                    key_address = keys.buffer_info()[0]
-                handout = _Handout(self, got, size, None, keys, None, self._pool_view,
-                                   self._pool.buffer_size, self._memory, key_address)
+                    del keys[got:]
+                handout = _Handout(self, len(keys), size, None, keys, None, self._pool_view,
+                                   self._pool.buffer_size, self._memory)
                 self._live.add(handout)
             else:  # server: the next buffers the client posted, in ring order
                 posted = self._cq.tx_reserve(count)
@@ -1015,36 +1012,29 @@ class Queue:
         """TxBuffers.write: a client's in one C call (memif_ct_pool_write, which checks every
         length), a server's buffer by buffer through their views."""
         handout, lo, hi = bufs.span
-        if type(lengths) is array.array and lengths.typecode == "I" and lengths.itemsize == 4:
-            sizes = lengths[:]  # the usual: one copy (another thread may resize the caller's)
-            if len(sizes) != hi - lo:
-                sizes = _lengths_arg(sizes, hi - lo)  # which names the mismatch
-        else:
-            if lengths is None:
-                raise ArgumentTypeError("lengths must be given: one per buffer, how many bytes of data each takes")
-            sizes = _lengths_arg(lengths, hi - lo)
+        if lengths is None:
+            raise ArgumentTypeError("lengths must be given: one per buffer, how many bytes of data each takes")
+        sizes = _lengths_arg(lengths, hi - lo)
         if lo == hi:
             return
-        # bytes go to C as they are (immutable, kept alive by this frame); anything else is pinned.
+        # bytes go to C as they are (immutable, the object its own anchor), as tx_packed's do: a
+        # ctypes.cast to address them cost 0.5 us; anything else is pinned.
         direct = type(data) is bytes
-        anchor, address, size = (None, 0, len(data)) if direct else _pin(data, writable=False)  # type: ignore[arg-type]
+        anchor, address, size = (data, 0, len(data)) if direct else _pin(data, writable=False)  # type: ignore[arg-type]
         try:
             with self._lock:
                 if not self._alive or handout.queue is not self:
                     return
                 if handout.retired:
                     self._check_owned(handout, lo, hi)
-                pool = self._pool
-                if pool is not None:
+                if self._pool is not None:
                     args = self._args
                     args.p1.value = handout.key_address + 4 * lo
+                    args.p2.value = address
                     args.size.value = size
                     args.p3.value = sizes.buffer_info()[0]
-                    if direct:
-                        rc = _pool_write(pool.arg, args.p1, hi - lo, data, args.size, args.p3, handout.size)
-                    else:
-                        args.p2.value = address
-                        rc = _pool_write(pool.arg, args.p1, hi - lo, args.p2, args.size, args.p3, handout.size)
+                    rc = _pool_write(self._pool.arg, args.p1, hi - lo, data if direct else args.p2, args.size,
+                                     args.p3, handout.size)
                     if rc < 0:
                         _check_write(sizes, handout.all_limits()[lo:hi], size)
                         _check(rc, "memif_ct_pool_write")
@@ -1060,14 +1050,10 @@ class Queue:
                             target[:] = whole[pos:pos + n]
                             pos += n
                         _release_views([*targets, whole])
-                if lo == 0 and hi == handout.count:
-                    handout.sizes = sizes
-                else:
-                    handout.set_sizes(lo, hi, sizes)
+                handout.set_sizes(lo, hi, sizes)
         finally:
-            if anchor is not None:
-                _unpin(anchor)
-                del anchor
+            _unpin(anchor)
+            del anchor
 
     def _check_owned(self, handout: _Handout, lo: int, hi: int) -> None:
         """Every buffer of ``handout[lo:hi]`` is still the application's: neither sent nor freed."""
@@ -1111,10 +1097,6 @@ class Queue:
         sent: int = _tx_buffers(self._qp, args.p1, args.p2, hi - lo)
         if sent < 0:
             _check(sent, "memif_ct_tx_buffers")
-        if sent == handout.count and handout.views is None:  # the whole handout, no view made: a count
-            handout.retired = sent
-            self._live.discard(handout)
-            return sent
         handout.retire_range(lo, lo + sent)
         if handout.retired == handout.count:
             self._live.discard(handout)
