@@ -77,7 +77,8 @@ class Connection:
         if self.closed:
             return
         try:
-            data, ancdata, flags, _addr = self.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SIZE)
+            # CLOEXEC: the peer's memfd and eventfds must not outlive the link in a child we start.
+            data, ancdata, flags, _addr = self.sock.recvmsg(_RECV_SIZE, _ANCILLARY_SIZE, _socket.MSG_CMSG_CLOEXEC)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:

@@ -8,6 +8,7 @@ default socket outside world-writable directories.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -135,6 +136,35 @@ def test_a_raw_peer_can_still_complete_a_handshake(sockdir):
         try:
             raw_client_handshake(peer, mem)
             server.wait_up(5)
+        finally:
+            peer.close()
+            mem.close()
+
+
+def test_fds_a_peer_sends_are_close_on_exec(sockdir):
+    """The client's region memfd and ring eventfds, as the server holds them, do not pass into a
+    process the application starts (recvmsg with MSG_CMSG_CLOEXEC): such a child would keep the
+    peer's shared memory after the link went down."""
+    path = os.path.join(sockdir, "x.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0) as server:
+        before = set(os.listdir("/proc/self/fd"))
+        mem = RawMemory()
+        peer = RawPeer.connect(path)
+        try:
+            raw_client_handshake(peer, mem)
+            server.wait_up(5)
+            ours = {peer.sock.fileno(), mem.fd, *mem.eventfds}
+            new = {int(fd) for fd in set(os.listdir("/proc/self/fd")) - before} - ours
+            received = {}
+            for fd in new:
+                with contextlib.suppress(FileNotFoundError):  # (listdir's own fd, gone by now)
+                    target = os.readlink(f"/proc/self/fd/{fd}")
+                    if target.startswith("/memfd:raw-peer") or target == "anon_inode:[eventfd]":
+                        received[fd] = target
+            assert any(t.startswith("/memfd:") for t in received.values()), received
+            assert any(t == "anon_inode:[eventfd]" for t in received.values()), received
+            for fd, target in received.items():
+                assert os.get_inheritable(fd) is False, f"fd {fd} ({target}) is inherited by children"
         finally:
             peer.close()
             mem.close()
