@@ -69,9 +69,31 @@ static inline int shm_copy_movsb(void)
     return atomic_load_explicit(&memif_ct_copy_movsb_, memory_order_relaxed);
 }
 
-/* memcpy(dst, src, n) into shared memory; movsb is shm_copy_movsb() (dst and src must not overlap). */
+/* Whether [a, a + n) and [b, b + n) share a byte. A copy's two ends can: the peer points a
+ * descriptor anywhere in a region, also at bytes the caller is copying from or into (a packet
+ * peeked in place and sent back, a TX buffer given as RX output). */
+static inline int ranges_overlap(const void *a, const void *b, size_t n)
+{
+    return (uintptr_t)a < (uintptr_t)b + n && (uintptr_t)b < (uintptr_t)a + n;
+}
+
+/* memcpy(dst, src, n) where either end may be shared memory; memmove when they overlap (then
+ * the bytes are whatever the peer arranged, but the copy stays defined and in bounds). */
+static inline void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    if (ranges_overlap(dst, src, n))
+        memmove(dst, src, n);
+    else
+        memcpy(dst, src, n);
+}
+
+/* copy_bytes(dst, src, n) into shared memory the peer reads; movsb is shm_copy_movsb(). */
 static inline void shm_copy(uint8_t *dst, const uint8_t *src, size_t n, int movsb)
 {
+    if (ranges_overlap(dst, src, n)) {
+        memmove(dst, src, n);
+        return;
+    }
 #if MEMIF_CT_HAVE_MOVSB
     if (movsb && n >= MEMIF_CT_MOVSB_MIN) {
         __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");

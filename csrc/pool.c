@@ -217,11 +217,7 @@ int memif_ct_pool_write(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n, 
         uint64_t offset;
         const uint32_t len = lengths[i];
         uint8_t *buf = memif_ct_pool_cursor_locate(&cur, idx[i], &region, &offset);
-        const uint8_t *src = data + pos;
-        if ((uintptr_t)buf < (uintptr_t)src + len && (uintptr_t)src < (uintptr_t)buf + len)
-            memmove(buf, src, len); /* data may be a buffer: overlapping */
-        else
-            shm_copy(buf, src, len, movsb);
+        shm_copy(buf, data + pos, len, movsb); /* (data may be a buffer: memmove then) */
         pos += len;
     }
     return (int)n;

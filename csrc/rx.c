@@ -101,11 +101,11 @@ static inline void rx_place(rx_chain_t *ch, uint8_t *out, size_t room, const uin
             ch->state = CHAIN_TOO_BIG;
             return;
         }
-        memcpy(out, ch->addr, (size_t)ch->total);
+        copy_bytes(out, ch->addr, (size_t)ch->total);
     }
     /* While OK, total <= room: the subtraction cannot wrap. */
     if (length <= room - ch->total)
-        memcpy(out + ch->total, buf, length);
+        copy_bytes(out + ch->total, buf, length);
     else
         ch->state = CHAIN_TOO_BIG;
 }
@@ -216,7 +216,7 @@ static uint16_t rx_singles(memif_ct_queue_t *q, uint16_t start, uint16_t avail, 
         } else {
             if (d.length > out_size - pos)
                 break;
-            memcpy(out + pos, buf, d.length);
+            copy_bytes(out + pos, buf, d.length);
             pos += d.length;
             lengths[n] = d.length;
         }
