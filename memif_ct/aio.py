@@ -33,7 +33,7 @@ from . import interface as _sync
 from .config import InterfaceConfig
 from .control import Socket
 from .errors import ConfigError, LinkTimeout, NotConnectedError
-from .queue import Packet, check_burst_size
+from .queue import Packet, check_burst_size, check_timeout
 
 __all__ = ["Interface"]
 
@@ -115,6 +115,7 @@ class Interface:
         return True
 
     async def _wait_state(self, up: bool, timeout_s: float | None) -> None:
+        timeout_s = check_timeout("timeout_s", timeout_s)
         deadline = None if timeout_s is None else self._loop.time() + timeout_s
         while True:
             change = self._change

@@ -284,10 +284,14 @@ def _socket(key: str, raw: object) -> str:
     return raw
 
 
-def resolve_socket(socket: object, abstract: bool, key: str = "socket") -> tuple[str, bool]:
+def resolve_socket(socket: object, abstract: object, key: str = "socket",
+                   abstract_key: str = "abstract") -> tuple[str, bool]:
     """A control socket as (name, abstract): ``@name`` is abstract (libmemif's spelling), and the
-    name must fit sun_path. ConfigError names ``key`` and the limit otherwise."""
+    name must fit sun_path. ``abstract``: None (no), a bool, or yes/no as a str (a str is never
+    taken for its truth: "no" would make an abstract socket, which no file mode protects).
+    ConfigError names ``key`` or ``abstract_key`` and the limit otherwise."""
     name = _socket(key, socket)
+    abstract = False if abstract is None else _bool(abstract_key, abstract)
     if name.startswith("@"):
         name, abstract = name[1:], True
     size = len(name.encode())

@@ -119,7 +119,9 @@ class Connection:
                 # connection with a reason, never the control thread.
                 reason = exc.reason if isinstance(exc, ProtocolError) else f"local error: {exc}"
                 log.warning("%r: %s", self, reason)
-                more, pending = self.machine.disconnect(reason[:95]), []
+                # What is left is dropped, but a Closed already on its way is kept: a machine
+                # that closed (sending its DISCONNECT failed) will not make another.
+                more, pending = self.machine.disconnect(reason[:95]), [e for e in pending if isinstance(e, hs.Closed)]
             pending = more + pending
 
     def _handle(self, event: hs.Event, fds: list[int] | None) -> list[hs.Event]:

@@ -77,7 +77,8 @@ class Socket:
     """
 
     def __init__(self, path: str | None = None, *, abstract: bool | None = None) -> None:
-        self.name, self.abstract = resolve_socket(default_socket_path() if path is None else path, bool(abstract))
+        self.name, self.abstract = resolve_socket(default_socket_path() if path is None else path, abstract,
+                                                  "path", "abstract")
         self.address = socket_address(self.name, self.abstract)
         self.display = socket_display(self.name, self.abstract)
         self._loop = EventLoop(self.display)
@@ -106,11 +107,13 @@ class Socket:
 
     def disconnect(self, listener: LinkListener, reason: str) -> None:
         """Send DISCONNECT with ``reason`` on the interface's connection and drop it."""
+        wire.check_text("reason", reason, c.DISCONNECT_STRING_SIZE)  # here, in the caller's thread
         if not self._closed:
             self._loop.call(lambda: self._disconnect(listener, reason))
 
     def disconnect_soon(self, listener: LinkListener, reason: str) -> Future[None]:
         """:meth:`disconnect` without waiting: the Future is done once DISCONNECT went out."""
+        wire.check_text("reason", reason, c.DISCONNECT_STRING_SIZE)
         if self._closed:
             done: Future[None] = Future()
             done.set_result(None)

@@ -20,7 +20,7 @@ from .config import InterfaceConfig
 from .control import Socket
 from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError
 from .link import Link
-from .queue import Packet, Queue, RxBurst, TxBuffers, check_burst_size, check_packets, no_buffers
+from .queue import Packet, Queue, RxBurst, TxBuffers, check_burst_size, check_packets, check_timeout, no_buffers
 
 __all__ = ["Interface", "OnAttemptFailed", "OnDown", "OnUp"]
 
@@ -192,6 +192,7 @@ class Interface:
     def wait_up(self, timeout_s: float | None = 5.0) -> None:
         """Block until the link is up; LinkTimeout (a TimeoutError) with the last disconnect
         reason if it is not up within ``timeout_s``; NotConnectedError if the interface closes."""
+        timeout_s = check_timeout("timeout_s", timeout_s)
         state = self._state
         with state.cond:
             if not state.cond.wait_for(lambda: state.link is not None or state.closed, timeout_s):
@@ -204,13 +205,15 @@ class Interface:
 
     def wait_down(self, timeout_s: float | None = 5.0) -> None:
         """Block until the link is down; LinkTimeout (a TimeoutError) if it stays up."""
+        timeout_s = check_timeout("timeout_s", timeout_s)
         state = self._state
         with state.cond:
             if not state.cond.wait_for(lambda: state.link is None, timeout_s):
                 raise LinkTimeout(f"memif interface {self} still up after {timeout_s} s")
 
     def disconnect(self, reason: str = "disconnected by user") -> None:
-        """Send DISCONNECT with ``reason`` and drop the link (a client will reconnect if configured)."""
+        """Send DISCONNECT with ``reason`` and drop the link (a client will reconnect if configured).
+        ``reason``: a str; its UTF-8 is cut to the message's 95 bytes, as DPDK and libmemif cut it."""
         self.socket.disconnect(self._state, reason)
 
     def disconnect_soon(self, reason: str = "disconnected by user") -> Future[None]:
@@ -408,7 +411,8 @@ class Interface:
 
         A tool that sends and then closes calls this first, or the peer never sees the tail.
         """
-        deadline = time.monotonic() + timeout_s
+        limit = check_timeout("timeout_s", timeout_s)
+        deadline = float("inf") if limit is None else time.monotonic() + limit
         while True:
             link = self._state.link
             if link is None:
@@ -432,6 +436,7 @@ class Interface:
         Interrupt mode sleeps on the queue's eventfd (and consumes its signal); polling mode
         re-checks the ring every millisecond. Waits across link changes until the deadline.
         """
+        timeout_s = check_timeout("timeout_s", timeout_s)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             q = self._queue("rx", queue)

@@ -1394,6 +1394,7 @@ class Queue:
         checked (no lost wakeup), then slept on; a signal with no packet behind it costs one
         check, never a spin. Polling mode: the ring is re-checked every millisecond.
         """
+        timeout_s = check_timeout("timeout_s", timeout_s)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         poller: select.poll | None = None
         while True:
@@ -1423,6 +1424,21 @@ class Queue:
     def stats(self) -> dict[str, int]:
         """A snapshot of the queue's counters (``_native.STATS_FIELDS``); readable after detach."""
         return self._cq.stats()
+
+
+def check_timeout(name: str, value: object) -> float | None:
+    """A wait's timeout: None (no limit) or a number of seconds, as threading's waits take it
+    (0 or less: do not wait; infinity: None). TypeError for anything else, ValueError for NaN,
+    which would make the wait's deadline never come."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    seconds = float(value)
+    if seconds != seconds:
+        raise ArgumentError(f"{name}=nan is not a number of seconds: expected seconds (0 or less: do not wait), "
+                            "or None to wait without a limit")
+    return None if seconds == float("inf") else seconds
 
 
 def check_burst_size(name: str, value: object) -> int:

@@ -164,6 +164,12 @@ def _cstr(what: str, value: object, size: int) -> bytes:
         raise ArgumentError(f"{what}={value!r} cannot be encoded as UTF-8") from None
 
 
+def check_text(what: str, value: object, size: int) -> None:
+    """ArgumentTypeError unless ``value`` is a str, ArgumentError unless it encodes as UTF-8:
+    what a ``size``-byte string field of a message takes (cut to fit)."""
+    _cstr(what, value, size)
+
+
 def secret_bytes(secret: str | None) -> bytes:
     """A secret as INIT's 24-byte field carries it: utf-8, cut at the first NUL, at most 23
     bytes (gomemif compares all 24, so a NUL must follow). None or ``""`` is no secret (b"")."""

@@ -242,6 +242,17 @@ def test_wait_up_times_out_with_a_memif_error_that_is_a_timeout_error(run, sockd
     run(main())
 
 
+def test_waits_refuse_a_nan_timeout_at_once(run, sockdir):
+    """NaN made the deadline never come: the wait hung for ever."""
+    async def main() -> None:
+        async with memif_ct.aio.Interface(role="client", socket=os.path.join(sockdir, "none.sock"), id=0) as c:
+            for wait in (c.wait_up, c.wait_down):
+                with pytest.raises(memif_ct.ArgumentError, match="timeout_s=nan"):
+                    await asyncio.wait_for(wait(float("nan")), 5)
+
+    run(main())
+
+
 def test_polling_mode_is_refused_with_a_reason(run, sockdir):
     async def main() -> None:
         with pytest.raises(ConfigError, match="interrupt"):

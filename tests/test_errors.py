@@ -101,3 +101,63 @@ def test_a_non_memif_socket_file_in_the_way_is_a_config_error_naming_socket(sock
         assert info.value.key == "socket"
     finally:
         squatter.close()
+
+
+@pytest.mark.parametrize("timeout, error, words", [
+    (float("nan"), errors.ArgumentError, "timeout_s=nan is not a number of seconds"),
+    ("1", errors.ArgumentTypeError, "timeout_s must be a number of seconds or None, not str"),
+    (True, errors.ArgumentTypeError, "timeout_s must be a number of seconds or None, not bool"),
+])
+def test_every_wait_refuses_a_timeout_that_is_no_number_of_seconds(sockdir, timeout, error, words):
+    """NaN made the waits' deadline never come (wait_up(nan) hung for ever); a str reached the
+    arithmetic and raised a bare TypeError. Each wait names ``timeout_s`` at once, up or down."""
+    path = os.path.join(sockdir, "t.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0) as server:
+        waits = [server.wait_up, server.wait_down, server.wait_tx_drained,
+                 lambda t: server.wait_rx(0, timeout_s=t)]
+        for wait in waits:
+            t0 = time.monotonic()
+            with pytest.raises(error, match=words):
+                wait(timeout)
+            assert time.monotonic() - t0 < 1
+        with memif_ct.Interface(role="client", socket=path, id=0) as client:
+            client.wait_up(float("inf"))  # infinity: no limit, as None
+            for wait in [*waits, client.rx_queue(0).wait]:
+                with pytest.raises(error, match=words):
+                    wait(timeout)
+
+
+@pytest.mark.parametrize("reason, error, words", [
+    (123, errors.ArgumentTypeError, "reason must be a str, not int"),
+    (b"bytes", errors.ArgumentTypeError, "reason must be a str, not bytes"),
+    ("\ud800 lone surrogate", errors.ArgumentError, "cannot be encoded as UTF-8"),
+])
+def test_disconnect_refuses_a_reason_that_is_no_text(sockdir, reason, error, words):
+    """It returned, the peer got no DISCONNECT (it saw the channel close) and the reason on
+    record was the int or bytes given. Now it raises in the caller's thread, up or down, and
+    the link stays up."""
+    path = os.path.join(sockdir, "r.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0) as server:
+        with pytest.raises(error, match=words):
+            server.disconnect(reason)
+        with memif_ct.Interface(role="client", socket=path, id=0) as client:
+            client.wait_up(5)
+            for call in (client.disconnect, client.disconnect_soon, server.disconnect):
+                with pytest.raises(error, match=words):
+                    call(reason)
+            assert client.is_up and server.is_up
+            client.disconnect("x" * 200)  # a str too long is cut, as DPDK cuts it
+            server.wait_down(5)
+            assert server.last_disconnect_reason == "x" * 95
+
+
+def test_socket_abstract_takes_yes_and_no_not_the_truth_of_a_str(sockdir):
+    """``Socket(path, abstract="no")`` made an abstract socket (bool("no") is True), which no
+    file mode protects."""
+    path = os.path.join(sockdir, "a.sock")
+    assert memif_ct.Socket(path, abstract="no").abstract is False
+    assert memif_ct.Socket(path).abstract is False
+    assert memif_ct.Socket(path, abstract="yes").abstract is True
+    assert memif_ct.Socket(path, abstract=True).abstract is True
+    with pytest.raises(errors.ConfigError, match="abstract"):
+        memif_ct.Socket(path, abstract="maybe")
