@@ -16,6 +16,7 @@ import socket as _socket
 import stat
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
@@ -52,6 +53,22 @@ class LinkListener(Protocol):
         """A connection attempt ended before the link came up (a client retries on its timer)."""
 
 
+class _SecretGate:
+    """One peer uid's secret checks on one server interface, after that uid sent a wrong secret:
+    one check every ``backoff`` seconds (doubling with each wrong one, up to a cap), in the
+    order the INITs came; a right secret ends it. A connection that closes while it waits
+    gives its turn up, so a peer cannot push the checks of those after it back by sending
+    INITs and leaving; and the uids are apart, so one uid's guessing never delays another's."""
+
+    __slots__ = ("backoff", "next_at", "timer", "waiting")
+
+    def __init__(self) -> None:
+        self.backoff = 0.0
+        self.next_at = 0.0  # monotonic time of the next check
+        self.waiting: deque[tuple[Connection, wire.Init]] = deque()
+        self.timer: Timer | None = None  # set while INITs wait
+
+
 class _Endpoint:
     """One registered interface."""
 
@@ -63,8 +80,7 @@ class _Endpoint:
         self.retry: Timer | None = None
         self.dial_deadline: float | None = None
         self.bound_at = 0.0  # when the current connection was bound to it
-        self.secret_backoff = 0.0  # >0 after wrong secrets: checks are spaced this far apart
-        self.secret_gate = 0.0  # monotonic time of the next free secret-check slot
+        self.secret_gates: dict[int, _SecretGate] = {}  # by peer uid, while it is being slowed down
 
 
 class Socket:
@@ -87,6 +103,7 @@ class Socket:
         self._accept_backoff = 0.0
         self._connections: dict[int, Connection] = {}
         self._by_connection: dict[int, _Endpoint] = {}  # connection number -> the interface it serves
+        self._deadlines: dict[int, Timer] = {}  # connection number -> its handshake deadline's timer
         self._closed = False
 
     @property
@@ -312,7 +329,7 @@ class Socket:
         self._connections[conn.number] = conn
         self._loop.register(conn.sock, conn.readable)
         conn.deadline = time.monotonic() + timeout_s
-        self._loop.call_later(timeout_s, lambda: self._check_deadline(conn))
+        self._deadlines[conn.number] = self._loop.call_later(timeout_s, lambda: self._check_deadline(conn))
         conn.start()
 
     def _check_deadline(self, conn: Connection) -> None:
@@ -320,25 +337,49 @@ class Socket:
             return
         left = conn.deadline - time.monotonic()
         if left > 0:  # INIT moved the deadline to the interface's own timeout
-            self._loop.call_later(left, lambda: self._check_deadline(conn))
+            self._deadlines[conn.number] = self._loop.call_later(left, lambda: self._check_deadline(conn))
             return
         conn.drop("handshake timeout")
 
     def connection_init(self, conn: Connection, init: wire.Init) -> list[hs.Event]:
         """ConnectionOwner: the server interface INIT names checks it (protocol s4).
 
-        While wrong secrets keep coming for an interface, its checks are spaced out (doubling up
-        to a few seconds), so guessing a secret costs time; a right secret resets that."""
+        While wrong secrets keep coming from a peer uid, that uid's checks are spaced out
+        (_SecretGate), so guessing a secret costs time; a right secret resets that. An INIT that
+        would wait past its connection's deadline is refused at once, unchecked: what waits is
+        bounded by the deadline, whatever the peer sends."""
         ep = self._server_endpoint(init.id)
-        if ep is not None and ep.config.secret and ep.secret_backoff:
+        gate = ep.secret_gates.get(conn.peer_uid) if ep is not None else None
+        if ep is None or gate is None:
+            return self._check_init(conn, init)
+        gate.waiting = deque(w for w in gate.waiting if not w[0].closed)
+        now = time.monotonic()
+        if not gate.waiting and now >= gate.next_at:
+            return self._check_init(conn, init)
+        if max(gate.next_at, now) + len(gate.waiting) * gate.backoff >= conn.deadline:
+            return conn.machine.disconnect("Too many wrong secrets: try again later")
+        gate.waiting.append((conn, init))
+        if gate.timer is None:
+            uid = conn.peer_uid
+            gate.timer = self._loop.call_later(max(gate.next_at - now, 0.0), lambda: self._open_gate(ep, uid))
+        return []
+
+    def _open_gate(self, ep: _Endpoint, uid: int) -> None:
+        """Check the INITs waiting at ``uid``'s gate whose turn has come, in order."""
+        gate = ep.secret_gates.get(uid)
+        if gate is None:
+            return
+        gate.timer = None
+        while gate.waiting:
             now = time.monotonic()
-            slot = max(ep.secret_gate, now)
-            ep.secret_gate = slot + ep.secret_backoff
-            if slot > now:
-                self._loop.call_later(slot - now, lambda: None if conn.closed else conn.process(
-                    self._check_init(conn, init)))
-                return []
-        return self._check_init(conn, init)
+            if now < gate.next_at:
+                gate.timer = self._loop.call_later(gate.next_at - now, lambda: self._open_gate(ep, uid))
+                return
+            conn, init = gate.waiting.popleft()
+            if not conn.closed:  # (one that left gave its turn up)
+                conn.process(self._check_init(conn, init))  # moves next_at, or ends the gate
+        if not gate.backoff:
+            ep.secret_gates.pop(uid, None)
 
     def _server_endpoint(self, interface_id: int) -> _Endpoint | None:
         return next((e for e in self._endpoints if e.config.role == "server" and e.config.id == interface_id), None)
@@ -351,27 +392,35 @@ class Socket:
             cfg = ep.config
             if cfg.allowed_uids is not None and conn.peer_uid not in cfg.allowed_uids:
                 return conn.machine.disconnect(f"Permission denied: uid {conn.peer_uid} is not allowed")
+            # A client stuck between INIT and CONNECT yields to a newer one (issue 8), once the
+            # newer one passed the checks: one with a wrong secret must not throw it out.
             other = ep.connection
-            if (other is not None and other.link is None
-                    and time.monotonic() - ep.bound_at >= _HALF_OPEN_S):
-                # A client stuck between INIT and CONNECT yields to a newer one (issue 8).
-                other.drop("handshake superseded by a newer client")
+            stuck = (other if other is not None and other.link is None
+                     and time.monotonic() - ep.bound_at >= _HALF_OPEN_S else None)
             params = hs.ServerInterfaceParams(
                 id=cfg.id, mode=cfg.mode, secret=cfg.secret, num_s2m=cfg.rx_queues, num_m2s=cfg.tx_queues,
-                if_name=cfg.name, already_connected=ep.connection is not None, max_map_bytes=cfg.max_map_bytes,
+                if_name=cfg.name, already_connected=other is not None and stuck is None,
+                max_map_bytes=cfg.max_map_bytes,
             )
         out = conn.machine.accept_init(params)
         closed = next((e for e in out if isinstance(e, hs.Closed)), None)
         if ep is not None and closed is None:
-            ep.secret_backoff = 0.0
+            gate = ep.secret_gates.get(conn.peer_uid)
+            if gate is not None:  # right: this uid is not slowed down any more
+                gate.backoff = gate.next_at = 0.0
+                if not gate.waiting:
+                    ep.secret_gates.pop(conn.peer_uid, None)
+            if stuck is not None:
+                stuck.drop("handshake superseded by a newer client")
             self._bind(conn, ep)
             conn.deadline = time.monotonic() + ep.config.handshake_timeout_s
         elif ep is not None and closed is not None:
             reason = closed.reason
             if reason in ("Incorrect secret", "Secret required"):
                 lo, hi = _SECRET_BACKOFF_S
-                ep.secret_backoff = min(max(ep.secret_backoff * 2, lo), hi)
-                ep.secret_gate = max(ep.secret_gate, time.monotonic() + ep.secret_backoff)
+                gate = ep.secret_gates.setdefault(conn.peer_uid, _SecretGate())
+                gate.backoff = min(max(gate.backoff * 2, lo), hi)
+                gate.next_at = time.monotonic() + gate.backoff
             self._report(lambda: ep.listener.attempt_failed(reason), "attempt_failed listener")
         return out
 
@@ -388,6 +437,9 @@ class Socket:
         peer's, EOF, timeout), before or after its link was up.
         """
         self._connections.pop(conn.number, None)
+        deadline = self._deadlines.pop(conn.number, None)
+        if deadline is not None:  # (the timer would hold the connection until its time)
+            deadline.cancel()
         self._loop.unregister(conn.sock)
         conn.sock.close()
         ep = self._by_connection.pop(conn.number, None)

@@ -44,6 +44,11 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.fn = _nothing  # what the callback holds goes now, not when the time comes
+
+
+def _nothing() -> None:
+    pass
 
 
 class EventLoop:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import stat
 import time
 
@@ -87,20 +88,26 @@ def test_a_client_refuses_a_server_whose_uid_is_not_allowed(sockdir):
         assert not server.is_up
 
 
+def _guess_wrong(address: str, guesses: int) -> None:
+    """``guesses`` wrong secrets, each answered before the next: the checks of this uid are then
+    2 ** (guesses - 1) x 50 ms apart."""
+    for i in range(guesses):
+        peer = RawPeer.connect(address)
+        try:
+            peer.expect(HELLO)
+            peer.send(init(secret=f"wrong{i}"))
+            assert peer.expect_disconnect(timeout_s=10) == "Incorrect secret"
+        finally:
+            peer.close()
+
+
 def test_wrong_secrets_are_slowed_down_and_the_right_one_still_gets_in(sockdir):
     """About 7,000 guesses a second before; now each wrong secret doubles the spacing of the
     next checks (50 ms up to 2 s)."""
     path = os.path.join(sockdir, "s.sock")
     with memif_ct.Interface(role="server", socket=path, id=0, secret="opensesame") as server:
         t0 = time.monotonic()
-        for guess in range(6):
-            peer = RawPeer.connect(path)
-            try:
-                peer.expect(HELLO)
-                peer.send(init(secret=f"guess{guess}"))
-                assert peer.expect_disconnect(timeout_s=10) == "Incorrect secret"
-            finally:
-                peer.close()
+        _guess_wrong(path, 6)
         elapsed = time.monotonic() - t0
         assert elapsed >= 1.4, f"6 wrong secrets answered in {elapsed:.2f} s"  # 0.05+0.1+0.2+0.4+0.8
         with memif_ct.Interface(role="client", socket=path, id=0, secret="opensesame") as client:
@@ -168,3 +175,120 @@ def test_fds_a_peer_sends_are_close_on_exec(sockdir):
         finally:
             peer.close()
             mem.close()
+
+
+def test_inits_that_leave_at_once_do_not_push_the_right_client_back(sockdir):
+    """Every INIT took a turn at the slowed-down secret check, even when its connection closed
+    at once: after a few wrong secrets, INITs sent and left kept the right client out past its
+    handshake timeout, and one every 2 s kept it out for good (found by a review). A
+    connection that leaves now gives its turn up."""
+    path = os.path.join(sockdir, "l.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0, secret="opensesame") as server:
+        _guess_wrong(path, 4)  # the checks now 0.4 s apart: 20 turns would take 8 s
+        for _ in range(20):
+            peer = RawPeer.connect(path)
+            peer.expect(HELLO)
+            peer.send(init(secret="leaving"))
+            peer.close()
+        with memif_ct.Interface(role="client", socket=path, id=0, secret="opensesame", reconnect=False,
+                                handshake_timeout_s=5) as client:
+            client.wait_up(5)
+        assert server.stats()["link_ups"] == 1
+
+
+def test_inits_waiting_at_the_secret_check_are_bounded_by_the_handshake_deadline(sockdir):
+    """One that would wait past its connection's deadline is refused at once, unchecked; so is
+    what waits bounded (it was not: each INIT left a timer holding its connection until its turn,
+    3,000 of them 149 s ahead in one review run)."""
+    path = os.path.join(sockdir, "b.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0, secret="opensesame", handshake_timeout_s=2):
+        _guess_wrong(path, 4)  # 0.4 s apart: about 4 fit in the 2 s deadline
+        peers: list[RawPeer] = []
+        try:
+            for _ in range(30):  # one after another: the listen backlog is small
+                peers.append(RawPeer.connect(path))
+                peers[-1].expect(HELLO)
+                peers[-1].send(init(secret="flood"))
+            reasons = [peer.expect_disconnect(timeout_s=10) for peer in peers]
+        finally:
+            for peer in peers:
+                peer.close()
+        assert set(reasons) <= {"Too many wrong secrets: try again later", "Incorrect secret", "handshake timeout"}
+        assert reasons.count("Too many wrong secrets: try again later") >= 20, reasons
+        assert reasons.count("Incorrect secret") >= 1, reasons  # the first ones in line were checked
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="a peer of another uid is a child that setuid()s: needs root")
+def test_one_uid_guessing_secrets_does_not_slow_another_uid_down():
+    """The checks are slowed down per peer uid (SO_PEERCRED): a process of uid 65534 that keeps
+    twenty wrong INITs waiting does not put the right client of another uid behind them."""
+    name = f"@memif-ct-gate-{os.getpid()}"  # abstract: no file mode keeps the other uid out
+    with memif_ct.Interface(role="server", socket=name, id=0, secret="opensesame", handshake_timeout_s=3) as server:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: sockets only (no logging, no locks another thread may hold)
+            code = 1
+            try:
+                os.close(ready_r)
+                os.setuid(65534)
+                _guess_wrong("\0" + name[1:], 4)
+                os.write(ready_w, b"1")
+                peers: list[RawPeer] = []
+                end = time.monotonic() + 4
+                while time.monotonic() < end:
+                    while len(peers) < 20:
+                        peer = RawPeer.connect("\0" + name[1:])
+                        peer.expect(HELLO)
+                        peer.send(init(secret="guess"))
+                        peers.append(peer)
+                    time.sleep(0.05)
+                    for peer in [p for p in peers if select.select([p.sock], [], [], 0)[0]]:
+                        peer.close()  # answered: another takes its place
+                        peers.remove(peer)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        try:
+            assert os.read(ready_r, 1) == b"1", "the other uid's guesses failed"
+            time.sleep(0.5)  # its twenty INITs are waiting now
+            with memif_ct.Interface(role="client", socket=name, id=0, secret="opensesame", reconnect=False,
+                                    handshake_timeout_s=3) as client:
+                client.wait_up(2)
+            assert server.stats()["link_ups"] == 1
+        finally:
+            os.close(ready_r)
+            _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_wrong_secret_does_not_throw_out_a_client_stuck_in_its_handshake(sockdir):
+    """A client stuck after INIT yields its interface to a newer one after about a second; the
+    newer one threw it out before its own secret was checked, so any peer could cut a slow
+    right client off (found by a review). Now only a newer client that passed the checks does."""
+    path = os.path.join(sockdir, "w.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0, secret="opensesame", handshake_timeout_s=30):
+        slow = RawPeer.connect(path)
+        try:
+            slow.expect(HELLO)
+            slow.send(init(secret="opensesame"))
+            slow.expect(ACK)
+            time.sleep(1.2)  # past the half-open second
+            wrong = RawPeer.connect(path)
+            try:
+                wrong.expect(HELLO)
+                wrong.send(init(secret="guess"))
+                assert wrong.expect_disconnect() == "Incorrect secret"
+            finally:
+                wrong.close()
+            assert select.select([slow.sock], [], [], 0.3)[0] == [], "the stuck client was sent something"
+            right = RawPeer.connect(path)
+            try:
+                right.expect(HELLO)
+                right.send(init(secret="opensesame"))
+                right.expect(ACK)
+                assert slow.expect_disconnect() == "handshake superseded by a newer client"
+            finally:
+                right.close()
+        finally:
+            slow.close()

@@ -7,11 +7,12 @@ import os
 import socket
 import threading
 import time
+import weakref
 
 import pytest
 
 import memif_ct
-from memif_ct.eventloop import EventLoop
+from memif_ct.eventloop import EventLoop, Timer
 
 
 # ---- the event loop ------------------------------------------------------------------------
@@ -33,6 +34,31 @@ def test_event_loop_runs_calls_and_timers_in_order_on_its_thread():
         assert done.wait(5)
         assert [s[0] for s in seen] == ["soon", "late"]
         assert all(s[1].startswith("memif-ct control") for s in seen)
+    finally:
+        assert loop.stop()
+
+
+def test_a_cancelled_timer_lets_go_of_its_callback_at_once():
+    """A server's handshake deadline is a timer holding its connection: cancelled when the
+    connection closes, the connection goes then, not seconds later when the time comes (a
+    peer that connects and leaves 3,000 times a second grew the heap by 5 MB)."""
+    loop = EventLoop("test")
+    try:
+        class Held:
+            ran = False
+
+        def arm() -> Timer:
+            held = Held()
+            refs.append(weakref.ref(held))
+            return loop.call_later(0.05, lambda: setattr(held, "ran", True))
+
+        refs: list[weakref.ref[Held]] = []
+        timer = loop.call(arm)
+        assert refs[0]() is not None  # the timer holds it
+        loop.call(timer.cancel)
+        assert refs[0]() is None
+        time.sleep(0.1)
+        assert loop.call(lambda: 42) == 42  # the loop went past the timer's time
     finally:
         assert loop.stop()
 
