@@ -423,3 +423,21 @@ def test_a_peer_looping_clear_nonblock_and_saturate_never_stalls_a_burst(sockdir
         summary = (f"{len(took)} bursts: median {median * 1e3:.2f} ms, 99.9% {p999 * 1e3:.1f} ms, "
                    f"worst {worst * 1e3:.1f} ms")
         assert median < BOUND_S and p999 < BOUND_LOADED_S and worst < 1.0, summary
+
+
+def test_a_region_that_shrinks_and_is_sealed_while_checked_is_refused_with_its_size(monkeypatch):
+    """The file was measured before its seals were read: a peer that shrank it and sealed it in
+    between got past the size check, and only mmap's own check stopped it, as a local error
+    (found by a review). It is measured once the seal is known to hold."""
+    fd = os.memfd_create("memif-ct shrinking", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, 8192)
+
+    def the_peer_acts_in_between(fd_: int) -> bool:
+        os.ftruncate(fd_, 4096)
+        fcntl.fcntl(fd_, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
+        return True
+
+    monkeypatch.setattr(region_module, "_shrink_sealed", the_peer_acts_in_between)
+    with pytest.raises(ProtocolError, match="^region 2 file is 4096 bytes, smaller than 8192$"):
+        Region.from_peer(fd, 8192, index=2)
+    assert not fd_is_open(fd)
