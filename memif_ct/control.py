@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import socket as _socket
 import stat
 import struct
@@ -268,7 +269,11 @@ class Socket:
                       default=c.DEFAULT_HANDSHAKE_TIMEOUT_S)
         conn = Connection(self, sock, machine, None, self.display)
         conn.peer_uid = peer_uid(sock)
+        waiting = sum(1 for other in self._connections.values()
+                      if other.link is None and not other.is_client and other.peer_uid == conn.peer_uid)
         self._start(conn, timeout)
+        if waiting >= pending_cap():  # (a quarter of our fds: one uid's silent peers cannot take them all)
+            conn.drop(f"too many handshakes in progress from uid {conn.peer_uid}")
 
     def _resume_accepting(self) -> None:
         if self._listener is not None:
@@ -465,6 +470,13 @@ class Socket:
 
 
 # ---- binding the listener -----------------------------------------------------------------
+
+
+def pending_cap() -> int:
+    """How many handshakes one peer uid may have in progress on one socket: a quarter of the
+    fds this process may open (RLIMIT_NOFILE), at least 16."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else max(16, soft // 4)
 
 
 def peer_uid(sock: _socket.socket) -> int:

@@ -19,6 +19,7 @@ from peers import RawMemory, RawPeer, init, raw_client_handshake, wait_for
 from peers import ACK, HELLO
 
 import memif_ct
+import memif_ct.control
 from memif_ct.config import InterfaceConfig, default_socket_path
 
 
@@ -292,3 +293,30 @@ def test_a_wrong_secret_does_not_throw_out_a_client_stuck_in_its_handshake(sockd
                 right.close()
         finally:
             slow.close()
+
+
+def test_one_uid_cannot_hold_every_fd_with_handshakes_it_never_finishes(sockdir, monkeypatch):
+    """Silent connections took an fd each until their deadline; enough of them made accept fail
+    with EMFILE for every peer (found by a review, at RLIMIT_NOFILE 64). A uid may have a
+    quarter of the process's fds in handshakes: the next is told why and closed at once."""
+    monkeypatch.setattr(memif_ct.control, "pending_cap", lambda: 4)
+    path = os.path.join(sockdir, "p.sock")
+    with memif_ct.Interface(role="server", socket=path, id=0, handshake_timeout_s=30) as server:
+        silent = [RawPeer.connect(path) for _ in range(4)]
+        try:
+            for peer in silent:
+                peer.expect(HELLO)
+            extra = RawPeer.connect(path)
+            try:
+                extra.expect(HELLO)
+                assert extra.expect_disconnect() == f"too many handshakes in progress from uid {os.getuid()}"
+            finally:
+                extra.close()
+            silent.pop().close()  # one leaves: its place is free again
+            time.sleep(0.2)
+            with memif_ct.Interface(role="client", socket=path, id=0, reconnect=False) as client:
+                client.wait_up(5)
+            assert server.stats()["link_ups"] == 1
+        finally:
+            for peer in silent:
+                peer.close()
