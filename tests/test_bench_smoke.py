@@ -65,7 +65,7 @@ def test_smoke_run_produces_every_row_against_a_baseline_of_the_same_run(tmp_pat
 
 def test_budget_bench_prints_the_c_floor_and_both_python_paths() -> None:
     """``python -m benchmarks.bench_budget``: every path measured (the bare C calls of the
-    buffer path too), each with a rate, the time of a full burst and a ratio to the baseline
+    buffer path and the two floors too), each with a rate, the time of a full burst and a ratio to the baseline
     of the same run."""
     testpmd.require_testpmd()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
@@ -76,7 +76,8 @@ def test_budget_bench_prints_the_c_floor_and_both_python_paths() -> None:
     for line in r.stdout.splitlines()[2:]:
         *name, mpps, ratio, us = line.split()
         rows[" ".join(name)] = (float(mpps), float(ratio.rstrip("x")), float(us))
-    assert list(rows) == ["C + 0 us", "C + 2 us", "C + 4 us", "C + 8 us", "buffer C", "packed", "buffer"], r.stdout
+    assert list(rows) == ["C + 0 us", "C + 2 us", "C + 4 us", "C + 8 us", "buffer C", "buffer floor", "list floor",
+                          "packed", "buffer", "list"], r.stdout
     for name, (mpps, ratio, us) in rows.items():
         assert mpps > 0 and ratio > 0 and us > 0, (name, r.stdout)
     assert "baseline testpmd txonly -> rxonly" in r.stdout
