@@ -51,6 +51,9 @@ void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling)
     if (!q || !q->ring || q->tx)
         return; /* the receiver owns the flag of the ring it reads */
     atomic_store_explicit(&q->ring->flags, polling ? MEMIF_CT_RING_FLAG_MASK_INT : 0, memory_order_release);
+    /* Then the caller reads the ring's index to see whether to sleep: a store then a load, which
+     * the CPU may reorder (see memif_ct_queue_needs_signal). */
+    atomic_thread_fence(memory_order_seq_cst);
 }
 
 int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd)
@@ -67,6 +70,10 @@ int memif_ct_queue_needs_signal(const memif_ct_queue_t *q)
 {
     if (!q || !q->ring)
         return 0;
+    /* The transmitter stored its index, the receiver its flag; each now loads the other's. Without
+     * a full fence between, both loads may see the old value (x86 reorders a store with a later
+     * load): the receiver that just left polling mode sleeps on a packet it was not signalled for. */
+    atomic_thread_fence(memory_order_seq_cst);
     return !(atomic_load_explicit(&q->ring->flags, memory_order_acquire) & MEMIF_CT_RING_FLAG_MASK_INT);
 }
 

@@ -392,10 +392,11 @@ MEMIF_CT_API uint32_t memif_ct_queue_free(const memif_ct_queue_t *q);
 
 /* ---- interrupts (memif-protocol.md section 5, "Interrupts") ---- */
 
-/* Receiver: set (1) or clear (0) MASK_INT on the ring it reads; set means "I poll, don't signal". */
+/* Receiver: set (1) or clear (0) MASK_INT on the ring it reads; set means "I poll, don't signal".
+ * A full fence follows, so a check of the ring after it cannot miss a signal. */
 MEMIF_CT_API void memif_ct_queue_set_polling(memif_ct_queue_t *q, int polling);
-/* Transmitter: 1 if the peer wants an eventfd signal after a burst (MASK_INT clear), else 0.
- * memif_ct_tx_burst() already acts on it when the queue has an eventfd. */
+/* Transmitter: 1 if the peer wants an eventfd signal after a burst (MASK_INT clear), else 0;
+ * call it after publishing (a full fence comes first). memif_ct_tx_burst() acts on it already. */
 MEMIF_CT_API int memif_ct_queue_needs_signal(const memif_ct_queue_t *q);
 /* The eventfd is one open file shared with the peer, which can clear O_NONBLOCK on it and saturate
  * its counter at any moment, so no flag check or poll can promise that the next write (or read)
