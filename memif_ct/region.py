@@ -81,9 +81,11 @@ class Region:
             st = os.fstat(fd)
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
                 raise ProtocolError(f"region {index} fd is not a mappable file")
+            if stat.S_ISREG(st.st_mode) and st.st_size < size:
+                raise ProtocolError(f"region {index} file is {st.st_size} bytes, smaller than {size}")
             if not _shrink_sealed(fd):
                 _check_unsealed(fd, index, allow_unsealed_hugetlbfs)
-            # Measured once sealed: a file measured before could shrink, then be sealed, in between.
+            # Measured again once sealed: the file could shrink, then be sealed, in between.
             if stat.S_ISREG(st.st_mode) and (now := os.fstat(fd).st_size) < size:
                 raise ProtocolError(f"region {index} file is {now} bytes, smaller than {size}")
         except BaseException:
