@@ -683,6 +683,8 @@ class Pinned:
                 f"buffer must support the buffer protocol (bytes, bytearray, memoryview, mmap, array), "
                 f"not {type(obj).__name__}"
             ) from None
+        except ValueError as exc:  # a released memoryview, a closed mmap
+            raise ArgumentError(f"buffer cannot be used: {exc}") from None
         if not contiguous:
             raise ArgumentTypeError(f"buffer must be C-contiguous; this {type(obj).__name__} is not")
         if readonly and writable:

@@ -33,7 +33,7 @@ from . import interface as _sync
 from .config import InterfaceConfig
 from .control import Socket
 from .errors import ConfigError, LinkTimeout, NotConnectedError
-from .queue import Packet, check_burst_size, check_timeout
+from .queue import Packet, check_burst_size, check_packets, check_timeout
 
 __all__ = ["Interface"]
 
@@ -142,6 +142,7 @@ class Interface:
         """Send every packet, waiting (never spinning) while the ring is full.
 
         Returns ``len(packets)``, or how many were queued before the link went down."""
+        packets = check_packets(packets)  # a generator or None is refused here, not by len()
         sent, total = 0, len(packets)
         delay = _SEND_BACKOFF_S[0]
         while sent < total:

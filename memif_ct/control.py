@@ -123,6 +123,11 @@ class Socket:
         if not self._closed:
             self._loop.call(lambda: self._detach(listener, reason))
 
+    def in_control_thread(self) -> bool:
+        """True on this socket's control thread (in an on_up/on_down callback): a wait there for
+        what only that thread can bring would wait for ever."""
+        return self._loop.in_loop_thread()
+
     def disconnect(self, listener: LinkListener, reason: str) -> None:
         """Send DISCONNECT with ``reason`` on the interface's connection and drop it."""
         wire.check_text("reason", reason, c.DISCONNECT_STRING_SIZE)  # here, in the caller's thread

@@ -7,6 +7,7 @@ end is one ``Queue`` (queue.py) with its own teardown guard, so unmapping can ne
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from . import _native, constants as c
 from .config import InterfaceConfig
 from .control import Socket
-from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError
+from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError, SocketError
 from .link import Link
 from .queue import Packet, Queue, RxBurst, TxBuffers, check_burst_size, check_packets, check_timeout, no_buffers
 
@@ -192,7 +193,7 @@ class Interface:
     def wait_up(self, timeout_s: float | None = 5.0) -> None:
         """Block until the link is up; LinkTimeout (a TimeoutError) with the last disconnect
         reason if it is not up within ``timeout_s``; NotConnectedError if the interface closes."""
-        timeout_s = check_timeout("timeout_s", timeout_s)
+        timeout_s = self._wait_timeout("wait_up", timeout_s)
         state = self._state
         with state.cond:
             if not state.cond.wait_for(lambda: state.link is not None or state.closed, timeout_s):
@@ -205,11 +206,20 @@ class Interface:
 
     def wait_down(self, timeout_s: float | None = 5.0) -> None:
         """Block until the link is down; LinkTimeout (a TimeoutError) if it stays up."""
-        timeout_s = check_timeout("timeout_s", timeout_s)
+        timeout_s = self._wait_timeout("wait_down", timeout_s)
         state = self._state
         with state.cond:
             if not state.cond.wait_for(lambda: state.link is None, timeout_s):
                 raise LinkTimeout(f"memif interface {self} still up after {timeout_s} s")
+
+    def _wait_timeout(self, what: str, timeout_s: object) -> float | None:
+        """A wait's ``timeout_s``, checked; SocketError(EDEADLK) for one that could block on the
+        control thread, which is what would end it (the link changes only there)."""
+        checked = check_timeout("timeout_s", timeout_s)
+        if (checked is None or checked > 0) and self.socket.in_control_thread():
+            raise SocketError(errno.EDEADLK, f"{what}() called from the control thread (an on_up/on_down "
+                              "callback?) would wait for itself; pass timeout_s=0 there")
+        return checked
 
     def disconnect(self, reason: str = "disconnected by user") -> None:
         """Send DISCONNECT with ``reason`` and drop the link (a client will reconnect if configured).
@@ -411,7 +421,7 @@ class Interface:
 
         A tool that sends and then closes calls this first, or the peer never sees the tail.
         """
-        limit = check_timeout("timeout_s", timeout_s)
+        limit = self._wait_timeout("wait_tx_drained", timeout_s)
         deadline = float("inf") if limit is None else time.monotonic() + limit
         while True:
             link = self._state.link
@@ -434,21 +444,26 @@ class Interface:
         """Wait until RX queue ``queue`` has packets; True if any, False on timeout.
 
         Interrupt mode sleeps on the queue's eventfd (and consumes its signal); polling mode
-        re-checks the ring every millisecond. Waits across link changes until the deadline.
+        re-checks the ring every millisecond. Waits across link changes until the deadline;
+        NotConnectedError once the interface is closed.
         """
-        timeout_s = check_timeout("timeout_s", timeout_s)
+        timeout_s = self._wait_timeout("wait_rx", timeout_s)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
+            if self._state.closed:
+                raise NotConnectedError(f"memif interface {self} is closed")
             q = self._queue("rx", queue)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if q is not None and q.wait(left):
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            if q is None or not q.alive:
+            step = 0.05 if left is None else min(left, 0.05)
+            if q is None:
                 with self._state.cond:  # down: sleep until it is up again, or the deadline
-                    self._state.cond.wait_for(lambda: self._state.link is not None or self._state.closed,
-                                              0.05 if left is None else min(left, 0.05))
+                    self._state.cond.wait_for(lambda: self._state.link is not None or self._state.closed, step)
+            elif not q.alive:  # detached, its link still the current one for a moment: never spin
+                time.sleep(min(step, 0.005))
 
     # ---- introspection ------------------------------------------------------------------
 

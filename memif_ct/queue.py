@@ -505,6 +505,11 @@ class TxBuffers(Sequence[memoryview]):
     __slots__ = ("_h", "_hi", "_lo")
 
     def __init__(self, handout: _Handout, lo: int, hi: int) -> None:
+        # Made by alloc_buffers and slicing; the queue hands the span to C as it is, so a
+        # TxBuffers made by hand must still describe buffers of a real handout.
+        if type(handout) is not _Handout or type(lo) is not int or type(hi) is not int \
+                or not 0 <= lo <= hi <= handout.count:
+            raise ArgumentError("TxBuffers are made by alloc_buffers (and by slicing those), not by hand")
         self._h, self._lo, self._hi = handout, lo, hi
 
     def __len__(self) -> int:
@@ -734,7 +739,11 @@ class Queue:
             lengths = _lengths_of(packets)
         except TypeError:  # a packet that is no buffer (named here), or one without len(): a 0-d array
             lengths = _byte_lengths(packets)
-            data = b"".join(packets)
+            try:
+                data = b"".join(packets)
+            except TypeError:  # a buffer the join cannot read whole
+                i = next((i for i, p in enumerate(packets) if not memoryview(p).c_contiguous), 0)
+                raise ArgumentTypeError(f"packets[{i}] is not C-contiguous: send bytes(packets[{i}])") from None
         # The lengths array is ours alone (no other thread can resize it): its address is
         # stable for the call without pinning.
         with self._lock:
@@ -919,7 +928,9 @@ class Queue:
                                           for (h, i), view, n in zip(located, views, sizes, strict=True)])
             sent = (self._tx_pool(located, sizes) if self._pool is not None
                     else self._tx_reserved(located, sizes))
-            _release_views(views[:sent])  # slices of the buffers' views, if that is what was given
+            # slices of the buffers' views, if that is what was given (a numpy array over one
+            # holds its own export: not ours to release)
+            _release_views([view for view in views[:sent] if type(view) is memoryview])
             return sent
 
     def _locate(self, views: Sequence[memoryview]) -> list[tuple[_Handout, int]]:
@@ -1005,7 +1016,7 @@ class Queue:
                 h.retire((i,))
             self._forget({h for h, _i in located})
             if type(views) is not TxBuffers:
-                _release_views(views)
+                _release_views([view for view in views if type(view) is memoryview])
             _check(rc, "memif_ct_pool_free")
 
     def write_buffers(self, bufs: TxBuffers, data: object, lengths: object) -> None:
@@ -1176,8 +1187,11 @@ class Queue:
         copy into a TX buffer (memif_ct_tx_pkts; MACs swapped if asked; a packet larger than a
         buffer goes as a chain), retrying up to ``deadline_s`` while ``tx`` is full; then the
         slots go back. ``(received, sent)``; (0, 0) once detached."""
+        if type(tx) is not Queue:
+            raise ArgumentTypeError(f"tx must be a Queue, not {type(tx).__name__}")
         if tx is self:  # its lock is held while the packets are peeked: it would wait for itself
             raise ArgumentError("reflect: tx must be another queue than the one received on")
+        _check_deadline(deadline_s)
         with self._peeked(max_packets) as (pkts, n):
             return n, tx.send_pkts(pkts, n, macswap, deadline_s) if n else 0
 
@@ -1200,12 +1214,9 @@ class Queue:
     def _end_burst(self) -> None:
         """Release the rx_buffers burst still open on this queue, if any: it holds the slots
         in front of the next receive."""
-        if self._burst is None:  # the usual case: no second lock round trip per burst
-            return
-        with self._lock:
-            burst, self._burst = self._burst, None
-        if burst is not None:
-            burst.release()
+        burst = self._burst
+        if burst is not None:  # (None, the usual case: no lock round trip per burst)
+            burst.release()  # which clears self._burst, under the lock
 
     def _peek_into(self, max_packets: int) -> tuple[_native.PktArray, int]:
         """rx_peek into this queue's packet array (under the lock); the caller releases."""
@@ -1218,6 +1229,9 @@ class Queue:
 
     def send_pkts(self, pkts: _native.PktArray, count: int, macswap: bool, deadline_s: float) -> int:
         """TX: send packets where another queue peeked them (see reflect); how many went."""
+        if type(pkts) is not _native.PktArray or type(count) is not int or not 0 <= count <= len(pkts):
+            raise ArgumentError("send_pkts takes a PktArray a queue peeked into and a count within it (see reflect)")
+        _check_deadline(deadline_s)
         sent = 0
         end = None
         with self._lock:
@@ -1357,10 +1371,12 @@ class Queue:
         self._peek_scratch_ro = memoryview(self._peek_scratch).toreadonly()
 
     def release_burst(self, burst: RxBurst) -> None:
-        """Called by ``RxBurst.release``: hand its slots back to the ring."""
+        """Called by ``RxBurst.release``: hand its slots back to the ring, if it is the burst
+        open on this queue (not one released already, nor one made by hand)."""
         with self._lock:
-            if self._burst is burst:
-                self._burst = None
+            if self._burst is not burst:
+                return
+            self._burst = None
             if self._alive:
                 self._cq.rx_release()
 
@@ -1426,10 +1442,20 @@ class Queue:
         return self._cq.stats()
 
 
+_MOST_DEADLINE_S = 1.0  # reflect holds both queues' locks while it waits: detach waits as long
+
+
+def _check_deadline(deadline_s: object) -> None:
+    if isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)):
+        raise ArgumentTypeError(f"deadline_s must be a number of seconds, not {type(deadline_s).__name__}")
+    if not 0 <= deadline_s <= _MOST_DEADLINE_S:  # (False for NaN)
+        raise ArgumentError(f"deadline_s={deadline_s} is out of range: expected 0..{_MOST_DEADLINE_S:g} seconds")
+
+
 def check_timeout(name: str, value: object) -> float | None:
     """A wait's timeout: None (no limit) or a number of seconds, as threading's waits take it
-    (0 or less: do not wait; infinity: None). TypeError for anything else, ValueError for NaN,
-    which would make the wait's deadline never come."""
+    (0 or less: do not wait; past threading.TIMEOUT_MAX, infinity too: None). TypeError for
+    anything else, ValueError for NaN, which would make the wait's deadline never come."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -1438,7 +1464,7 @@ def check_timeout(name: str, value: object) -> float | None:
     if seconds != seconds:
         raise ArgumentError(f"{name}=nan is not a number of seconds: expected seconds (0 or less: do not wait), "
                             "or None to wait without a limit")
-    return None if seconds == float("inf") else seconds
+    return None if seconds > threading.TIMEOUT_MAX else seconds  # (what the waits below can take)
 
 
 def check_burst_size(name: str, value: object) -> int:

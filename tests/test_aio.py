@@ -253,6 +253,17 @@ def test_waits_refuse_a_nan_timeout_at_once(run, sockdir):
     run(main())
 
 
+def test_send_burst_refuses_what_is_not_a_list_of_packets(run, sockdir):
+    """A generator or None reached len() and raised its plain TypeError."""
+    async def main() -> None:
+        async with memif_ct.aio.Interface(role="client", socket=os.path.join(sockdir, "none.sock"), id=0) as c:
+            for bad in ((b"x" for _ in range(2)), None):
+                with pytest.raises(memif_ct.ArgumentTypeError, match="packets must be a list"):
+                    await c.send_burst(bad)  # type: ignore[arg-type]
+
+    run(main())
+
+
 def test_polling_mode_is_refused_with_a_reason(run, sockdir):
     async def main() -> None:
         with pytest.raises(ConfigError, match="interrupt"):

@@ -153,3 +153,142 @@ def test_a_packet_the_peer_ring_can_never_carry_raises_in_both_roles(pair):
         with pytest.raises(ValueError, match=r"packets\[0\] is 5000 bytes, more than"):
             sender.tx_burst([b"z" * 5000])
         assert sender.tx_burst([b"fits" * 100]) == 1
+
+
+# ---- from a review of the Python data path (a careless caller's crashes and hangs) ----------
+
+
+def test_wait_rx_ends_with_not_connected_when_the_interface_closes(pair):
+    """A thread in wait_rx(timeout_s=None) spun a whole core for ever once another thread closed
+    the interface: the wait for the link returned at once each time round."""
+    server, _client = pair
+    outcome: list[BaseException | bool] = []
+
+    def waiter() -> None:
+        try:
+            outcome.append(server.wait_rx(0, timeout_s=None))
+        except BaseException as exc:  # recorded for the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    time.sleep(0.1)
+    cpu0 = time.process_time()
+    server.close()
+    thread.join(5)
+    assert not thread.is_alive(), "wait_rx did not return after close()"
+    assert len(outcome) == 1 and isinstance(outcome[0], memif_ct.NotConnectedError), outcome
+    assert time.process_time() - cpu0 < 1.0
+    with pytest.raises(memif_ct.NotConnectedError):
+        server.wait_rx(0, timeout_s=0.1)
+
+
+@pytest.mark.parametrize("deadline, error", [
+    (float("nan"), memif_ct.ArgumentError), (float("inf"), memif_ct.ArgumentError), (-1, memif_ct.ArgumentError),
+    (5, memif_ct.ArgumentError), ("0.1", memif_ct.ArgumentTypeError),
+])
+def test_reflect_refuses_a_deadline_it_would_hold_both_locks_for(pair, deadline, error):
+    """reflect(deadline_s=nan or inf) with the TX ring full looped for ever holding both queues'
+    locks, and the control thread then hung in detach. 0..1 s is taken."""
+    server, _client = pair
+    with pytest.raises(error, match="deadline_s"):
+        server.rx_queue(0).reflect(server.tx_queue(0), 8, deadline_s=deadline)
+    with pytest.raises(memif_ct.ArgumentTypeError, match="tx must be a Queue, not str"):
+        server.rx_queue(0).reflect("x", 8)  # type: ignore[arg-type]
+
+
+def test_a_blocking_wait_on_the_control_thread_is_refused_not_a_deadlock(sockdir):
+    """wait_up() in an on_down callback stopped the control thread for good: it is the one that
+    brings the link up. Now the waits say so (EDEADLK); timeout_s=0 still answers there."""
+    path = os.path.join(sockdir, "cb.sock")
+    seen: list[str] = []
+
+    def on_down(intf: memif_ct.Interface, _reason: str) -> None:
+        try:
+            intf.wait_up(None)
+        except memif_ct.SocketError as exc:
+            seen.append(f"errno {exc.errno}: {exc}")
+        intf.wait_rx(0, timeout_s=0)  # does not wait: fine
+        seen.append("done")
+
+    with memif_ct.Interface(role="server", socket=path, id=0, on_down=on_down) as server:
+        with memif_ct.Interface(role="client", socket=path, id=0, reconnect=False) as client:
+            client.wait_up(5)
+            server.wait_up(5)
+        server.wait_down(5)
+        deadline = time.monotonic() + 5
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(seen) == 2 and seen[1] == "done", seen
+        assert seen[0].startswith("errno 35: ") and "control thread" in seen[0], seen  # EDEADLK
+        with memif_ct.Interface(role="client", socket=path, id=0) as again:  # the thread is free
+            again.wait_up(5)
+
+
+def test_tx_buffers_made_by_hand_are_refused_not_handed_to_c(pair):
+    """TxBuffers(handout, lo, hi) with lo far below 0 went to C as it was: SIGSEGV."""
+    _server, client = pair
+    bufs = client.alloc_buffers(4, size=64)
+    handout = bufs.span[0]
+    for lo, hi in [(-(1 << 40), -(1 << 40) + 1), (0, 5), (3, 2), (0.0, 1)]:
+        with pytest.raises(memif_ct.ArgumentError, match="made by alloc_buffers"):
+            memif_ct.TxBuffers(handout, lo, hi)  # type: ignore[arg-type]
+    with pytest.raises(memif_ct.ArgumentError, match="made by alloc_buffers"):
+        memif_ct.TxBuffers(object(), 0, 0)  # type: ignore[arg-type]
+    assert client.tx_buffers(bufs[1:3]) == 2  # slicing still makes them
+    client.free_buffers(bufs[0:1])
+    client.free_buffers(bufs[3:])
+
+
+def test_send_pkts_takes_only_a_peeked_packet_array(pair):
+    """send_pkts(anything with an address) was handed to C: SIGSEGV."""
+    import types
+
+    server, _client = pair
+    with pytest.raises(memif_ct.ArgumentError, match="PktArray"):
+        server.tx_queue(0).send_pkts(types.SimpleNamespace(address=0x10), 1, False, 0.0)  # type: ignore[arg-type]
+
+
+def test_an_rx_burst_made_by_hand_cannot_release_the_open_one(pair):
+    """RxBurst(queue).release() handed back the slots of the burst still open on that queue; the
+    peer then rewrote the packets under its live views (AAAA read BBBB)."""
+    server, client = pair
+    assert client.tx_burst([b"A" * 64] * 16) == 16
+    deadline = time.monotonic() + 5
+    while server.rx_queue(0).pending() < 16 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with server.rx_buffers(16) as burst:
+        views = list(burst)
+        memif_ct.RxBurst(server.rx_queue(0)).release()
+        assert client.tx_burst([b"B" * 64] * 16) == 0  # the ring is still full: nothing handed back
+        time.sleep(0.05)
+        assert all(bytes(v) == b"A" * 64 for v in views)
+    assert client.tx_burst([b"B" * 64] * 16) == 16  # released with the burst
+
+
+def test_numpy_arrays_over_buffers_are_sent_and_freed_and_the_count_returned(pair):
+    """tx_buffers/free_buffers of numpy arrays made on the buffers (the README's recipe) did the
+    work, then raised TypeError releasing them as memoryviews: the count was lost."""
+    np = pytest.importorskip("numpy")
+    _server, client = pair
+    bufs = client.alloc_buffers(4, size=64)
+    arrays = [np.frombuffer(buf, dtype=np.uint8) for buf in bufs]
+    for a in arrays:
+        a[:] = 7
+    assert client.tx_buffers(arrays[:2]) == 2
+    client.free_buffers(arrays[2:])
+    assert client.tx_queue(0).buffer_counts()["app"] == 0
+
+
+def test_bad_packets_and_data_are_memif_errors_naming_them(pair):
+    """A non-contiguous packet raised bytes.join's TypeError; released data a plain ValueError;
+    a huge timeout an OverflowError."""
+    server, client = pair
+    strided = memoryview(bytes(range(128)))[::2]
+    with pytest.raises(memif_ct.ArgumentTypeError, match=r"packets\[1\] is not C-contiguous"):
+        client.tx_burst([b"x" * 64, strided])
+    released = memoryview(bytearray(64))
+    released.release()
+    with pytest.raises(memif_ct.ArgumentError, match="released"):
+        client.tx_burst_packed(released, memoryview(bytes(4)).cast("I"))
+    server.wait_up(1e300)  # beyond what threading takes: no limit, as None
