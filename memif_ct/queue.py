@@ -59,6 +59,7 @@ _rx_burst_ex = _native.rx_burst_ex_raw
 _check = _native.check
 _ERR_TOO_BIG = _native.ERR_TOO_BIG
 _ERR_ARG = _native.ERR_ARG
+_ERR_STATE = _native.ERR_STATE
 _MV_NBYTES = memoryview.nbytes.__get__
 _FIRST = operator.itemgetter(0)
 _RX_KEEP_TOO_BIG = _native.RX_KEEP_TOO_BIG
@@ -770,7 +771,7 @@ class Queue:
                     return rc
         if rc == _ERR_ARG and 0 in lengths:  # C refused the burst before queuing anything
             raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
-        return self._tx_refused(rc, lengths, "packets")
+        return self._tx_refused(rc, lengths, "packets", len(data))
 
     def tx_packed(self, data: object, lengths: object, count: int | None = None) -> int:
         """Queue ``count`` (default: all) packets packed back to back in ``data`` (bytes or any
@@ -811,13 +812,24 @@ class Queue:
             finally:
                 _unpin(anchor)
                 del anchor  # the export goes now, not with a traceback that keeps this frame
-        return rc if rc >= 0 else self._tx_refused(rc, own, "lengths")
+        return rc if rc >= 0 else self._tx_refused(rc, own, "lengths", len(data) if isinstance(data, bytes) else size)
 
-    def _tx_refused(self, rc: int, lengths: array.array[int], name: str) -> int:
-        """Raise for a burst the C library refused; a packet too big for the ring says which."""
+    def _tx_refused(self, rc: int, lengths: array.array[int], name: str, data_size: int) -> int:
+        """Raise for a burst the C library refused, saying what of it was wrong: a length that
+        is 0, lengths past the data, a packet too big for the ring, buffers still handed out."""
+        reason = _native.strerror(rc)
+        message = None
+        if rc == _ERR_ARG and 0 in lengths:
+            message = f"{name}[{lengths.index(0)}] is 0: a packet must have 1 or more bytes"
+        elif rc == _ERR_ARG and sum(lengths) > data_size:
+            message = f"{name} add up to {sum(lengths)} bytes, more than the {data_size} bytes of data"
+        elif rc == _ERR_STATE and self._reserved:
+            message = ("a server cannot send with tx_burst while it holds buffers alloc_buffers handed out: "
+                       "send them (tx_buffers) or give them back (free_buffers) first")
+        if message is not None:
+            raise NativeArgumentError(message, code=rc, function="memif_ct_tx_burst", reason=reason)
         if rc != _ERR_TOO_BIG:
             return _check(rc, "memif_ct_tx_burst")
-        reason = _native.strerror(rc)
         if self.buffer_size:  # client: its own ring, checked before anything was queued
             most = self.ring_size * self.buffer_size
             i = next((i for i, n in enumerate(lengths) if n > most), 0)

@@ -3,6 +3,7 @@ data path and its teardown (hangs, crashes, wrong counts)."""
 
 from __future__ import annotations
 
+import array
 import fcntl
 import os
 import socket
@@ -292,3 +293,19 @@ def test_bad_packets_and_data_are_memif_errors_naming_them(pair):
     with pytest.raises(memif_ct.ArgumentError, match="released"):
         client.tx_burst_packed(released, memoryview(bytes(4)).cast("I"))
     server.wait_up(1e300)  # beyond what threading takes: no limit, as None
+
+
+def test_a_refused_burst_says_what_of_it_was_wrong(pair):
+    """These said only "memif_ct_tx_burst failed: argument out of range (error -1)" or "call
+    does not fit the object's state (error -10)"."""
+    server, client = pair
+    data = bytes(128)
+    with pytest.raises(memif_ct.ArgumentError, match=r"^lengths\[1\] is 0: a packet must have 1 or more bytes"):
+        client.tx_burst_packed(data, array.array("I", [64, 0]))
+    with pytest.raises(memif_ct.ArgumentError, match="^lengths add up to 192 bytes, more than the 128 bytes of data"):
+        client.tx_burst_packed(bytearray(data), array.array("I", [64, 128]))
+    bufs = server.alloc_buffers(2, size=64)
+    with pytest.raises(memif_ct.ArgumentError, match="while it holds buffers alloc_buffers handed out"):
+        server.tx_burst([b"x" * 60])
+    server.free_buffers(bufs)
+    assert server.tx_burst([b"x" * 60]) == 1
