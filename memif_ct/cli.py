@@ -25,6 +25,7 @@ from typing import Any, Final, TextIO
 
 from . import __version__, library_info, macaddr, tools
 from .config import InterfaceConfig
+from .constants import MODE_ETHERNET, MODE_IP
 from .errors import ArgumentError, ConfigError, LinkTimeout, MemifError
 from .interface import Interface
 
@@ -236,11 +237,23 @@ class _LinkWaiter:
                         self.out.note(f"hint: {hint}")
 
 
-def _open(args: argparse.Namespace, out: _Output) -> Interface:
+def _open(args: argparse.Namespace, out: _Output, *, ethernet: str | None = None, tx_queues: int = 1) -> Interface:
+    """The interface of ``args.devargs``, up. ``ethernet``: what needs Ethernet frames, refused
+    (before waiting) in mode=ip or punt/inject, whose packets have no Ethernet header;
+    ``tx_queues``: how many TX queues the tool sends on (``--queues``)."""
     waiter = _LinkWaiter(out)
     intf = waiter.open(args.devargs)
     try:
+        cfg = intf.config
+        if ethernet is not None and cfg.mode != MODE_ETHERNET:
+            mode = "ip" if cfg.mode == MODE_IP else "punt-inject"
+            raise ArgumentError(f"{ethernet} needs mode=ethernet: the packets of mode={mode} have no Ethernet header")
+        if tx_queues > cfg.tx_queues:
+            raise ArgumentError(f"--queues {tx_queues} is more than the interface's tx-queues={cfg.tx_queues}")
         waiter.wait(intf, args.wait_up)
+        if tx_queues > intf.num_tx_queues:
+            raise ArgumentError(f"--queues {tx_queues} is more than the {intf.num_tx_queues} TX queue(s) the link "
+                                "was given (the server decides how many a client gets)")
     except BaseException:
         intf.close()
         raise
@@ -286,7 +299,7 @@ def cmd_info(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args, out) as intf, args.stop as stop:
+    with _open(args, out, ethernet="pktgen", tx_queues=args.queues) as intf, args.stop as stop:
         r = tools.run_pktgen(intf, count=args.count, size=args.size, burst=args.burst, queues=args.queues,
                              verify=args.verify, drain_s=args.drain, progress=out.progress, stop=stop)
         error = _traffic_error(r, args.count)
@@ -295,7 +308,7 @@ def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_sink(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args, out) as intf, args.stop as stop:
+    with _open(args, out, ethernet="sink --verify" if args.verify else None) as intf, args.stop as stop:
         r = tools.run_sink(intf, count=args.count, duration_s=args.duration, verify=args.verify,
                            progress=out.progress, stop=stop)
         error = _traffic_error(r)
@@ -304,7 +317,7 @@ def cmd_sink(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_echo(args: argparse.Namespace, out: _Output) -> int:
-    with _open(args, out) as intf, args.stop as stop:
+    with _open(args, out, ethernet="echo --macswap" if args.macswap else None) as intf, args.stop as stop:
         r = tools.run_echo(intf, macswap=args.macswap, count=args.count, duration_s=args.duration,
                            progress=out.progress, stop=stop)
         out.summary(r.as_dict(), f"echo: rx {r.directions['rx']} tx {r.directions['tx']} dropped {r.dropped}")
@@ -327,7 +340,7 @@ def cmd_forward(args: argparse.Namespace, out: _Output) -> int:
 
 def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
     src_mac = macaddr.str_to_mac(args.src_mac) if args.src_mac else None
-    with _open(args, out) as intf, args.stop as stop:
+    with _open(args, out, ethernet="ping") as intf, args.stop as stop:
         r = tools.run_ping(intf, args.ipv4, count=args.count, interval_s=args.interval, timeout_s=args.timeout,
                            src_ip=args.src_ip, src_mac=src_mac, size=args.size, on_line=out.line, stop=stop)
     loss = 100.0 * (r.transmitted - r.received) / r.transmitted if r.transmitted else 100.0
@@ -344,8 +357,14 @@ def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _check_writable(path: str) -> None:
-    """capture -w: fail before waiting for a peer, not after, when the file cannot be written."""
+    """capture -w: fail before waiting for a peer, not after, when the file cannot be written.
+    A FIFO, a device or another special file is not opened here: opening a FIFO and closing it
+    would give its reader an end of file before the capture begins."""
     existed = os.path.lexists(path)
+    if existed and not os.path.isfile(path) and not os.path.isdir(path):
+        if not os.access(path, os.W_OK):
+            raise ArgumentError(f"-w {path}: cannot write it: permission denied")
+        return
     try:
         with open(path, "ab"):
             pass
@@ -420,19 +439,25 @@ def _wait_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0 (0: wait for ever)")
+    if not 0 <= value <= _MOST_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: expected seconds from 0 (wait for ever) "
+                                         f"to {_MOST_SECONDS:g}")
     return value
 
 
 def _positive_float(text: str) -> float:
+    """Seconds: > 0 and no more than threading's waits take (inf ran ping's timeout for ever)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    if not 0 < value <= _MOST_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: expected seconds > 0, at most {_MOST_SECONDS:g}")
     return value
+
+
+_MOST_SECONDS: Final = 1e9  # about 31 years: below threading.TIMEOUT_MAX
+_MOST_FRAMES: Final = 1 << 32  # the frames' 32-bit sequence numbers: what the checker can tell apart
 
 
 EXAMPLES: Final = """\
@@ -486,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: no limit)")
 
     p = add("pktgen", cmd_pktgen, "transmit sequenced Ethernet/IPv4/UDP frames")
-    p.add_argument("--count", type=_positive_int, required=True, help="frames to send (required, no default)")
+    p.add_argument("--count", type=_int_in(1, _MOST_FRAMES), required=True,
+                   help=f"frames to send, 1..{_MOST_FRAMES} (required, no default)")
     p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default: 64)")
     p.add_argument("--burst", type=_int_in(1, 4096), default=256, help="packets per burst, 1..4096 (default: 256)")
     p.add_argument("--queues", type=_int_in(1, 255), default=1, help="spread bursts over Q TX queues (default: 1)")
@@ -528,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("loopback", cmd_loopback, "server and client of one id on one socket in this process, "
                                        "verified traffic through it (needs no peer)", devargs=0)
-    p.add_argument("--count", type=_positive_int, default=100000, help="frames to send (default: 100000)")
+    p.add_argument("--count", type=_int_in(1, _MOST_FRAMES), default=100000,
+                   help=f"frames to send, 1..{_MOST_FRAMES} (default: 100000)")
     p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default: 64)")
     p.add_argument("--burst", type=_int_in(1, 4096), default=256, help="packets per burst, 1..4096 (default: 256)")
     return parser

@@ -98,7 +98,7 @@ def _int_range(lo: int, hi: int, what: str) -> _Coerce:
                 raise _fail(key, raw, "is not a decimal integer", expected)
             if len(text.lstrip("0")) > len(str(hi)):  # also keeps int() clear of its digit limit
                 raise _fail(key, raw, "is out of range", expected)
-            value = int(text)
+            value = int(text.lstrip("0") or "0")  # (leading zeros count towards int()'s digit limit)
         elif isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
         else:

@@ -706,7 +706,12 @@ def test_pktgen_size_out_of_range_with_peer(sockdir: str, peers: Peers) -> None:
     (("ping", "10.1.2.3", "--src-ip", "1.2.3", "-c", "1"), ("1.2.3",)),
     (("ping", "10.1.2.3", "-s", "70000", "-c", "1"), ("70000",)),
     (("ping", "10.1.2.3", "--src-mac", "zz", "-c", "1"), ("zz",)),
-], ids=["pktgen-size", "pktgen-burst", "ping-target", "ping-src-ip", "ping-size", "ping-src-mac"])
+    (("ping", "10.1.2.3", "-i", "inf", "-c", "2"), ("-i", "inf is out of range", "at most 1e+09")),
+    (("ping", "10.1.2.3", "-W", "inf", "-c", "1"), ("-W", "inf is out of range")),
+    (("pktgen", "--count", str((1 << 32) + 1)), ("--count", "is out of range", "1..4294967296")),
+    (("pktgen", "--count", "5", "--queues", "2"), ("--queues 2 is more than the interface's tx-queues=1",)),
+], ids=["pktgen-size", "pktgen-burst", "ping-target", "ping-src-ip", "ping-size", "ping-src-mac", "ping-interval-inf",
+        "ping-timeout-inf", "pktgen-count-past-32-bits", "pktgen-queues"])
 def test_bad_arguments_rejected_before_waiting_for_a_peer(sockdir: str, argv: tuple[str, ...],
                                                          needles: tuple[str, ...]) -> None:
     # Nobody listens: a bad argument must be reported at once (rc 2), not after --wait-up
@@ -899,7 +904,32 @@ def test_wait_up_0_waits_for_a_peer_that_comes_later(sockdir: str, peers: Peers,
 
 def test_wait_up_rejects_negative_seconds() -> None:
     r = run_cli("sink", "role=server", "--wait-up", "-1")
-    assert r.returncode == 2 and "-1.0 must be >= 0 (0: wait for ever)" in r.stderr
+    assert r.returncode == 2 and "-1.0 is out of range: expected seconds from 0 (wait for ever)" in r.stderr
+
+
+@pytest.mark.parametrize(("command", "what"), [
+    (("pktgen", "--count", "5"), "pktgen"), (("ping", "10.1.2.3", "-c", "1"), "ping"),
+    (("echo", "--macswap"), "echo --macswap"), (("sink", "--verify"), "sink --verify"),
+])
+def test_tools_that_need_ethernet_frames_refuse_an_ip_mode_link(sockdir: str, command: tuple[str, ...],
+                                                                what: str) -> None:
+    """On mode=ip, pktgen and ping sent Ethernet frames the peer read as IP packets, and echo
+    --macswap scrambled the IP header (found by a review); sink --verify would call every
+    packet foreign. Refused at once, before waiting for a peer."""
+    cmd, *rest = command
+    r = run_cli(cmd, devargs("client", f"{sockdir}/none.sock") + ",mode=ip", *rest, "--wait-up", "1")
+    assert r.returncode == 2, r.stderr
+    assert f"{what} needs mode=ethernet: the packets of mode=ip have no Ethernet header" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_capture_into_a_fifo_does_not_open_it_before_the_capture(sockdir: str) -> None:
+    """The writability probe opened and closed -w: on a FIFO it blocked until a reader came,
+    then gave that reader an end of file before the capture began."""
+    fifo = f"{sockdir}/cap.fifo"
+    os.mkfifo(fifo)
+    r = run_cli("capture", devargs("client", f"{sockdir}/none.sock"), "-w", fifo, "--wait-up", "1", timeout=20)
+    assert r.returncode == 1 and "did not come up" in r.stderr, r.stderr  # it waited for the link, no reader
 
 
 def test_client_on_an_abstract_name_is_told_about_the_filesystem_socket_there(sockdir: str) -> None:

@@ -560,3 +560,12 @@ def test_server_memory_options_parse_from_devargs_and_keywords() -> None:
     with pytest.raises(ConfigError, match="max-map-bytes=100 is out of range"):
         InterfaceConfig.from_devargs("role=server,max-map-bytes=100")
     assert InterfaceConfig.from_kwargs(max_map_bytes=1 << 30).max_map_bytes == 1 << 30
+
+
+def test_integers_with_thousands_of_leading_zeros_are_their_value_not_a_valueerror() -> None:
+    """int() counts leading zeros towards its 4,300-digit limit: every integer key raised a plain
+    ValueError naming no field (found by a review)."""
+    cfg = InterfaceConfig.from_devargs("id=" + "0" * 5000 + "7,bsize=" + "0" * 5000 + "1024")
+    assert (cfg.id, cfg.buffer_size) == (7, 1024)
+    with pytest.raises(ConfigError, match="bsize"):
+        InterfaceConfig.from_devargs("bsize=" + "0" * 5000 + "9" * 20)
