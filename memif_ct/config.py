@@ -514,6 +514,9 @@ class InterfaceConfig:
             seen.add(key)
             if not eq or not text:
                 raise ConfigError(f"{key} has no value: write {key}=VALUE", key=key, value=None)
+            if "=" in text:  # DPDK's rte_kvargs ends a value at its next '=': both sides must agree
+                raise ConfigError(f"{key}'s value contains '=': DPDK would read only what comes before it, "
+                                  "so a value may not contain '='", key=key, value=None)
             values[option.attr] = option.coerce(key, text)
         if "socket-abstract" not in seen and not values["socket"].startswith("@"):
             values["socket_abstract"] = True  # DPDK: "use abstract address by default"
@@ -559,7 +562,8 @@ class InterfaceConfig:
         DPDK's does when it looks like DPDK's (``net_memif...``), else it is written ``name=``.
         With ``dpdk_only=True`` only keys DPDK net/memif knows are written and the leading token
         is a DPDK vdev name (ours if it starts with ``net_memif``, else ``net_memif0``): a string
-        to hand to ``--vdev=``. Raises ConfigError for a value devargs cannot carry (a comma).
+        to hand to ``--vdev=``. Raises ConfigError for a value devargs cannot carry (a comma, or
+        an '=', which DPDK would end the value at).
         """
         name = self.name
         leads = name.startswith(VDEV_PREFIX) and "=" not in name
@@ -574,9 +578,10 @@ class InterfaceConfig:
                 continue
             parts.append(f"{option.key}={self._format(option.attr, value)}")
         for part in parts:
-            if "," in part:
-                key = "name" if part is parts[0] and leads else part.partition("=")[0]
-                raise ConfigError(f"{key} contains a comma, which devargs cannot carry", key=key, value=part)
+            key, _eq, value = ("name", "", part) if part is parts[0] and leads else part.partition("=")
+            for char, what in ((",", "a comma"), ("=", "an '='")):
+                if char in value:
+                    raise ConfigError(f"{key} contains {what}, which devargs cannot carry", key=key, value=None)
         return ",".join(parts)
 
     @staticmethod

@@ -114,7 +114,6 @@ VALID_DEVARGS = [
     ("mac=02-11-22-33-44-5", "mac", bytes.fromhex("021122334405")),
     ("mac=AA:BB:CC:DD:EE:FE", "mac", bytes.fromhex("aabbccddeefe")),
     ("secret=s3cr3t", "secret", "s3cr3t"),
-    ("secret=a=b c", "secret", "a=b c"),
     ("secret=" + "x" * 23, "secret", "x" * 23),
     ("zero-copy=yes", "zero_copy", True),
     ("zero-copy=no", "zero_copy", False),
@@ -436,7 +435,7 @@ def test_role_code() -> None:
 ROUND_TRIP = [
     "net_memif0",
     "net_memif0,role=server,id=3,socket=/tmp/x.sock,socket-abstract=no",
-    "net_memif5,socket=@abs,secret=p@ss w=rd,zero-copy=yes,rsize=14,bsize=9000",
+    "net_memif5,socket=@abs,secret=p@ss w rd,zero-copy=yes,rsize=14,bsize=9000",
     (
         "name=x,mode=ip,interrupt=no,rx-queues=8,tx-queues=2,app-name=tool,reconnect=no,"
         "reconnect-interval=0.25,handshake-timeout=30"
@@ -476,9 +475,9 @@ def test_to_devargs_refuses_commas() -> None:
     with pytest.raises(ConfigError) as info:
         InterfaceConfig(name="a,b").to_devargs()
     assert info.value.key == "name"
-    # A name that is no DPDK vdev name, or holds '=', travels as name=.
-    assert InterfaceConfig(name="a=b").to_devargs().startswith("name=a=b,id=0,")
-    assert InterfaceConfig.from_devargs(InterfaceConfig(name="a=b").to_devargs()).name == "a=b"
+    with pytest.raises(ConfigError, match="an '='") as info:  # DPDK would end the value there
+        InterfaceConfig(name="a=b").to_devargs()
+    assert info.value.key == "name"
     assert InterfaceConfig(name="net_memif7").to_devargs().startswith("net_memif7,id=0,")
 
 
@@ -569,3 +568,12 @@ def test_integers_with_thousands_of_leading_zeros_are_their_value_not_a_valueerr
     assert (cfg.id, cfg.buffer_size) == (7, 1024)
     with pytest.raises(ConfigError, match="bsize"):
         InterfaceConfig.from_devargs("bsize=" + "0" * 5000 + "9" * 20)
+
+
+def test_a_value_with_an_equals_sign_is_refused_as_dpdk_would_cut_it() -> None:
+    """DPDK's rte_kvargs ends a value at its next '=': secret=a=b is secret "a" to testpmd. Taken
+    whole here, the two sides' secrets differed with no word why (found by a review). The value
+    is not echoed: it may be a secret."""
+    with pytest.raises(ConfigError, match="secret's value contains '='") as info:
+        InterfaceConfig.from_devargs("role=server,secret=a=b")
+    assert "a=b" not in str(info.value)
