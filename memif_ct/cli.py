@@ -356,6 +356,18 @@ def cmd_ping(args: argparse.Namespace, out: _Output) -> int:
     return 0 if error is None else 1
 
 
+def _is_stdout(path: str | None) -> bool:
+    """capture -w: ``-``, or a name of our standard output (/dev/stdout, the file it is)."""
+    if path is None:
+        return False
+    if path == "-":
+        return True
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # no such file, or no stdout
+        return False
+
+
 def _check_writable(path: str) -> None:
     """capture -w: fail before waiting for a peer, not after, when the file cannot be written.
     A FIFO, a device or another special file is not opened here: opening a FIFO and closing it
@@ -375,12 +387,15 @@ def _check_writable(path: str) -> None:
 
 
 def cmd_capture(args: argparse.Namespace, out: _Output) -> int:
-    _check_writable(args.write)
+    if not args.pcap_to_stdout:
+        _check_writable(args.write)
     with _open(args, out) as intf, args.stop as stop:
-        r = tools.run_capture(intf, args.write, count=args.count, duration_s=args.duration, progress=out.progress,
+        target = sys.stdout.buffer if args.pcap_to_stdout else args.write
+        r = tools.run_capture(intf, target, count=args.count, duration_s=args.duration, progress=out.progress,
                               stop=stop)
-        out.summary(r.as_dict() | {"file": args.write},
-                    f"capture: {r.captured} packets ({r.bytes} bytes) written to {args.write}")
+        where = "standard output" if args.pcap_to_stdout else args.write
+        out.summary(r.as_dict() | {"file": "-" if args.pcap_to_stdout else args.write},
+                    f"capture: {r.captured} packets ({r.bytes} bytes) written to {where}")
     return 0
 
 
@@ -544,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("capture", cmd_capture, "write received packets to a pcap file")
     p.add_argument("-w", "--write", required=True, metavar="FILE.pcap",
-                   help="the pcap file, checked writable before waiting (required, no default)")
+                   help="the pcap file, checked writable before waiting; - for standard output, the summary "
+                        "then on stderr (required, no default)")
     p.add_argument("-c", "--count", type=_positive_int, help="stop after N packets (default: no limit)")
     p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: no limit)")
 
@@ -568,7 +584,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
     )
-    out = _Output(getattr(args, "json", False))
+    pcap_to_stdout = _is_stdout(getattr(args, "write", None))
+    args.pcap_to_stdout = pcap_to_stdout
+    # capture -w - (or /dev/stdout): the pcap is stdout, so everything else goes to stderr
+    out = _Output(getattr(args, "json", False), out=sys.stderr if pcap_to_stdout else sys.stdout)
     # SIGINT and SIGTERM end a run between bursts, summary first (see _Stop).
     stop = _Stop()
     args.stop = stop

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from . import _native, frames
 from .errors import ArgumentError, NativeArgumentError, NotConnectedError
@@ -855,14 +855,15 @@ def run_ping(
 
 def run_capture(
     intf: Interface,
-    path: str,
+    path: str | BinaryIO,
     *,
     count: int | None = None,
     duration_s: float | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> CaptureReport:
-    """Write received packets to a pcap file (Ethernet, or raw IP for mode=ip)."""
+    """Write received packets to a pcap file (Ethernet, or raw IP for mode=ip), or to an open
+    binary stream (left open)."""
     report = CaptureReport()
     loop = TrafficLoop([intf], status=lambda: f"capture: {report.captured} packets", count=count,
                        duration_s=duration_s, stop=stop, progress=progress)

@@ -484,6 +484,34 @@ def test_capture_writes_pcap(sockdir: str, peers: Peers, spawn: Callable[..., Ch
     assert all("UDP" in line for line in lines), td.stdout
 
 
+def test_capture_to_standard_output_keeps_the_pcap_clean(sockdir: str, peers: Peers) -> None:
+    """-w /dev/stdout got the summary line written over the pcap header (to a file) or after the
+    packets (to a pipe): tcpdump could not read either (found by a review). -w - (or a name of
+    stdout) writes the pcap there and the summary on stderr."""
+    path = f"{sockdir}/o.sock"
+    for target in ("-", "/dev/stdout"):
+        pcap = Path(sockdir) / f"stdout{len(target)}.pcap"
+        with open(pcap, "wb") as stdout:
+            child = subprocess.Popen(cli_cmd("capture", devargs("server", path), "-w", target, "-c", "4", "--json",
+                                             "--wait-up", "10"), cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE,
+                                     text=True)
+            try:
+                client = peers.open(devargs("client", path))
+                client.wait_up(STEP)
+                sent = distinct_frames(4)
+                send_all(client, sent)
+                _out, err = child.communicate(timeout=30)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+            client.close()
+        assert child.returncode == 0, err
+        summary = last_json(err)
+        assert summary["captured"] == 4 and summary["file"] == "-"
+        assert read_pcap(pcap) == (1, sent)
+
+
 # ---- ping -----------------------------------------------------------------------------------
 
 TARGET = "10.1.2.3"
