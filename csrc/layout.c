@@ -37,9 +37,19 @@ int memif_ct_layout_init(memif_ct_layout_t *layout, uint32_t num_s2m, uint32_t n
     return MEMIF_CT_OK;
 }
 
+/* A layout memif_ct_layout_init() could have made: the caller may have filled it in. */
+static int layout_ok(const memif_ct_layout_t *layout)
+{
+    return count_ok(layout->num_s2m) && count_ok(layout->num_m2s) && buffer_size_ok(layout->buffer_size) &&
+           layout->ring_bytes != 0 && layout->ring_bytes == memif_ct_ring_bytes(layout->log2_ring_size) &&
+           layout->buffers_offset == ((uint64_t)layout->num_s2m + layout->num_m2s) * layout->ring_bytes;
+}
+
 /* S2M rings come first, then M2S rings; ring (type, index) is number index + type * num_s2m. */
 static uint64_t ring_number(const memif_ct_layout_t *layout, uint32_t type, uint32_t index)
 {
+    if (!layout_ok(layout))
+        return UINT64_MAX;
     if (type == MEMIF_CT_RING_TYPE_S2M && index < layout->num_s2m)
         return index;
     if (type == MEMIF_CT_RING_TYPE_M2S && index < layout->num_m2s)
@@ -72,16 +82,20 @@ int memif_ct_ring_init(void *ring_mem, uint32_t log2_ring_size, uint16_t buffer_
         return MEMIF_CT_ERR_NULL;
     if (memif_ct_ring_bytes(log2_ring_size) == 0 || !buffer_size_ok(buffer_size))
         return MEMIF_CT_ERR_ARG;
+    if ((uintptr_t)ring_mem % _Alignof(memif_ct_ring_t))
+        return MEMIF_CT_ERR_ALIGN;
     uint32_t size = 1u << log2_ring_size;
+    /* Descriptor offsets are u32: every buffer of the ring must start below 4 GiB. Checked before
+     * anything is written: a refused call leaves the ring as it was. */
+    if (buffer_region != MEMIF_CT_NO_REGION &&
+        (buffer_offset > UINT32_MAX || buffer_offset + (uint64_t)(size - 1) * buffer_size > UINT32_MAX))
+        return MEMIF_CT_ERR_OVERFLOW;
     memif_ct_ring_t *ring = ring_mem;
     memset(ring_mem, 0, sizeof(memif_ct_ring_t));
     if (buffer_region == MEMIF_CT_NO_REGION) {
         /* Buffers come from a pool later (memif_ct_queue_set_pool): no descriptor names one yet. */
         memset(ring->desc, 0, (size_t)size * sizeof(memif_ct_desc_t));
         size = 0;
-    } else if (buffer_offset > UINT32_MAX || buffer_offset + (uint64_t)(size - 1) * buffer_size > UINT32_MAX) {
-        /* Descriptor offsets are u32: every buffer of the ring must start below 4 GiB. */
-        return MEMIF_CT_ERR_OVERFLOW;
     }
     for (uint32_t s = 0; s < size; s++) {
         ring->desc[s].flags = 0;

@@ -6,12 +6,14 @@
  * and region addresses to a memif_ct_queue_t and moves whole bursts through it.
  *
  * Thread model: one thread per queue at a time. Nothing here allocates, locks or calls back.
- * The only system calls on the burst path are the eventfd signal memif_ct_tx_burst() sends after
- * publishing packets, and only when the peer asked for interrupts (MASK_INT clear on the ring)
- * and the queue has an eventfd (memif_ct_queue_set_eventfd()); it goes through
- * memif_ct_eventfd_signal(), a zero-timeout poll then one write bounded by a per-thread timer
- * (see "Interrupts" below: it uses one real-time signal). memif_ct_eventfd_clear() and
- * memif_ct_fd_fs_magic() are the only other functions that make system calls.
+ * The only system calls on the burst path are the eventfd signal a TX call (memif_ct_tx_burst(),
+ * _tx_buffers(), _tx_commit(), _tx_frames(), _tx_pkts()) sends after publishing packets, and only
+ * when the peer asked for interrupts (MASK_INT clear on the ring) and the queue has an eventfd
+ * (memif_ct_queue_set_eventfd()); it goes through memif_ct_eventfd_signal(), a zero-timeout poll
+ * then one write bounded by a per-thread timer (see "Interrupts" below: it uses one real-time
+ * signal, which memif_ct_eventfd_guard() sets up with timer_create and sigaction).
+ * memif_ct_eventfd_clear() and memif_ct_fd_fs_magic() are the only other functions that make
+ * system calls.
  *
  * The header compiles as C11, and as C++11 or later with g++ or clang++ (the ring's descriptor
  * array uses their flexible-array extension): the ring's atomic indexes are _Atomic uint16_t in
@@ -302,13 +304,15 @@ MEMIF_CT_API int memif_ct_copy_method(int method);
 
 /* Bytes of one ring (header + descriptors) of 1 << log2_ring_size slots; 0 if out of range. */
 MEMIF_CT_API uint64_t memif_ct_ring_bytes(uint32_t log2_ring_size);
-/* Fill *layout for a single region holding all rings then all buffers. Returns MEMIF_CT_OK or
- * MEMIF_CT_ERR_ARG (counts 1..255, log2 1..14, buffer size 64..65535). */
+/* Fill *layout for a single region holding all rings then all buffers. Returns MEMIF_CT_OK,
+ * MEMIF_CT_ERR_NULL or _ARG (counts 1..255, log2 1..14, buffer size 64..65535). Buffers past
+ * 4 GiB cannot be a descriptor's (u32) offset: memif_ct_ring_init() refuses those (_OVERFLOW). */
 MEMIF_CT_API int memif_ct_layout_init(memif_ct_layout_t *layout, uint32_t num_s2m, uint32_t num_m2s,
                                       uint32_t log2_ring_size, uint32_t buffer_size);
-/* Offset of ring `index` of `type` within the region laid out by *layout; UINT64_MAX if out of range. */
+/* Offset of ring `index` of `type` within the region laid out by *layout; UINT64_MAX if out of
+ * range, or if *layout is not one memif_ct_layout_init() could have made. */
 MEMIF_CT_API uint64_t memif_ct_layout_ring_offset(const memif_ct_layout_t *layout, uint32_t type, uint32_t index);
-/* Offset of the first buffer owned by ring `index` of `type`; UINT64_MAX if out of range. */
+/* Offset of the first buffer owned by ring `index` of `type`; UINT64_MAX as above. */
 MEMIF_CT_API uint64_t memif_ct_layout_buffer_offset(const memif_ct_layout_t *layout, uint32_t type,
                                                     uint32_t index);
 
@@ -316,8 +320,9 @@ MEMIF_CT_API uint64_t memif_ct_layout_buffer_offset(const memif_ct_layout_t *lay
 
 /* Client: write a fresh ring header (cookie, flags 0, head = tail = 0) and point descriptor s at
  * buffer_offset + s * buffer_size in buffer_region, length buffer_size. The ring must have
- * memif_ct_ring_bytes(log2_ring_size) writable bytes. buffer_region MEMIF_CT_NO_REGION (buffers
- * from a pool): every descriptor zeroed instead (buffer_offset ignored). */
+ * memif_ct_ring_bytes(log2_ring_size) writable bytes, aligned as memif_ct_ring_t. buffer_region
+ * MEMIF_CT_NO_REGION (buffers from a pool): every descriptor zeroed instead (buffer_offset ignored).
+ * MEMIF_CT_ERR_NULL, _ARG, _ALIGN, _OVERFLOW (a buffer past 4 GiB) leave the ring untouched. */
 MEMIF_CT_API int memif_ct_ring_init(void *ring, uint32_t log2_ring_size, uint16_t buffer_region,
                                     uint64_t buffer_offset, uint32_t buffer_size);
 /* Bind *q to a ring. role/type say who drives which ring; regions[0..num_regions) is the
@@ -330,7 +335,7 @@ MEMIF_CT_API int memif_ct_ring_init(void *ring, uint32_t log2_ring_size, uint16_
 MEMIF_CT_API int memif_ct_queue_init(memif_ct_queue_t *q, void *ring, uint32_t log2_ring_size, uint32_t role,
                                      uint32_t type, const memif_ct_region_t *regions, uint16_t num_regions,
                                      uint16_t buffer_region, uint64_t buffer_offset, uint32_t buffer_size);
-/* Set the eventfd memif_ct_tx_burst() signals (fd >= 0; -1: none); the caller still owns the fd.
+/* Set the eventfd the TX calls signal (fd >= 0; -1: none); the caller still owns the fd.
  * Returns MEMIF_CT_OK, MEMIF_CT_ERR_NULL, or MEMIF_CT_ERR_ARG for fd < -1. */
 MEMIF_CT_API int memif_ct_queue_set_eventfd(memif_ct_queue_t *q, int fd);
 
@@ -448,10 +453,12 @@ MEMIF_CT_API void *memif_ct_memseg_to_addr(const memif_ct_segment_t *segs, uint3
 /* ---- buffer pool: fixed-size buffers carved from segments, in caller memory ---- */
 
 /* Bytes a pool over these segments needs; 0 on bad arguments (n 1..255, buffer_size 64..65535,
- * segments non-NULL, offset + size <= 2^32, no two overlapping in memory or in one region). */
+ * segments non-NULL, offset + size <= 2^32, no two overlapping in memory or in one region) or
+ * when no whole buffer fits. */
 MEMIF_CT_API uint64_t memif_ct_pool_bytes(const memif_ct_segment_t *segs, uint32_t n, uint32_t buffer_size);
 /* Lay out a pool in mem (mem_size >= memif_ct_pool_bytes(), 8-byte aligned, never moved while in
- * use), every buffer FREE. Buffer k of a segment is at base + k * buffer_size. */
+ * use), every buffer FREE. Buffer k of a segment is at base + k * buffer_size. MEMIF_CT_ERR_NULL,
+ * _ARG (bad segments, or segs inside mem), _LAYOUT (mem too small or inside a segment), _ALIGN. */
 MEMIF_CT_API int memif_ct_pool_init(memif_ct_pool_t *pool, size_t mem_size, const memif_ct_segment_t *segs,
                                     uint32_t n, uint32_t buffer_size);
 /* Buffers in the pool in total (0 for NULL). */
@@ -621,7 +628,8 @@ MEMIF_CT_API const char *memif_ct_frame_verdict_str(int verdict);
 MEMIF_CT_API int memif_ct_framegen_init(memif_ct_framegen_t *gen, const uint8_t *tmpl, uint32_t tmpl_size,
                                         const uint8_t *pattern, uint32_t pattern_size);
 /* Write count frames with seqs first_seq, first_seq + 1, ... back to back into out (out_size
- * bytes). Returns count; MEMIF_CT_ERR_NULL, _TOO_BIG (out too small), _OVERFLOW (seq past u64). */
+ * bytes). Returns count; MEMIF_CT_ERR_NULL, _ARG (gen not set up, count > INT_MAX), _TOO_BIG (out
+ * too small), _OVERFLOW (seq past u64). */
 MEMIF_CT_API int memif_ct_frames_stamp_packed(const memif_ct_framegen_t *gen, uint64_t first_seq, uint32_t count,
                                               uint8_t *out, size_t out_size);
 /* Write frame first_seq + i into addrs[i] (each at least gen->size bytes, e.g. buffers from
@@ -632,7 +640,8 @@ MEMIF_CT_API int memif_ct_frames_stamp_addrs(const memif_ct_framegen_t *gen, uin
  * MEMIF_CT_ERR_NULL if frame is NULL with len > 0. */
 MEMIF_CT_API int memif_ct_frame_verify(const uint8_t *frame, size_t len, uint64_t *seq);
 /* Zero chk's counters and bind it to caller memory: bitmap ((window_bits + 7) / 8 bytes, zeroed
- * here) for seqs from window_base (a multiple of 8), queue_high (num_queues >= 1 entries). */
+ * here) for seqs from window_base (a multiple of 8), queue_high (num_queues >= 1 entries).
+ * MEMIF_CT_ERR_NULL, or _ARG (flags, a base not a multiple of 8, a window whose bytes overflow). */
 MEMIF_CT_API int memif_ct_checker_init(memif_ct_checker_t *chk, uint8_t *bitmap, uint64_t window_base,
                                        uint64_t window_bits, uint64_t *queue_high, uint32_t num_queues,
                                        uint32_t flags);
@@ -643,17 +652,19 @@ MEMIF_CT_API int memif_ct_checker_set_window(memif_ct_checker_t *chk, uint8_t *b
 /* Check count frames packed back to back in data (size bytes, lengths[i] each) received on RX
  * queue `queue`, into chk's counters; verdicts[i] and seqs[i] are written when not NULL. Returns
  * how many were checked: count, or fewer when a frame's seq lies outside a non-FIXED window
- * (chk->need_seq; that frame is not counted: grow the window, call again from it). Errors:
- * MEMIF_CT_ERR_NULL, _ARG (queue >= num_queues), _RANGE (lengths run past size). */
+ * (chk->need_seq; that frame is not counted: grow the window, call again from it). Errors, with
+ * nothing counted: MEMIF_CT_ERR_NULL, _ARG (queue >= num_queues, count > INT_MAX), _RANGE
+ * (lengths run past size). */
 MEMIF_CT_API int memif_ct_check_packed(memif_ct_checker_t *chk, uint32_t queue, const uint8_t *data, size_t size,
                                        const uint32_t *lengths, uint32_t count, uint8_t *verdicts,
                                        uint64_t *seqs);
-/* As memif_ct_check_packed, for packets where they lie (memif_ct_rx_peek()'s output). */
+/* As memif_ct_check_packed, for packets where they lie (memif_ct_rx_peek()'s output); a NULL
+ * address with a length is MEMIF_CT_ERR_NULL, nothing counted. */
 MEMIF_CT_API int memif_ct_check_pkts(memif_ct_checker_t *chk, uint32_t queue, const memif_ct_pkt_t *pkts,
                                      uint32_t count, uint8_t *verdicts, uint64_t *seqs);
 /* Swap destination and source MAC of each of count frames packed in data (size bytes, lengths[i]
  * each; frames under 12 bytes are left alone), as testpmd's macswap does. Returns count;
- * MEMIF_CT_ERR_NULL, _RANGE (lengths run past size). */
+ * MEMIF_CT_ERR_NULL, _ARG (count > INT_MAX), _RANGE (lengths run past size), nothing swapped. */
 MEMIF_CT_API int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint32_t *lengths, uint32_t count);
 
 /* The buffer API in one call, for TX queues: a client's buffers come from its pool
@@ -663,11 +674,13 @@ MEMIF_CT_API int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint3
  * many went: fewer when buffers or slots run short, or at the first item larger than its buffer
  * (MEMIF_CT_ERR_TOO_BIG if that is the first: send it with memif_ct_tx_burst(), which chains).
  * Also MEMIF_CT_ERR_NULL, _DIRECTION, _STATE (a client queue without a pool). */
-/* Stamp frames first_seq .. first_seq + count - 1 of gen straight into TX buffers and send them. */
+/* Stamp frames first_seq .. first_seq + count - 1 of gen straight into TX buffers and send them;
+ * also MEMIF_CT_ERR_ARG and _OVERFLOW as memif_ct_frames_stamp_packed(). */
 MEMIF_CT_API int memif_ct_tx_frames(memif_ct_queue_t *q, const memif_ct_framegen_t *gen, uint64_t first_seq,
                                     uint32_t count);
 /* Copy each packet (e.g. memif_ct_rx_peek()'s output of another queue) into a TX buffer, swapping
- * its MACs if macswap, and send them: a reflector's one copy. */
+ * its MACs if macswap, and send them: a reflector's one copy. An empty packet ends the call before
+ * it (MEMIF_CT_ERR_ARG if it is the first), in either role. */
 MEMIF_CT_API int memif_ct_tx_pkts(memif_ct_queue_t *q, const memif_ct_pkt_t *pkts, uint32_t count, int macswap);
 
 #ifdef __cplusplus

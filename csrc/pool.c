@@ -110,6 +110,13 @@ int memif_ct_pool_init(memif_ct_pool_t *pool, size_t mem_size, const memif_ct_se
         return MEMIF_CT_ERR_LAYOUT;
     if ((uintptr_t)pool % 8)
         return MEMIF_CT_ERR_ALIGN;
+    /* The pool's own memory must be apart from its buffers (it would hand out its own header) and
+     * from the segment table it copies (written over before it is read). */
+    if (overlap((uintptr_t)segs, (uint64_t)n * sizeof(memif_ct_segment_t), (uintptr_t)pool, need))
+        return MEMIF_CT_ERR_ARG;
+    for (uint32_t i = 0; i < n; i++)
+        if (overlap((uintptr_t)segs[i].base, segs[i].size, (uintptr_t)pool, need))
+            return MEMIF_CT_ERR_LAYOUT;
     uint32_t count = (uint32_t)pool_buffers(segs, n, buffer_size);
     uint8_t *p = (uint8_t *)pool + align8(sizeof(memif_ct_pool_t));
     pool->segs = (memif_ct_segment_t *)p;
@@ -199,6 +206,8 @@ int memif_ct_pool_write(memif_ct_pool_t *pool, const uint32_t *idx, uint32_t n, 
         return MEMIF_CT_ERR_NULL;
     if (n > INT32_MAX)
         return MEMIF_CT_ERR_ARG;
+    if (n == 0)
+        return 0; /* (nothing of the pool read: it may be one pool_init refused) */
     const uint32_t most = max_length && max_length < pool->buffer_size ? max_length : pool->buffer_size;
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++) { /* check all before writing any */

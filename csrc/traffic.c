@@ -280,7 +280,7 @@ static void stamp(const memif_ct_framegen_t *gen, uint8_t *f, uint64_t seq, int 
 {
     uint32_t payload = gen->size - MEMIF_CT_FRAME_PATTERN_OFFSET;
     const uint8_t *window = gen->pattern + seq % MEMIF_CT_FRAME_PATTERN_PERIOD;
-    memcpy(f, gen->tmpl, MEMIF_CT_FRAME_SEQ_OFFSET);
+    copy_bytes(f, gen->tmpl, MEMIF_CT_FRAME_SEQ_OFFSET);
     put_be64(f + MEMIF_CT_FRAME_SEQ_OFFSET, seq);
     shm_copy(f + MEMIF_CT_FRAME_PATTERN_OFFSET, window, payload, movsb);
     put_be32(f + MEMIF_CT_FRAME_CRC_OFFSET, frame_crc(f + MEMIF_CT_FRAME_SEQ_OFFSET, window, payload));
@@ -340,7 +340,9 @@ int memif_ct_checker_set_window(memif_ct_checker_t *chk, uint8_t *bitmap, uint64
 {
     if (!chk || (window_bits && !bitmap))
         return MEMIF_CT_ERR_NULL;
-    if (window_base % 8 || window_bits > UINT64_MAX - window_base)
+    /* (window_bits + 7) / 8 bytes of bitmap: that count must neither wrap nor pass size_t */
+    if (window_base % 8 || window_bits > UINT64_MAX - window_base || window_bits > UINT64_MAX - 7 ||
+        (window_bits + 7) / 8 > SIZE_MAX)
         return MEMIF_CT_ERR_ARG;
     chk->bitmap = bitmap;
     chk->window_base = window_base;
@@ -353,7 +355,7 @@ int memif_ct_checker_init(memif_ct_checker_t *chk, uint8_t *bitmap, uint64_t win
 {
     if (!chk || !queue_high)
         return MEMIF_CT_ERR_NULL;
-    if (num_queues == 0 || (flags & ~MEMIF_CT_CHECK_FIXED) || window_bits / 8 >= SIZE_MAX)
+    if (num_queues == 0 || (flags & ~MEMIF_CT_CHECK_FIXED))
         return MEMIF_CT_ERR_ARG;
     memif_ct_checker_t fresh;
     memset(&fresh, 0, sizeof fresh);
@@ -432,10 +434,15 @@ int memif_ct_check_packed(memif_ct_checker_t *chk, uint32_t queue, const uint8_t
     if (size && !data)
         return MEMIF_CT_ERR_NULL;
     size_t off = 0;
-    for (uint32_t i = 0; i < count; i++) {
+    for (uint32_t i = 0; i < count; i++) { /* all checked before any is counted */
         if (lengths[i] > size - off)
             return MEMIF_CT_ERR_RANGE;
-        if (account(chk, queue, data + off, lengths[i], verdicts ? verdicts + i : NULL, seqs ? seqs + i : NULL))
+        off += lengths[i];
+    }
+    off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *f = data ? data + off : NULL; /* (no data: every length is 0) */
+        if (account(chk, queue, f, lengths[i], verdicts ? verdicts + i : NULL, seqs ? seqs + i : NULL))
             return (int)i;
         off += lengths[i];
     }
@@ -448,9 +455,10 @@ int memif_ct_check_pkts(memif_ct_checker_t *chk, uint32_t queue, const memif_ct_
     int rc = check_args(chk, queue, pkts, count);
     if (rc != MEMIF_CT_OK)
         return rc;
-    for (uint32_t i = 0; i < count; i++) {
+    for (uint32_t i = 0; i < count; i++) /* all checked before any is counted */
         if (!pkts[i].addr && pkts[i].length)
             return MEMIF_CT_ERR_NULL;
+    for (uint32_t i = 0; i < count; i++) {
         if (account(chk, queue, pkts[i].addr, pkts[i].length, verdicts ? verdicts + i : NULL, seqs ? seqs + i : NULL))
             return (int)i;
     }
@@ -477,9 +485,13 @@ int memif_ct_macswap_packed(uint8_t *data, size_t size, const uint32_t *lengths,
     if (count > INT_MAX)
         return MEMIF_CT_ERR_ARG;
     size_t off = 0;
-    for (uint32_t i = 0; i < count; i++) {
+    for (uint32_t i = 0; i < count; i++) { /* all checked before any is swapped */
         if (lengths[i] > size - off)
             return MEMIF_CT_ERR_RANGE;
+        off += lengths[i];
+    }
+    off = 0;
+    for (uint32_t i = 0; i < count; i++) {
         swap_macs(data + off, lengths[i]);
         off += lengths[i];
     }
@@ -621,6 +633,14 @@ int memif_ct_tx_pkts(memif_ct_queue_t *q, const memif_ct_pkt_t *pkts, uint32_t c
     for (uint32_t i = 0; i < count; i++)
         if (!pkts[i].addr)
             return MEMIF_CT_ERR_NULL;
+    /* An empty packet ends the call before it, in either role (the copy API refuses one too);
+     * one that comes first is ERR_ARG. */
+    for (uint32_t i = 0; i < count; i++)
+        if (pkts[i].length == 0) {
+            if (i == 0)
+                return MEMIF_CT_ERR_ARG;
+            count = i;
+        }
     /* memcpy: these packets are, as a rule, what the peer just wrote (rx_peek), and rep movsb
      * reads lines in another core's cache far slower: echo of 1,500-byte frames ran at 0.6x. */
     tx_fill_t f = {NULL, 0, pkts, macswap, 0};

@@ -272,6 +272,29 @@ static void test_pool_bytes_args(void)
     CHECK_EQ(memif_ct_pool_count(NULL), 0);
     CHECK_EQ(memif_ct_pool_buffer_size(NULL), 0);
     free(m);
+
+    /* The pool's memory inside one of its segments: it would hand out its own header as buffer 0
+     * (a C review's ASan crash). The segment table inside the pool's memory: overwritten before
+     * it is copied. */
+    uint64_t *big = calloc(65536 / 8, 8);
+    REQUIRE(big);
+    memif_ct_segment_t inside = {(uint8_t *)big, 65536, 0, 1, {0}};
+    uint64_t need1 = memif_ct_pool_bytes(&inside, 1, 2048);
+    REQUIRE(need1 > 0);
+    CHECK_INT(memif_ct_pool_init((memif_ct_pool_t *)big, (size_t)need1, &inside, 1, 2048), MEMIF_CT_ERR_LAYOUT);
+    uint64_t *pm = calloc((size_t)need1 / 8 + 8, 8);
+    REQUIRE(pm);
+    memif_ct_segment_t *segs_inside = (memif_ct_segment_t *)(pm + 4);
+    *segs_inside = inside;
+    CHECK_INT(memif_ct_pool_init((memif_ct_pool_t *)pm, (size_t)need1, segs_inside, 1, 2048), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_pool_init((memif_ct_pool_t *)pm, (size_t)need1, &inside, 1, 2048), MEMIF_CT_OK);
+    /* writing nothing reads nothing, even of a pool that was never set up */
+    memif_ct_pool_t *zeroed = calloc(1, (size_t)need1);
+    REQUIRE(zeroed);
+    CHECK_INT(memif_ct_pool_write(zeroed, NULL, 0, NULL, 0, NULL, 0), 0);
+    free(zeroed);
+    free(pm);
+    free(big);
 }
 
 static void test_pool_accounting(void)

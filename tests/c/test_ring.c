@@ -1191,6 +1191,52 @@ static void test_zero_length_segment(void)
  * land as if copied through a separate buffer. Cases: a server reflecting a packet peeked in
  * place into a posted buffer 50 bytes further on, with tx_pkts and with tx_burst; a server
  * receiving a single packet and a scattered chain into output that lies in the region itself. */
+/* What a C review found ring_init and the layout offsets took: a misaligned ring (UBSan), a
+ * refusal that had already wiped a live ring's header, and a layout filled in by hand. */
+static void test_ring_init_refusals_leave_the_ring(void)
+{
+    fx_t f;
+    FX(&f, 3, 2048, 0, 0);
+    atomic_store(&f.s2m->head, 77);
+    atomic_store(&f.s2m->tail, 70);
+    CHECK_INT(memif_ct_ring_init(f.s2m, 3, 0, UINT64_MAX, 2048), MEMIF_CT_ERR_OVERFLOW);
+    CHECK_EQ(f.s2m->cookie, MEMIF_CT_COOKIE);
+    CHECK_EQ(head_of(f.s2m), 77u);
+    CHECK_EQ(tail_of(f.s2m), 70u);
+    CHECK_INT(memif_ct_ring_init((uint8_t *)f.s2m + 1, 3, 0, 0, 2048), MEMIF_CT_ERR_ALIGN);
+    CHECK_INT(memif_ct_ring_init((uint8_t *)f.s2m + 2, 3, MEMIF_CT_NO_REGION, 0, 2048), MEMIF_CT_ERR_ALIGN);
+    CHECK_EQ(head_of(f.s2m), 77u);
+    memif_ct_layout_t lay = f.lay;
+    lay.log2_ring_size = 64;
+    CHECK(memif_ct_layout_ring_offset(&lay, S2M, 0) == UINT64_MAX);
+    CHECK(memif_ct_layout_buffer_offset(&lay, M2S, 0) == UINT64_MAX);
+    lay = f.lay;
+    lay.ring_bytes = UINT64_MAX / 2;
+    CHECK(memif_ct_layout_ring_offset(&lay, M2S, 0) == UINT64_MAX);
+    CHECK(memif_ct_layout_buffer_offset(&f.lay, M2S, 0) == f.m2s_buf); /* made by layout_init: fine */
+    fx_teardown(&f);
+}
+
+/* An empty packet given to tx_pkts ends the call before it: a server refused the whole call
+ * (sending not even the packets before it) where a client sent them. */
+static void test_tx_pkts_stops_at_an_empty_packet(void)
+{
+    fx_t f;
+    FX(&f, 3, 2048, 0, 0);
+    for (uint16_t i = 0; i < 4; i++) /* the client posts four buffers */
+        put_desc(f.m2s, f.N, i, 0, 0, 2048, (uint32_t)(f.m2s_buf + (uint64_t)i * 2048));
+    atomic_store(&f.m2s->head, 4);
+    uint8_t a[100], b[200];
+    memset(a, 1, sizeof a);
+    memset(b, 2, sizeof b);
+    memif_ct_pkt_t pkts[3] = {{a, 100, 1, 0}, {b, 0, 1, 0}, {b, 200, 1, 0}};
+    CHECK_INT(memif_ct_tx_pkts(&f.stx, pkts, 3, 0), 1);
+    CHECK_EQ(f.m2s->desc[0].length, 100u);
+    CHECK_INT(memif_ct_tx_pkts(&f.stx, pkts + 1, 2, 0), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_tx_pkts(&f.stx, pkts + 2, 1, 0), 1);
+    fx_teardown(&f);
+}
+
 static void test_overlapping_copies(void)
 {
     for (int how = 0; how < 2; how++) {
@@ -2500,6 +2546,8 @@ int main(void)
     RUN("rx keeps only whole valid chains", test_rx_keep_too_big_hostile());
 
     RUN("copies whose ends a peer made overlap", test_overlapping_copies());
+    RUN("ring_init refusals leave the ring; hand-made layouts", test_ring_init_refusals_leave_the_ring());
+    RUN("tx_pkts stops at an empty packet", test_tx_pkts_stops_at_an_empty_packet());
     RUN("interrupt flags", test_interrupt_flags());
     RUN("eventfd", test_eventfd());
     RUN("tx burst signals the eventfd, S2M client", test_tx_signal(0));

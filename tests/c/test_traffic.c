@@ -253,6 +253,25 @@ static void test_checker(void)
     CHECK_INT(memif_ct_check_pkts(&chk, 0, pkts, 7, NULL, NULL), 7);
     CHECK_EQ(chk.unique, 5u);
     CHECK_EQ(chk.out_of_order, 1u);
+    /* A refused call counts nothing: a C review's retry after a lengths error found the frames
+     * before it counted twice (duplicates). */
+    CHECK_INT(memif_ct_checker_init(&chk, bitmap, 0, 10, high, 2, MEMIF_CT_CHECK_FIXED), MEMIF_CT_OK);
+    uint32_t bad[7];
+    memcpy(bad, lengths, sizeof bad);
+    bad[6] = 65;
+    CHECK_INT(memif_ct_check_packed(&chk, 0, data, total, bad, 7, NULL, NULL), MEMIF_CT_ERR_RANGE);
+    pkts[5].addr = NULL;
+    CHECK_INT(memif_ct_check_pkts(&chk, 0, pkts, 7, NULL, NULL), MEMIF_CT_ERR_NULL);
+    CHECK_EQ(chk.frames, 0u);
+    CHECK_INT(memif_ct_check_packed(&chk, 0, data, total, lengths, 7, NULL, NULL), 7);
+    CHECK_EQ(chk.duplicates, 1u);
+    CHECK_EQ(chk.unique, 5u);
+    /* no data, one empty frame: checked, not an offset of NULL */
+    uint32_t zero = 0;
+    CHECK_INT(memif_ct_check_packed(&chk, 0, NULL, 0, &zero, 1, NULL, NULL), 1);
+    /* a window whose bytes would wrap: refused, not a 0-byte bitmap read at bit 1e6 */
+    CHECK_INT(memif_ct_checker_init(&chk, bitmap, 0, UINT64_MAX, high, 2, 0), MEMIF_CT_ERR_ARG);
+    CHECK_INT(memif_ct_checker_set_window(&chk, bitmap, 0, UINT64_MAX - 2), MEMIF_CT_ERR_ARG);
     free(data);
     free(bitmap);
 }
@@ -301,6 +320,7 @@ static void test_macswap(void)
     CHECK_EQ(d[6], 0u);
     CHECK_EQ(d[12], 12u); /* shorter than 12 bytes: left alone */
     CHECK_INT(memif_ct_macswap_packed(d, sizeof d - 1, lengths, 2), MEMIF_CT_ERR_RANGE);
+    CHECK_EQ(d[0], 6u); /* refused: frame 0 not swapped back either */
     CHECK_INT(memif_ct_macswap_packed(NULL, 0, lengths, 1), MEMIF_CT_ERR_NULL);
     CHECK_INT(memif_ct_macswap_packed(NULL, 0, NULL, 0), 0);
 }
