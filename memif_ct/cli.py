@@ -299,6 +299,9 @@ def cmd_info(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_pktgen(args: argparse.Namespace, out: _Output) -> int:
+    if args.verify and args.count > _MOST_FRAMES:
+        raise ArgumentError(f"--count {args.count} is out of range with --verify: expected 1..{_MOST_FRAMES} "
+                            "(the frames' sequence numbers the check tells apart)")
     with _open(args, out, ethernet="pktgen", tx_queues=args.queues) as intf, args.stop as stop:
         r = tools.run_pktgen(intf, count=args.count, size=args.size, burst=args.burst, queues=args.queues,
                              verify=args.verify, drain_s=args.drain, progress=out.progress, stop=stop)
@@ -526,8 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: no limit)")
 
     p = add("pktgen", cmd_pktgen, "transmit sequenced Ethernet/IPv4/UDP frames")
-    p.add_argument("--count", type=_int_in(1, _MOST_FRAMES), required=True,
-                   help=f"frames to send, 1..{_MOST_FRAMES} (required, no default)")
+    p.add_argument("--count", type=_positive_int, required=True,
+                   help=f"frames to send (required, no default; with --verify 1..{_MOST_FRAMES})")
     p.add_argument("--size", type=_int_in(60, 65535), default=64, help="frame size in bytes, 60..65535 (default: 64)")
     p.add_argument("--burst", type=_int_in(1, 4096), default=256, help="packets per burst, 1..4096 (default: 256)")
     p.add_argument("--queues", type=_int_in(1, 255), default=1, help="spread bursts over Q TX queues (default: 1)")

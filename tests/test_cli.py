@@ -736,7 +736,8 @@ def test_pktgen_size_out_of_range_with_peer(sockdir: str, peers: Peers) -> None:
     (("ping", "10.1.2.3", "--src-mac", "zz", "-c", "1"), ("zz",)),
     (("ping", "10.1.2.3", "-i", "inf", "-c", "2"), ("-i", "inf is out of range", "at most 1e+09")),
     (("ping", "10.1.2.3", "-W", "inf", "-c", "1"), ("-W", "inf is out of range")),
-    (("pktgen", "--count", str((1 << 32) + 1)), ("--count", "is out of range", "1..4294967296")),
+    (("pktgen", "--count", str((1 << 32) + 1), "--verify"), ("--count", "is out of range with --verify",
+                                                              "1..4294967296")),
     (("pktgen", "--count", "5", "--queues", "2"), ("--queues 2 is more than the interface's tx-queues=1",)),
 ], ids=["pktgen-size", "pktgen-burst", "ping-target", "ping-src-ip", "ping-size", "ping-src-mac", "ping-interval-inf",
         "ping-timeout-inf", "pktgen-count-past-32-bits", "pktgen-queues"])
