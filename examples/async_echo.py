@@ -4,7 +4,8 @@
     python examples/async_echo.py role=server,id=0,socket=/tmp/memif.sock,socket-abstract=no
 
 The receive waits on the queue's eventfd through the event loop, so other tasks keep running.
-Try it with ``memif-ct pktgen role=client,id=0,socket=/tmp/memif.sock,socket-abstract=no --verify``.
+Try it with
+``memif-ct pktgen role=client,id=0,socket=/tmp/memif.sock,socket-abstract=no --count 100000 --verify``.
 """
 
 import asyncio

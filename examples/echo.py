@@ -4,7 +4,7 @@
     python examples/echo.py role=server,id=0,socket=/tmp/memif.sock,socket-abstract=no
 
 Try it with DPDK: dpdk-testpmd as the client in txonly mode sends to us, or run
-``memif-ct pktgen role=client,... --verify`` against it. Ctrl-C stops it.
+``memif-ct pktgen role=client,... --count 100000 --verify`` against it. Ctrl-C stops it.
 """
 
 import sys

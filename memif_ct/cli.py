@@ -40,7 +40,9 @@ exit status:
   1    it failed: --verify verified nothing or found loss, reordering, corruption, duplicates or
        frames not pktgen's; pktgen sent fewer than --count; ping got no reply; the link never
        came up within --wait-up; a memif or OS error
-  2    usage: a bad option (usage on stderr, nothing on stdout) or a bad devargs key or value
+  2    usage: a bad option (usage on stderr, nothing on stdout), a bad devargs key or value, or
+       an option the interface cannot take (capture -w a file that cannot be written, --queues
+       past tx-queues, an Ethernet tool on mode=ip)
   130  SIGINT/SIGTERM before the run started (while waiting for the link)
 
 While it waits for the link a command says so on a terminal and prints why each attempt failed

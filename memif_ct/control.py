@@ -494,9 +494,11 @@ def bind_listener(name: str, abstract: bool, *, mode: int = 0o600) -> _socket.so
     """A listening, non-blocking SOCK_SEQPACKET socket at ``name``; a stale socket file left by a
     dead server is replaced (protocol s1). ConfigError naming ``socket`` otherwise.
 
-    A filesystem socket file gets ``mode`` (less the umask) from the moment it exists: the mode
-    is set on the socket before bind(), which creates the file with it, so no window is open to
-    others. An abstract socket has no permissions: allowed-uids is its access control."""
+    A filesystem socket file gets ``mode`` from the moment it exists, less the umask: the mode is
+    set on the socket before bind(), which creates the file with it, so no window is open to
+    others. Then the file is given ``mode`` itself (socket-mode=0660 under umask 022 was 0640, and
+    the group could not connect): never more than was asked. An abstract socket has no
+    permissions: allowed-uids is its access control."""
     address = socket_address(name, abstract)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
@@ -513,12 +515,22 @@ def bind_listener(name: str, abstract: bool, *, mode: int = 0o600) -> _socket.so
                 sock.bind(address)
             except OSError as exc2:
                 raise _bind_error(name, abstract, exc2) from exc2
+        if not abstract:
+            _give_mode(name, mode)
         sock.listen(16)
         sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _give_mode(path: str, mode: int) -> None:
+    """chmod the socket file bind() just made, if the umask took bits of ``mode`` from it, and if
+    it is still a socket of ours (not a file swapped in since)."""
+    st = os.lstat(path)
+    if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def _bind_error(name: str, abstract: bool, exc: OSError) -> ConfigError:
