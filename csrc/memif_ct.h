@@ -628,8 +628,8 @@ MEMIF_CT_API const char *memif_ct_frame_verdict_str(int verdict);
 MEMIF_CT_API int memif_ct_framegen_init(memif_ct_framegen_t *gen, const uint8_t *tmpl, uint32_t tmpl_size,
                                         const uint8_t *pattern, uint32_t pattern_size);
 /* Write count frames with seqs first_seq, first_seq + 1, ... back to back into out (out_size
- * bytes). Returns count; MEMIF_CT_ERR_NULL, _ARG (gen not set up, count > INT_MAX), _TOO_BIG (out
- * too small), _OVERFLOW (seq past u64). */
+ * bytes). Returns count; MEMIF_CT_ERR_NULL (also a gen never set up), _ARG (a gen with bad sizes,
+ * count > INT_MAX), _TOO_BIG (out too small), _OVERFLOW (seq past u64). */
 MEMIF_CT_API int memif_ct_frames_stamp_packed(const memif_ct_framegen_t *gen, uint64_t first_seq, uint32_t count,
                                               uint8_t *out, size_t out_size);
 /* Write frame first_seq + i into addrs[i] (each at least gen->size bytes, e.g. buffers from

@@ -239,10 +239,11 @@ class _LinkWaiter:
                         self.out.note(f"hint: {hint}")
 
 
-def _open(args: argparse.Namespace, out: _Output, *, ethernet: str | None = None, tx_queues: int = 1) -> Interface:
+def _open(args: argparse.Namespace, out: _Output, *, ethernet: str | None = None,
+          tx_queues: int | None = None) -> Interface:
     """The interface of ``args.devargs``, up. ``ethernet``: what needs Ethernet frames, refused
     (before waiting) in mode=ip or punt/inject, whose packets have no Ethernet header;
-    ``tx_queues``: how many TX queues the tool sends on (``--queues``)."""
+    ``tx_queues``: how many TX queues the tool sends on (``--queues``), checked if given."""
     waiter = _LinkWaiter(out)
     intf = waiter.open(args.devargs)
     try:
@@ -250,10 +251,10 @@ def _open(args: argparse.Namespace, out: _Output, *, ethernet: str | None = None
         if ethernet is not None and cfg.mode != MODE_ETHERNET:
             mode = "ip" if cfg.mode == MODE_IP else "punt-inject"
             raise ArgumentError(f"{ethernet} needs mode=ethernet: the packets of mode={mode} have no Ethernet header")
-        if tx_queues > cfg.tx_queues:
+        if tx_queues is not None and tx_queues > cfg.tx_queues:
             raise ArgumentError(f"--queues {tx_queues} is more than the interface's tx-queues={cfg.tx_queues}")
         waiter.wait(intf, args.wait_up)
-        if tx_queues > intf.num_tx_queues:
+        if tx_queues is not None and tx_queues > intf.num_tx_queues:
             raise ArgumentError(f"--queues {tx_queues} is more than the {intf.num_tx_queues} TX queue(s) the link "
                                 "was given (the server decides how many a client gets)")
     except BaseException:
@@ -378,7 +379,11 @@ def _check_writable(path: str) -> None:
     A FIFO, a device or another special file is not opened here: opening a FIFO and closing it
     would give its reader an end of file before the capture begins."""
     existed = os.path.lexists(path)
-    if existed and not os.path.isfile(path) and not os.path.isdir(path):
+    try:
+        st: os.stat_result | None = os.stat(path)  # (through a symlink: a dangling one is created)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         if not os.access(path, os.W_OK):
             raise ArgumentError(f"-w {path}: cannot write it: permission denied")
         return

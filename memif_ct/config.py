@@ -291,6 +291,8 @@ def resolve_socket(socket: object, abstract: object, key: str = "socket",
     taken for its truth: "no" would make an abstract socket, which no file mode protects).
     ConfigError names ``key`` or ``abstract_key`` and the limit otherwise."""
     name = _socket(key, socket)
+    if type(abstract) is int and abstract in (0, 1):  # bool(abstract) used to take these
+        abstract = bool(abstract)
     abstract = False if abstract is None else _bool(abstract_key, abstract)
     if name.startswith("@"):
         name, abstract = name[1:], True

@@ -223,7 +223,8 @@ class Socket:
         if not self.abstract and (config.owner_uid is not None or config.owner_gid is not None):
             try:
                 os.chown(self.name, -1 if config.owner_uid is None else config.owner_uid,
-                         -1 if config.owner_gid is None else config.owner_gid)
+                         -1 if config.owner_gid is None else config.owner_gid,
+                         follow_symlinks=False)  # (a link swapped in since bind() is not followed)
             except OSError as exc:
                 sock.close()
                 os.unlink(self.name)
@@ -478,8 +479,8 @@ class Socket:
 
 
 def pending_cap() -> int:
-    """How many handshakes one peer uid may have in progress on one socket: a quarter of the
-    fds this process may open (RLIMIT_NOFILE), at least 16."""
+    """How many handshakes one peer uid may have in progress on one socket (a listening
+    Socket): a quarter of the fds this process may open (RLIMIT_NOFILE), at least 16."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return 1 << 20 if soft == resource.RLIM_INFINITY else max(16, soft // 4)
 
@@ -516,7 +517,12 @@ def bind_listener(name: str, abstract: bool, *, mode: int = 0o600) -> _socket.so
             except OSError as exc2:
                 raise _bind_error(name, abstract, exc2) from exc2
         if not abstract:
-            _give_mode(name, mode)
+            try:
+                _give_mode(name, mode)
+            except OSError as exc:
+                os.unlink(name)
+                raise ConfigError(f"socket-mode: cannot give {name} mode {mode:04o}: {exc.strerror}",
+                                  key="socket-mode", value=f"{mode:04o}") from exc
         sock.listen(16)
         sock.setblocking(False)
     except BaseException:
@@ -527,10 +533,15 @@ def bind_listener(name: str, abstract: bool, *, mode: int = 0o600) -> _socket.so
 
 def _give_mode(path: str, mode: int) -> None:
     """chmod the socket file bind() just made, if the umask took bits of ``mode`` from it, and if
-    it is still a socket of ours (not a file swapped in since)."""
-    st = os.lstat(path)
-    if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != mode:
-        os.chmod(path, mode)
+    it is still a socket of ours. Through an O_PATH descriptor opened without following links,
+    so that a symlink swapped in since bind() gets no file of ours another mode."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(f"/proc/self/fd/{fd}", mode)  # the inode opened, whatever the path is now
+    finally:
+        os.close(fd)
 
 
 def _bind_error(name: str, abstract: bool, exc: OSError) -> ConfigError:

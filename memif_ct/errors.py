@@ -1,9 +1,10 @@
 """Exception hierarchy of memif-ct: everything the package raises derives from MemifError.
 
 Every message names the field (or the peer), the value seen and what was expected, so that a
-user can act on it without reading the source. Each class but NotConnectedError also derives
-from the built-in exception a Python user would catch for that kind of failure (ValueError,
-TypeError, OSError, TimeoutError, ImportError), so ``except ValueError`` keeps working.
+user can act on it without reading the source. Each class but ProtocolError, PeerDisconnected
+and NotConnectedError also derives from the built-in exception a Python user would catch for
+that kind of failure (ValueError, TypeError, OSError, TimeoutError, ImportError), so
+``except ValueError`` keeps working.
 """
 
 from __future__ import annotations

@@ -193,8 +193,8 @@ class Interface:
     def wait_up(self, timeout_s: float | None = 5.0) -> None:
         """Block until the link is up; LinkTimeout (a TimeoutError) with the last disconnect
         reason if it is not up within ``timeout_s``; NotConnectedError if the interface closes."""
-        timeout_s = self._wait_timeout("wait_up", timeout_s)
         state = self._state
+        timeout_s = self._wait_timeout("wait_up", timeout_s, blocks=state.link is None and not state.closed)
         with state.cond:
             if not state.cond.wait_for(lambda: state.link is not None or state.closed, timeout_s):
                 raise LinkTimeout(
@@ -206,17 +206,17 @@ class Interface:
 
     def wait_down(self, timeout_s: float | None = 5.0) -> None:
         """Block until the link is down; LinkTimeout (a TimeoutError) if it stays up."""
-        timeout_s = self._wait_timeout("wait_down", timeout_s)
         state = self._state
+        timeout_s = self._wait_timeout("wait_down", timeout_s, blocks=state.link is not None)
         with state.cond:
             if not state.cond.wait_for(lambda: state.link is None, timeout_s):
                 raise LinkTimeout(f"memif interface {self} still up after {timeout_s} s")
 
-    def _wait_timeout(self, what: str, timeout_s: object) -> float | None:
-        """A wait's ``timeout_s``, checked; SocketError(EDEADLK) for one that could block on the
-        control thread, which is what would end it (the link changes only there)."""
+    def _wait_timeout(self, what: str, timeout_s: object, *, blocks: bool = True) -> float | None:
+        """A wait's ``timeout_s``, checked; SocketError(EDEADLK) on the control thread for one
+        that ``blocks`` without a limit, or waits for a link change, which only that thread makes."""
         checked = check_timeout("timeout_s", timeout_s)
-        if (checked is None or checked > 0) and self.socket.in_control_thread():
+        if blocks and (checked is None or checked > 0) and self.socket.in_control_thread():
             raise SocketError(errno.EDEADLK, f"{what}() called from the control thread (an on_up/on_down "
                               "callback?) would wait for itself; pass timeout_s=0 there")
         return checked
@@ -421,7 +421,7 @@ class Interface:
 
         A tool that sends and then closes calls this first, or the peer never sees the tail.
         """
-        limit = self._wait_timeout("wait_tx_drained", timeout_s)
+        limit = self._wait_timeout("wait_tx_drained", timeout_s, blocks=timeout_s is None)
         deadline = float("inf") if limit is None else time.monotonic() + limit
         while True:
             link = self._state.link
@@ -447,7 +447,8 @@ class Interface:
         re-checks the ring every millisecond. Waits across link changes until the deadline;
         NotConnectedError once the interface is closed.
         """
-        timeout_s = self._wait_timeout("wait_rx", timeout_s)
+        # On the control thread a finite wait only polls the ring (the link cannot change meanwhile).
+        timeout_s = self._wait_timeout("wait_rx", timeout_s, blocks=timeout_s is None or self._state.link is None)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             if self._state.closed:

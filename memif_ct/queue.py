@@ -18,6 +18,7 @@ import collections
 import contextlib
 import operator
 import logging
+import numbers
 import os
 import select
 import struct
@@ -73,6 +74,8 @@ def _nbytes(packet: object, index: int) -> int:
         raise ArgumentTypeError(
             f"packets[{index}] must be bytes, bytearray or memoryview, not {type(packet).__name__}"
         ) from None
+    except ValueError as exc:  # a released memoryview (one of an RxBurst released since, say)
+        raise ArgumentError(f"packets[{index}] cannot be sent: {exc}") from None
 
 
 def _byte_lengths(packets: Sequence[object]) -> array.array[int]:
@@ -1458,9 +1461,11 @@ _MOST_DEADLINE_S = 1.0  # reflect holds both queues' locks while it waits: detac
 
 
 def _check_deadline(deadline_s: object) -> None:
-    if isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)):
+    if type(deadline_s) is float and 0.0 <= deadline_s <= _MOST_DEADLINE_S:
+        return  # the usual: reflect runs this each burst
+    if isinstance(deadline_s, bool) or not isinstance(deadline_s, numbers.Real):
         raise ArgumentTypeError(f"deadline_s must be a number of seconds, not {type(deadline_s).__name__}")
-    if not 0 <= deadline_s <= _MOST_DEADLINE_S:  # (False for NaN)
+    if not 0 <= float(deadline_s) <= _MOST_DEADLINE_S:  # (False for NaN)
         raise ArgumentError(f"deadline_s={deadline_s} is out of range: expected 0..{_MOST_DEADLINE_S:g} seconds")
 
 
@@ -1470,8 +1475,10 @@ def check_timeout(name: str, value: object) -> float | None:
     anything else, ValueError for NaN, which would make the wait's deadline never come."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # (numpy scalars are Real)
         raise ArgumentTypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if isinstance(value, int) and abs(value) > 1 << 62:  # past any wait (and some past any float)
+        return None if value > 0 else 0.0
     seconds = float(value)
     if seconds != seconds:
         raise ArgumentError(f"{name}=nan is not a number of seconds: expected seconds (0 or less: do not wait), "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import socket
 import stat
 import time
 
@@ -65,6 +66,45 @@ def test_socket_mode_is_what_was_asked_under_the_usual_umask(sockdir):
             assert mode_of(path) == 0o600
     finally:
         os.umask(old)
+
+
+def test_giving_the_socket_its_mode_follows_no_symlink_swapped_in(sockdir, monkeypatch):
+    """The mode is given after bind(): a symlink put at the path between the check that it is
+    our socket and the chmod must not get the file it points to that mode (found by the final
+    read). The swap is made to happen right after the check."""
+    target = os.path.join(sockdir, "key")
+    with open(target, "w") as f:
+        f.write("secret")
+    os.chmod(target, 0o600)
+    path = os.path.join(sockdir, "swapped.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    old = os.umask(0o077)
+    try:
+        listener.bind(path)  # a socket file of ours, 0600
+    finally:
+        os.umask(old)
+    real_fstat, real_lstat = os.fstat, os.lstat
+    swapped: list[bool] = []
+
+    def swap_after(real):  # type: ignore[no-untyped-def]
+        def stat_then_swap(arg, *a, **k):  # type: ignore[no-untyped-def]
+            result = real(arg, *a, **k)
+            if not swapped:  # once, right after the first look at the socket
+                swapped.append(True)
+                os.unlink(path)
+                os.symlink(target, path)
+            return result
+        return stat_then_swap
+
+    monkeypatch.setattr(os, "fstat", swap_after(real_fstat))
+    monkeypatch.setattr(os, "lstat", swap_after(real_lstat))
+    try:
+        memif_ct.control._give_mode(path, 0o666)
+    finally:
+        monkeypatch.undo()
+        listener.close()
+    assert swapped and os.path.islink(path), "the swap did not happen: the test tested nothing"
+    assert mode_of(target) == 0o600
 
 
 def test_the_keyword_default_socket_is_not_in_a_world_writable_directory(monkeypatch):

@@ -952,6 +952,15 @@ def test_tools_that_need_ethernet_frames_refuse_an_ip_mode_link(sockdir: str, co
     assert "Traceback" not in r.stderr
 
 
+def test_capture_into_a_dangling_symlink_is_not_called_unwritable(sockdir: str) -> None:
+    """open() creates a dangling link's target; the probe for special files called it
+    "permission denied" (found by the final read)."""
+    link = f"{sockdir}/cap-link.pcap"
+    os.symlink(f"{sockdir}/cap-target.pcap", link)
+    r = run_cli("capture", devargs("client", f"{sockdir}/none.sock"), "-w", link, "--wait-up", "1", timeout=20)
+    assert r.returncode == 1 and "did not come up" in r.stderr, r.stderr
+
+
 def test_capture_into_a_fifo_does_not_open_it_before_the_capture(sockdir: str) -> None:
     """The writability probe opened and closed -w: on a FIFO it blocked until a reader came,
     then gave that reader an end of file before the capture began."""

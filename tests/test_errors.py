@@ -159,5 +159,7 @@ def test_socket_abstract_takes_yes_and_no_not_the_truth_of_a_str(sockdir):
     assert memif_ct.Socket(path).abstract is False
     assert memif_ct.Socket(path, abstract="yes").abstract is True
     assert memif_ct.Socket(path, abstract=True).abstract is True
+    assert memif_ct.Socket(path, abstract=1).abstract is True  # type: ignore[arg-type]  # as bool(1) was
+    assert memif_ct.Socket(path, abstract=0).abstract is False  # type: ignore[arg-type]
     with pytest.raises(errors.ConfigError, match="abstract"):
         memif_ct.Socket(path, abstract="maybe")

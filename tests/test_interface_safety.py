@@ -210,9 +210,16 @@ def test_a_blocking_wait_on_the_control_thread_is_refused_not_a_deadlock(sockdir
         except memif_ct.SocketError as exc:
             seen.append(f"errno {exc.errno}: {exc}")
         intf.wait_rx(0, timeout_s=0)  # does not wait: fine
+        intf.wait_down(None)  # down already: returns at once, as it always did
         seen.append("done")
 
-    with memif_ct.Interface(role="server", socket=path, id=0, on_down=on_down) as server:
+    def on_up(intf: memif_ct.Interface) -> None:
+        intf.wait_up(None)  # up already
+        intf.wait_rx(0, timeout_s=0.01)  # a finite wait only polls the ring
+        ups.append("up")
+
+    ups: list[str] = []
+    with memif_ct.Interface(role="server", socket=path, id=0, on_down=on_down, on_up=on_up) as server:
         with memif_ct.Interface(role="client", socket=path, id=0, reconnect=False) as client:
             client.wait_up(5)
             server.wait_up(5)
@@ -221,6 +228,7 @@ def test_a_blocking_wait_on_the_control_thread_is_refused_not_a_deadlock(sockdir
         while len(seen) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert len(seen) == 2 and seen[1] == "done", seen
+        assert ups == ["up"]
         assert seen[0].startswith("errno 35: ") and "control thread" in seen[0], seen  # EDEADLK
         with memif_ct.Interface(role="client", socket=path, id=0) as again:  # the thread is free
             again.wait_up(5)
@@ -292,7 +300,10 @@ def test_bad_packets_and_data_are_memif_errors_naming_them(pair):
     released.release()
     with pytest.raises(memif_ct.ArgumentError, match="released"):
         client.tx_burst_packed(released, memoryview(bytes(4)).cast("I"))
+    with pytest.raises(memif_ct.ArgumentError, match=r"packets\[1\] cannot be sent: .*released"):
+        client.tx_burst([b"x" * 64, released])  # a view of an RxBurst released since, say
     server.wait_up(1e300)  # beyond what threading takes: no limit, as None
+    server.wait_up(10**400)  # beyond any float: the same
 
 
 def test_a_refused_burst_says_what_of_it_was_wrong(pair):

@@ -1186,11 +1186,6 @@ static void test_zero_length_segment(void)
     fx_teardown(&f);
 }
 
-/* A peer can make a copy's two ends overlap: it points a descriptor at the bytes being copied.
- * The copy must then be memmove's (memcpy's is undefined: ASan aborts on it), so the bytes
- * land as if copied through a separate buffer. Cases: a server reflecting a packet peeked in
- * place into a posted buffer 50 bytes further on, with tx_pkts and with tx_burst; a server
- * receiving a single packet and a scattered chain into output that lies in the region itself. */
 /* What a C review found ring_init and the layout offsets took: a misaligned ring (UBSan), a
  * refusal that had already wiped a live ring's header, and a layout filled in by hand. */
 static void test_ring_init_refusals_leave_the_ring(void)
@@ -1237,6 +1232,11 @@ static void test_tx_pkts_stops_at_an_empty_packet(void)
     fx_teardown(&f);
 }
 
+/* A peer can make a copy's two ends overlap: it points a descriptor at the bytes being copied.
+ * The copy must then be memmove's (memcpy's is undefined: ASan aborts on it), so the bytes
+ * land as if copied through a separate buffer. Cases: a server reflecting a packet peeked in
+ * place into a posted buffer 50 bytes further on, with tx_pkts and with tx_burst; a server
+ * receiving a single packet and a scattered chain into output that lies in the region itself. */
 static void test_overlapping_copies(void)
 {
     for (int how = 0; how < 2; how++) {
