@@ -584,14 +584,26 @@ def _lengths_arg(lengths: object, count: int) -> array.array[int]:
     return sizes
 
 
+def _past_data(name: str, lengths: array.array[int], data_size: int) -> str | None:
+    """What is wrong with packet lengths against the data they are cut from, if anything: an
+    empty packet, or lengths adding up to more than the data."""
+    if 0 in lengths:
+        what = "empty" if name == "packets" else "0"  # a packet, or a length
+        return f"{name}[{lengths.index(0)}] is {what}: a packet must have 1 or more bytes"
+    if sum(lengths) > data_size:
+        return f"{name} add up to {sum(lengths)} bytes, more than the {data_size} bytes of data"
+    return None
+
+
 def _check_write(sizes: array.array[int], limits: array.array[int], data_size: int) -> None:
     """TxBuffers.write's lengths against the buffers and the data: ArgumentError naming the
     first that does not fit."""
     for i, (n, most) in enumerate(zip(sizes, limits, strict=True)):
         if not 1 <= n <= most:
             raise ArgumentError(f"lengths[{i}]={n} is out of range: expected 1..{most}, the buffer's size")
-    if sum(sizes) > data_size:
-        raise ArgumentError(f"lengths add up to {sum(sizes)} bytes, more than the {data_size} bytes of data")
+    problem = _past_data("lengths", sizes, data_size)
+    if problem is not None:
+        raise ArgumentError(problem)
 
 
 def no_buffers() -> TxBuffers:
@@ -772,9 +784,7 @@ class Queue:
                     rc = _tx_burst(self._qp, data, args.size, args.p1, len(lengths))
                 if rc >= 0:
                     return rc
-        if rc == _ERR_ARG and 0 in lengths:  # C refused the burst before queuing anything
-            raise ArgumentError(f"packets[{lengths.index(0)}] is empty: a packet must have 1 or more bytes")
-        return self._tx_refused(rc, lengths, "packets", len(data))
+        return self._tx_refused(rc, lengths, "packets", len(data))  # (C queued nothing of it)
 
     def tx_packed(self, data: object, lengths: object, count: int | None = None) -> int:
         """Queue ``count`` (default: all) packets packed back to back in ``data`` (bytes or any
@@ -821,12 +831,8 @@ class Queue:
         """Raise for a burst the C library refused, saying what of it was wrong: a length that
         is 0, lengths past the data, a packet too big for the ring, buffers still handed out."""
         reason = _native.strerror(rc)
-        message = None
-        if rc == _ERR_ARG and 0 in lengths:
-            message = f"{name}[{lengths.index(0)}] is 0: a packet must have 1 or more bytes"
-        elif rc == _ERR_ARG and sum(lengths) > data_size:
-            message = f"{name} add up to {sum(lengths)} bytes, more than the {data_size} bytes of data"
-        elif rc == _ERR_STATE and self._reserved:
+        message = _past_data(name, lengths, data_size) if rc == _ERR_ARG else None
+        if rc == _ERR_STATE and self._reserved:
             message = ("a server cannot send with tx_burst while it holds buffers alloc_buffers handed out: "
                        "send them (tx_buffers) or give them back (free_buffers) first")
         if message is not None:
@@ -1099,8 +1105,9 @@ class Queue:
                 sizes = _byte_lengths(views)
         else:
             sizes = _lengths_arg(lengths, len(views))
-        if 0 in sizes:
-            raise ArgumentError(f"lengths[{sizes.index(0)}] is 0: a packet must have 1 or more bytes")
+        problem = _past_data("lengths", sizes, sum(sizes))  # (no data here: only an empty one)
+        if problem is not None:
+            raise ArgumentError(problem)
         return sizes
 
     def _check_sizes(self, sizes: array.array[int], limit: int) -> None:
