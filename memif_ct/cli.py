@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TextIO
 
 from . import __version__, library_info, macaddr, tools
-from .config import InterfaceConfig
-from .constants import MODE_ETHERNET, MODE_IP
+from .config import InterfaceConfig, mode_name
+from .constants import MODE_ETHERNET
 from .errors import ArgumentError, ConfigError, LinkTimeout, MemifError
 from .interface import Interface
 
@@ -249,8 +249,8 @@ def _open(args: argparse.Namespace, out: _Output, *, ethernet: str | None = None
     try:
         cfg = intf.config
         if ethernet is not None and cfg.mode != MODE_ETHERNET:
-            mode = "ip" if cfg.mode == MODE_IP else "punt-inject"
-            raise ArgumentError(f"{ethernet} needs mode=ethernet: the packets of mode={mode} have no Ethernet header")
+            raise ArgumentError(f"{ethernet} needs mode=ethernet: the packets of mode={mode_name(cfg.mode)} have no "
+                                "Ethernet header")
         if tx_queues is not None and tx_queues > cfg.tx_queues:
             raise ArgumentError(f"--queues {tx_queues} is more than the interface's tx-queues={cfg.tx_queues}")
         waiter.wait(intf, args.wait_up)

@@ -64,6 +64,11 @@ _MODES: Final = {
     "punt-inject": constants.MODE_PUNT_INJECT,
 }
 _MODE_NAMES: Final = {v: k for k, v in _MODES.items()}
+
+
+def mode_name(mode: int) -> str:
+    """The devargs name of an interface mode (constants.MODE_*): ethernet, ip, punt-inject."""
+    return _MODE_NAMES.get(mode, str(mode))
 _TRUE: Final = frozenset({"yes", "true", "on", "1"})
 _FALSE: Final = frozenset({"no", "false", "off", "0"})
 

@@ -16,8 +16,8 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 
-from . import _native, constants as c
-from .config import InterfaceConfig
+from . import _native
+from .config import InterfaceConfig, mode_name
 from .control import Socket
 from .errors import ArgumentError, ArgumentTypeError, LinkTimeout, NotConnectedError, SocketError
 from .link import Link
@@ -27,7 +27,6 @@ __all__ = ["Interface", "OnAttemptFailed", "OnDown", "OnUp"]
 
 log = logging.getLogger(__name__)
 
-_MODE_NAMES = {c.MODE_ETHERNET: "ethernet", c.MODE_IP: "ip", c.MODE_PUNT_INJECT: "punt-inject"}
 
 OnUp = Callable[["Interface"], object]
 OnDown = Callable[["Interface", str], object]
@@ -510,7 +509,7 @@ class Interface:
             "id": cfg.id,
             "role": cfg.role,
             "socket": self.socket.display,
-            "mode": _MODE_NAMES.get(cfg.mode, str(cfg.mode)),
+            "mode": mode_name(cfg.mode),
             "interrupt": cfg.interrupt,
             "link": "up" if link is not None else "down",
             "zero_copy": link.zero_copy if link is not None else cfg.zero_copy,
