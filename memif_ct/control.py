@@ -17,7 +17,7 @@ import socket as _socket
 import stat
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
@@ -105,6 +105,8 @@ class Socket:
         self._connections: dict[int, Connection] = {}
         self._by_connection: dict[int, _Endpoint] = {}  # connection number -> the interface it serves
         self._deadlines: dict[int, Timer] = {}  # connection number -> its handshake deadline's timer
+        self._handshaking: dict[int, int] = {}  # accepted connection not up yet -> its peer's uid
+        self._handshakes_by_uid: Counter[int] = Counter()  # what pending_cap() bounds
         self._closed = False
 
     @property
@@ -275,8 +277,9 @@ class Socket:
                       default=c.DEFAULT_HANDSHAKE_TIMEOUT_S)
         conn = Connection(self, sock, machine, None, self.display)
         conn.peer_uid = peer_uid(sock)
-        waiting = sum(1 for other in self._connections.values()
-                      if other.link is None and not other.is_client and other.peer_uid == conn.peer_uid)
+        waiting = self._handshakes_by_uid[conn.peer_uid]
+        self._handshaking[conn.number] = conn.peer_uid
+        self._handshakes_by_uid[conn.peer_uid] += 1
         self._start(conn, timeout)
         if waiting >= pending_cap():  # (a quarter of our fds: one uid's silent peers cannot take them all)
             conn.drop(f"too many handshakes in progress from uid {conn.peer_uid}")
@@ -437,9 +440,18 @@ class Socket:
 
     def connection_up(self, conn: Connection, link: Link) -> None:
         """ConnectionOwner: tell the interface its link is up."""
+        self._handshake_over(conn)
         ep = self._by_connection.get(conn.number)
         assert ep is not None
         self._report(lambda: ep.listener.link_up(link), "link_up listener")
+
+    def _handshake_over(self, conn: Connection) -> None:
+        """An accepted connection came up or closed: its uid has one handshake fewer in progress."""
+        uid = self._handshaking.pop(conn.number, None)
+        if uid is not None:
+            self._handshakes_by_uid[uid] -= 1
+            if not self._handshakes_by_uid[uid]:
+                del self._handshakes_by_uid[uid]
 
     def connection_closed(self, conn: Connection, reason: str) -> None:
         """ConnectionOwner: link down first (the data path stops), then free everything.
@@ -448,6 +460,7 @@ class Socket:
         peer's, EOF, timeout), before or after its link was up.
         """
         self._connections.pop(conn.number, None)
+        self._handshake_over(conn)
         deadline = self._deadlines.pop(conn.number, None)
         if deadline is not None:  # (the timer would hold the connection until its time)
             deadline.cancel()
